@@ -1,0 +1,207 @@
+//! Command-line interface (clap): `run`, `check`, `query`, `demo`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use driftwatch::demo::{run_demo, DemoOptions};
+use driftwatch::query::{OutputFormat, QueryEngine};
+use driftwatch::runtime::{Driftwatch, Outcome, RuntimeConfig};
+use driftwatch::sinks::ResultStore;
+
+/// Streaming monitor for machine-learning models: monitors in SQL on DataFusion.
+#[derive(Debug, Parser)]
+#[command(name = "driftwatch", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the sources, baselines and monitors of a SQL file until Ctrl-C, or until every
+    /// bounded source has ended and its windows are flushed.
+    Run {
+        /// Monitor file (CREATE SOURCE / BASELINE / MONITOR statements).
+        file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+        /// Seconds between status lines (0 disables them).
+        #[arg(long, default_value_t = 10)]
+        status_every: u64,
+        /// Delete result files older than this many hours.
+        #[arg(long)]
+        retention_hours: Option<u64>,
+    },
+    /// Validate a SQL file: parse it, profile its baselines and compile its monitors, without
+    /// reading any input.
+    Check {
+        /// Monitor file.
+        file: PathBuf,
+    },
+    /// Run SQL over the data dir: monitor results (`<monitor>`, `<monitor>_late`),
+    /// dead letters (`<source>_errors`), baselines (`baselines.<name>`) and files named by
+    /// path in FROM ('current.parquet', CSV, JSON lines).
+    Query {
+        /// The SQL query.
+        sql: String,
+        /// Data dir.
+        #[arg(long, env = "DRIFTWATCH_DATA_DIR", default_value = "driftwatch-data")]
+        data_dir: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+    },
+    /// Run the Iris example with generated traffic that drifts after a while.
+    Demo {
+        /// Seconds of traffic.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// Seconds before the petal features start to drift (default: a third of the run).
+        #[arg(long)]
+        drift_after: Option<u64>,
+        /// Requests per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Data dir: result tables and baselines.
+    #[arg(long, env = "DRIFTWATCH_DATA_DIR", default_value = "driftwatch-data")]
+    data_dir: PathBuf,
+    /// Address of the HTTP ingest.
+    #[arg(long, env = "DRIFTWATCH_HTTP", default_value = "127.0.0.1:8080")]
+    http_listen: SocketAddr,
+}
+
+/// Entry point: runs the command and maps errors to exit code 1.
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run {
+            file,
+            common,
+            status_every,
+            retention_hours,
+        } => {
+            let sql = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let mut system = Driftwatch::new(RuntimeConfig {
+                data_dir: common.data_dir,
+                http_listen: common.http_listen,
+                retention: retention_hours.map(|h| Duration::from_secs(h * 3600)),
+            });
+            for outcome in system
+                .execute_script(&sql)
+                .await
+                .with_context(|| file.display().to_string())?
+            {
+                print_outcome(outcome)?;
+            }
+            system.start().await?;
+            let shutdown = system.shutdown_token();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    tracing::info!("Ctrl-C: stopping");
+                    shutdown.cancel();
+                }
+            });
+            let every = (status_every > 0).then(|| Duration::from_secs(status_every));
+            system.wait(every).await?;
+            tracing::info!("done: {}", system.status_line());
+            Ok(())
+        }
+        Command::Check { file } => {
+            let sql = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let scratch = tempfile::tempdir()?;
+            let mut system = Driftwatch::new(RuntimeConfig {
+                data_dir: scratch.path().to_path_buf(),
+                ..RuntimeConfig::default()
+            });
+            let outcomes = system
+                .execute_script(&sql)
+                .await
+                .with_context(|| file.display().to_string())?;
+            system.shutdown_token().cancel();
+            println!("{}: OK ({} statements)", file.display(), outcomes.len());
+            Ok(())
+        }
+        Command::Query {
+            sql,
+            data_dir,
+            format,
+        } => {
+            let store = ResultStore::new(data_dir);
+            let batches = QueryEngine::run(&store, &sql).await?;
+            println!("{}", QueryEngine::render(&batches, format)?);
+            Ok(())
+        }
+        Command::Demo {
+            duration,
+            drift_after,
+            rate,
+            common,
+        } => {
+            let opts = DemoOptions {
+                duration: Duration::from_secs(duration),
+                drift_after: Duration::from_secs(drift_after.unwrap_or(duration / 3)),
+                rate,
+                data_dir: common.data_dir,
+                http_listen: common.http_listen,
+                print: true,
+            };
+            let summary = run_demo(opts).await?;
+            println!(
+                "\n{} requests posted. Windows flagged DRIFT (w_norm > 0.3) per feature:",
+                summary.rows_posted
+            );
+            println!(
+                "{:<14} {:>16} {:>16}",
+                "feature", "before drift", "after drift"
+            );
+            let features: std::collections::BTreeSet<&String> =
+                summary.before.keys().chain(summary.after.keys()).collect();
+            for f in features {
+                let b = summary.before.get(f).copied().unwrap_or_default();
+                let a = summary.after.get(f).copied().unwrap_or_default();
+                println!("{f:<14} {:>10}/{:<5} {:>10}/{:<5}", b.1, b.0, a.1, a.0);
+            }
+            println!("drift detected on: {:?}", summary.drifted_features());
+            Ok(())
+        }
+    }
+}
+
+fn print_outcome(outcome: Outcome) -> anyhow::Result<()> {
+    match outcome {
+        Outcome::Done(what) => tracing::info!("created {what}"),
+        Outcome::Rows(batch) => {
+            println!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?)
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,302 @@
+//! `driftwatch demo`: the Iris example (examples/iris) fed by generated traffic posted to the
+//! HTTP ingest as a model server's inference logger would, drifting on the petal features
+//! after a while, with results printed as windows close.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Float64Type;
+use arrow::record_batch::RecordBatch;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::runtime::{Driftwatch, RuntimeConfig};
+
+/// The Iris training set shipped with the example.
+pub const IRIS_CSV: &str = include_str!("../examples/iris/train.csv");
+/// The example's monitors.
+pub const MONITORS_SQL: &str = include_str!("../examples/iris/monitors.sql");
+/// Features that the generated traffic shifts after `drift_after`.
+pub const DRIFTED_FEATURES: &[&str] = &["petal_length", "petal_width"];
+
+/// Settings of a demo run.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// How long traffic is generated.
+    pub duration: Duration,
+    /// When the petal features start drifting.
+    pub drift_after: Duration,
+    /// Requests per second (one instance each).
+    pub rate: u32,
+    /// Data dir.
+    pub data_dir: PathBuf,
+    /// HTTP ingest address (port 0 picks a free port).
+    pub http_listen: SocketAddr,
+    /// Print results as windows close.
+    pub print: bool,
+}
+
+/// Per feature: drift windows counted before and after the drift started.
+#[derive(Debug, Default, Clone)]
+pub struct DemoSummary {
+    /// feature → (windows, windows flagged as drifted) over windows that end before the drift.
+    pub before: BTreeMap<String, (u32, u32)>,
+    /// feature → (windows, windows flagged as drifted) over windows fully after the drift.
+    pub after: BTreeMap<String, (u32, u32)>,
+    /// Rows posted.
+    pub rows_posted: u64,
+}
+
+impl DemoSummary {
+    /// Features flagged in at least half of the windows after the drift started.
+    pub fn drifted_features(&self) -> Vec<String> {
+        self.after
+            .iter()
+            .filter(|(_, (n, d))| *n > 0 && 2 * d >= *n)
+            .map(|(f, _)| f.clone())
+            .collect()
+    }
+}
+
+struct IrisRows {
+    rows: Vec<[f64; 4]>,
+    std: [f64; 4],
+}
+
+fn parse_iris() -> IrisRows {
+    let rows: Vec<[f64; 4]> = IRIS_CSV
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let v: Vec<f64> = l
+                .split(',')
+                .take(4)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            (v.len() == 4).then(|| [v[0], v[1], v[2], v[3]])
+        })
+        .collect();
+    let mut std = [0.0; 4];
+    for (j, s) in std.iter_mut().enumerate() {
+        let mean = rows.iter().map(|r| r[j]).sum::<f64>() / rows.len() as f64;
+        *s = (rows.iter().map(|r| (r[j] - mean).powi(2)).sum::<f64>() / (rows.len() - 1) as f64)
+            .sqrt();
+    }
+    IrisRows { rows, std }
+}
+
+fn normal(rng: &mut StdRng) -> f64 {
+    // Box–Muller.
+    let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.gen();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+/// Posts Iris-like inference logs to `url` until `duration` elapsed.
+async fn generate_traffic(url: String, opts: DemoOptions) -> anyhow::Result<u64> {
+    let iris = parse_iris();
+    let mut rng = StdRng::seed_from_u64(7);
+    let client = reqwest::Client::new();
+    let start = tokio::time::Instant::now();
+    let ticks_per_sec = 10u32;
+    let per_tick = (opts.rate / ticks_per_sec).max(1);
+    let mut interval = tokio::time::interval(Duration::from_secs(1) / ticks_per_sec);
+    let mut posted = 0u64;
+    let mut id = 0u64;
+    while start.elapsed() < opts.duration {
+        interval.tick().await;
+        let drifting = start.elapsed() >= opts.drift_after;
+        let mut instances = Vec::with_capacity(per_tick as usize);
+        for _ in 0..per_tick {
+            let mut row = iris.rows[rng.gen_range(0..iris.rows.len())];
+            for (j, v) in row.iter_mut().enumerate() {
+                *v += 0.05 * iris.std[j] * normal(&mut rng);
+            }
+            if drifting {
+                row[2] += 1.5;
+                row[3] += 0.8;
+            }
+            instances.push(row.map(|v| (v * 1000.0).round() / 1000.0));
+        }
+        let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+        id += 1;
+        let body = serde_json::json!({
+            "type": "request", "id": format!("req-{id}"), "time": now,
+            "payload": { "instances": instances },
+        });
+        let resp = client.post(&url).json(&body).send().await?;
+        if !resp.status().is_success() {
+            anyhow::bail!(
+                "ingest answered {}: {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
+        }
+        posted += per_tick as u64;
+    }
+    Ok(posted)
+}
+
+fn print_result(
+    monitor: &str,
+    batch: &RecordBatch,
+    summary: &Mutex<DemoSummary>,
+    drift_start_ms: i64,
+) {
+    let fmt_ts = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.format("%H:%M:%S").to_string())
+            .unwrap_or_default()
+    };
+    match monitor {
+        "iris_drift" => {
+            let schema = batch.schema();
+            let col = |name: &str| schema.index_of(name).ok().map(|i| batch.column(i).clone());
+            let (Some(start), Some(end), Some(feature), Some(w), Some(p), Some(d)) = (
+                col("window_start"),
+                col("window_end"),
+                col("feature"),
+                col("w_norm"),
+                col("ks_p"),
+                col("drift"),
+            ) else {
+                return;
+            };
+            let start = start.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+            let end = end.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+            let feature = feature.as_string::<i32>();
+            let w = w.as_primitive::<Float64Type>();
+            let p = p.as_primitive::<Float64Type>();
+            let d = d.as_boolean();
+            let mut summary = summary.lock().expect("summary lock");
+            for i in 0..batch.num_rows() {
+                let drifted = d.is_valid(i) && d.value(i);
+                println!(
+                    "drift  [{} – {})  {:<13} w_norm={:<7.3} ks_p={:<9.2e} {}",
+                    fmt_ts(start.value(i)),
+                    fmt_ts(end.value(i)),
+                    feature.value(i),
+                    w.value(i),
+                    p.value(i),
+                    if drifted { "DRIFT" } else { "ok" }
+                );
+                let bucket = if end.value(i) <= drift_start_ms {
+                    Some(&mut summary.before)
+                } else if start.value(i) >= drift_start_ms {
+                    Some(&mut summary.after)
+                } else {
+                    None
+                };
+                if let Some(bucket) = bucket {
+                    let e = bucket.entry(feature.value(i).to_string()).or_default();
+                    e.0 += 1;
+                    e.1 += drifted as u32;
+                }
+            }
+        }
+        "iris_stats" => println!(
+            "stats  {}",
+            crate::runtime::monitor_task::describe_window(batch)
+        ),
+        _ => {}
+    }
+}
+
+/// Runs the demo and returns what it detected.
+pub async fn run_demo(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
+    let demo_dir = opts.data_dir.join("demo");
+    std::fs::create_dir_all(&demo_dir)?;
+    let train = demo_dir.join("train.csv");
+    std::fs::write(&train, IRIS_CSV)?;
+    let sql = MONITORS_SQL.replace(
+        "'examples/iris/train.csv'",
+        &format!("'{}'", train.display()),
+    );
+    let summary = Arc::new(Mutex::new(DemoSummary::default()));
+    let drift_start_ms =
+        chrono::Utc::now().timestamp_millis() + opts.drift_after.as_millis() as i64;
+    let observer_summary = Arc::clone(&summary);
+    let print = opts.print;
+    let mut system = Driftwatch::new(RuntimeConfig {
+        data_dir: opts.data_dir.clone(),
+        http_listen: opts.http_listen,
+        retention: None,
+    })
+    .with_observer(Arc::new(move |monitor, batch| {
+        if print {
+            print_result(monitor, batch, &observer_summary, drift_start_ms);
+        } else {
+            // Still count, silently.
+            let mut sink = std::io::sink();
+            let _ = &mut sink;
+            print_quiet(monitor, batch, &observer_summary, drift_start_ms);
+        }
+    }));
+    system.execute_script(&sql).await?;
+    system.start().await?;
+    let addr = system
+        .http_addr()
+        .ok_or_else(|| anyhow::anyhow!("HTTP ingest did not start"))?;
+    let url = format!("http://{addr}/ingest/iris");
+    tracing::info!(%url, "posting generated inference logs");
+    let traffic = tokio::spawn(generate_traffic(url, opts.clone()));
+    let shutdown = system.shutdown_token();
+    let stopper = tokio::spawn(async move {
+        let posted = traffic.await;
+        // Let the last windows close: watermark delay + idle timeout + a window.
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        shutdown.cancel();
+        posted
+    });
+    system.wait(Some(Duration::from_secs(10))).await?;
+    let posted = stopper.await??;
+    let mut summary = summary.lock().expect("summary lock").clone();
+    summary.rows_posted = posted?;
+    Ok(summary)
+}
+
+fn print_quiet(
+    monitor: &str,
+    batch: &RecordBatch,
+    summary: &Mutex<DemoSummary>,
+    drift_start_ms: i64,
+) {
+    if monitor != "iris_drift" {
+        return;
+    }
+    let schema = batch.schema();
+    let idx = |n: &str| schema.index_of(n).ok();
+    let (Some(s), Some(e), Some(f), Some(d)) = (
+        idx("window_start"),
+        idx("window_end"),
+        idx("feature"),
+        idx("drift"),
+    ) else {
+        return;
+    };
+    let s = batch
+        .column(s)
+        .as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+    let e = batch
+        .column(e)
+        .as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+    let f = batch.column(f).as_string::<i32>();
+    let d = batch.column(d).as_boolean();
+    let mut summary = summary.lock().expect("summary lock");
+    for i in 0..batch.num_rows() {
+        let bucket = if e.value(i) <= drift_start_ms {
+            &mut summary.before
+        } else if s.value(i) >= drift_start_ms {
+            &mut summary.after
+        } else {
+            continue;
+        };
+        let entry = bucket.entry(f.value(i).to_string()).or_default();
+        entry.0 += 1;
+        entry.1 += (d.is_valid(i) && d.value(i)) as u32;
+    }
+}

@@ -1,0 +1,12 @@
+//! The streaming engine: a monitor's unbounded input, watermarks, the window operator and
+//! the planner that compiles monitors into DataFusion physical plans.
+
+pub mod input;
+pub mod planner;
+pub mod progress;
+pub mod watermark;
+pub mod window;
+pub mod window_agg;
+
+pub use planner::{plan_monitor, streaming_session, MonitorPlan, MonitorPlanOptions, PlanError};
+pub use window::WindowKind;

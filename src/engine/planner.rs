@@ -1,0 +1,384 @@
+//! Compiles a monitor's SELECT into a DataFusion physical plan:
+//! `MonitorInputExec` → DataFusion filters/projections → `WindowAggregateExec` (windowed
+//! monitors) → DataFusion post-aggregate projection / HAVING.
+//!
+//! DataFusion plans the query as if it were a batch query over the monitor's input table;
+//! the planner then swaps the `AggregateExec` DataFusion chose for the streaming window
+//! operator, reusing its physical expressions, and checks that only pass-through operators
+//! sit between the input and the window operator (the watermark protocol depends on it).
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use driftwatch_sql::{MonitorInput, WindowSpec};
+use driftwatch_udfs::BaselineRegistry;
+use tokio::sync::mpsc;
+
+use super::input::{
+    FeedReceiver, InputShape, InputWindow, MonitorInputExec, MonitorInputTable, WINDOW_END,
+    WINDOW_START,
+};
+use super::progress::StreamProgress;
+use super::window::WindowKind;
+use super::window_agg::{AggregateSet, Grouping, OutputLayout, WindowAggregateExec};
+use crate::sources::SourceSchema;
+
+/// Why a monitor could not be compiled; the message names the monitor and says how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("monitor '{monitor}': {message}")]
+pub struct PlanError {
+    /// Monitor name.
+    pub monitor: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Operators allowed between a monitor's input and its window operator: they map each
+/// input batch to at most one output batch without holding rows back.
+const PASS_THROUGH: &[&str] = &["ProjectionExec", "FilterExec", "CooperativeExec"];
+
+/// Options of a monitor that affect planning.
+#[derive(Debug, Clone, Default)]
+pub struct MonitorPlanOptions {
+    /// Extra wait after the watermark passes a window's end (ms).
+    pub allowed_lateness_ms: i64,
+}
+
+/// A compiled monitor, ready to execute once.
+pub struct MonitorPlan {
+    /// The physical plan; execute partition 0 to run it.
+    pub plan: Arc<dyn ExecutionPlan>,
+    /// Task context to execute the plan with.
+    pub task_ctx: Arc<TaskContext>,
+    /// Watermark/end shared by the input and the window operator.
+    pub progress: Arc<StreamProgress>,
+    /// Late rows, in `late_schema`.
+    pub late: mpsc::UnboundedReceiver<RecordBatch>,
+    /// Schema of the late table.
+    pub late_schema: SchemaRef,
+    /// Schema of the results.
+    pub schema: SchemaRef,
+    /// Window kind, for windowed monitors.
+    pub window: Option<WindowKind>,
+}
+
+/// A session configured for streaming plans: one partition, no repartitioning or batch
+/// coalescing (they would hold rows back from the window operator).
+pub fn streaming_session(baselines: &Arc<BaselineRegistry>) -> SessionContext {
+    let mut config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_coalesce_batches(false)
+        .with_round_robin_repartition(false)
+        .with_repartition_aggregations(false)
+        .with_repartition_joins(false)
+        .with_repartition_windows(false)
+        .with_repartition_sorts(false)
+        .with_information_schema(true);
+    config.options_mut().optimizer.repartition_file_scans = false;
+    let ctx = SessionContext::new_with_config(config);
+    driftwatch_udfs::register_all(&ctx, baselines);
+    ctx
+}
+
+/// Converts the dialect's window spec into the engine's window kind.
+pub fn window_kind(spec: &WindowSpec) -> (WindowKind, &str) {
+    match spec {
+        WindowSpec::Tumble {
+            time_column,
+            size_ms,
+        } => (WindowKind::Tumble { size: *size_ms }, time_column),
+        WindowSpec::Hop {
+            time_column,
+            slide_ms,
+            size_ms,
+        } => (
+            WindowKind::Hop {
+                size: *size_ms,
+                slide: *slide_ms,
+            },
+            time_column,
+        ),
+        WindowSpec::Session {
+            time_column,
+            gap_ms,
+        } => (WindowKind::Session { gap: *gap_ms }, time_column),
+    }
+}
+
+/// Compiles monitor `name` over `source`. `feed` is the monitor's subscription (None to only
+/// validate, as `driftwatch check` and CREATE do).
+pub async fn plan_monitor(
+    name: &str,
+    input: &MonitorInput,
+    source: Arc<SourceSchema>,
+    feed: Option<FeedReceiver>,
+    options: &MonitorPlanOptions,
+    baselines: &Arc<BaselineRegistry>,
+) -> Result<MonitorPlan, PlanError> {
+    let err = |message: String| PlanError {
+        monitor: name.to_string(),
+        message,
+    };
+    let window = match &input.window {
+        None => None,
+        Some(spec) => {
+            let (kind, time_column) = window_kind(spec);
+            let Some(event) = &source.event_time else {
+                return Err(err(format!(
+                    "source '{}' has no watermark, so its windows could never close; declare one: \
+                     CREATE SOURCE {} (…, WATERMARK FOR {time_column} AS {time_column} - INTERVAL '5 seconds')",
+                    source.name, source.name
+                )));
+            };
+            if !event.column.eq_ignore_ascii_case(time_column) {
+                return Err(err(format!(
+                    "the window is over '{time_column}' but source '{}' has its watermark on '{}'; \
+                     window over '{}'",
+                    source.name, event.column, event.column
+                )));
+            }
+            Some(InputWindow {
+                kind,
+                time_index: event.index,
+                allowed_lateness_ms: options.allowed_lateness_ms,
+            })
+        }
+    };
+    let shape = Arc::new(InputShape::new(
+        Arc::clone(&source),
+        window,
+        input.long_view,
+    ));
+    let progress = Arc::new(StreamProgress::default());
+    let (late_tx, late_rx) = mpsc::unbounded_channel();
+    let ctx = streaming_session(baselines);
+    let table = MonitorInputTable::new(Arc::clone(&shape), feed, Arc::clone(&progress), late_tx);
+    ctx.register_table(input.source.as_str(), Arc::new(table))
+        .map_err(|e| err(e.to_string()))?;
+    let state = ctx.state();
+    let statement =
+        DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(input.query.clone()))));
+    let logical = state
+        .statement_to_plan(statement)
+        .await
+        .map_err(|e| err(clean_message(&e.to_string())))?;
+    let physical = state
+        .create_physical_plan(&logical)
+        .await
+        .map_err(|e| err(clean_message(&e.to_string())))?;
+    let plan = match window {
+        Some(w) => replace_aggregate(physical, w, &progress).map_err(err)?,
+        None => {
+            if contains(&physical, "AggregateExec") {
+                return Err(err(
+                    "aggregates need a window: read the source through TUMBLE(…), HOP(…) or \
+                     SESSION(…) and GROUP BY window_start, window_end"
+                        .into(),
+                ));
+            }
+            physical
+        }
+    };
+    for blocked in [
+        "SortExec",
+        "SortPreservingMergeExec",
+        "GlobalLimitExec",
+        "LocalLimitExec",
+    ] {
+        if contains(&plan, blocked) {
+            return Err(err(format!(
+                "{} is not supported in a streaming monitor (results are emitted in window order); \
+                 remove ORDER BY / LIMIT, or query the result table instead",
+                blocked.trim_end_matches("Exec")
+            )));
+        }
+    }
+    Ok(MonitorPlan {
+        schema: plan.schema(),
+        plan,
+        task_ctx: ctx.task_ctx(),
+        progress,
+        late: late_rx,
+        late_schema: Arc::clone(shape.late_schema()),
+        window: window.map(|w| w.kind),
+    })
+}
+
+/// Strips DataFusion's error prefixes ("Error during planning: ") for user messages.
+fn clean_message(message: &str) -> String {
+    let mut m = message;
+    for prefix in [
+        "Error during planning: ",
+        "Schema error: ",
+        "Execution error: ",
+        "SQL error: ",
+    ] {
+        m = m.trim_start_matches(prefix);
+    }
+    m.to_string()
+}
+
+fn contains(plan: &Arc<dyn ExecutionPlan>, name: &str) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|node| {
+        if node.name() == name {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// Checks that only pass-through operators lie between `plan` and the monitor input.
+fn check_pass_through(plan: &Arc<dyn ExecutionPlan>) -> Result<(), String> {
+    let mut node = Arc::clone(plan);
+    loop {
+        if node.downcast_ref::<MonitorInputExec>().is_some() {
+            return Ok(());
+        }
+        let name = node.name().to_string();
+        let children = node.children();
+        if !PASS_THROUGH.contains(&name.as_str()) || children.len() != 1 {
+            return Err(format!(
+                "{name} between the source and the window aggregate is not supported; \
+                 a windowed monitor reads one source through filters and projections"
+            ));
+        }
+        node = Arc::clone(children[0]);
+    }
+}
+
+fn replace_aggregate(
+    plan: Arc<dyn ExecutionPlan>,
+    window: InputWindow,
+    progress: &Arc<StreamProgress>,
+) -> Result<Arc<dyn ExecutionPlan>, String> {
+    let mut replaced = 0usize;
+    let mut failure: Option<String> = None;
+    let result = plan
+        .transform_down(|node| {
+            let Some(agg) = node.downcast_ref::<AggregateExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            // Use the raw-input aggregate: Single, or the Partial below a Final.
+            let raw = match agg.mode() {
+                AggregateMode::Final | AggregateMode::FinalPartitioned => {
+                    match agg.input().downcast_ref::<AggregateExec>() {
+                        Some(partial) => partial,
+                        None => {
+                            failure = Some("unsupported aggregate plan shape".into());
+                            return Ok(Transformed::new(node, false, TreeNodeRecursion::Stop));
+                        }
+                    }
+                }
+                _ => agg,
+            };
+            match build_window_exec(agg, raw, window, progress) {
+                Ok(exec) => {
+                    replaced += 1;
+                    Ok(Transformed::new(exec, true, TreeNodeRecursion::Jump))
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    Ok(Transformed::new(node, false, TreeNodeRecursion::Stop))
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    match replaced {
+        0 => Err("a windowed monitor must aggregate: add GROUP BY window_start, window_end".into()),
+        1 => Ok(result.data),
+        n => Err(format!(
+            "{n} aggregations found; a windowed monitor has exactly one GROUP BY window_start, window_end"
+        )),
+    }
+}
+
+fn build_window_exec(
+    outer: &AggregateExec,
+    raw: &AggregateExec,
+    window: InputWindow,
+    progress: &Arc<StreamProgress>,
+) -> Result<Arc<dyn ExecutionPlan>, String> {
+    let group_by = raw.group_expr();
+    if group_by.has_grouping_set() {
+        return Err("GROUPING SETS / CUBE / ROLLUP are not supported in monitors".into());
+    }
+    check_pass_through(raw.input())?;
+    let input_schema = raw.input().schema();
+    let mut start = None;
+    let mut end = None;
+    let mut start_expr = None;
+    let mut keys = Vec::new();
+    let mut key_pos = Vec::new();
+    let mut key_types = Vec::new();
+    for (pos, (expr, _name)) in group_by.expr().iter().enumerate() {
+        let column = expr.downcast_ref::<Column>();
+        match column.map(|c| c.name()) {
+            Some(WINDOW_START) => {
+                start = Some(pos);
+                start_expr = Some(Arc::clone(expr));
+            }
+            Some(WINDOW_END) => end = Some(pos),
+            _ => {
+                key_pos.push(pos);
+                key_types.push(expr.data_type(&input_schema).map_err(|e| e.to_string())?);
+                keys.push(Arc::clone(expr));
+            }
+        }
+    }
+    let pane_start = match (start_expr, end) {
+        (Some(e), _) => e,
+        (None, Some(_)) => {
+            // Only window_end is grouped: window_start is still the pane column.
+            let idx = input_schema.index_of(WINDOW_START).map_err(|_| {
+                "GROUP BY window_start, window_end: window_start is not available".to_string()
+            })?;
+            Arc::new(Column::new(WINDOW_START, idx)) as _
+        }
+        (None, None) => {
+            return Err(
+                "GROUP BY window_start, window_end is required in a windowed monitor \
+                        (the window table function adds both columns)"
+                    .into(),
+            )
+        }
+    };
+    let layout = OutputLayout {
+        schema: outer.schema(),
+        start,
+        end,
+        keys: key_pos,
+        num_group_columns: group_by.expr().len(),
+    };
+    let grouping = Grouping {
+        pane_start,
+        keys,
+        key_types,
+    };
+    let aggregates = AggregateSet::new(raw.aggr_expr().to_vec(), raw.filter_expr().to_vec());
+    let exec = WindowAggregateExec::try_new(
+        Arc::clone(raw.input()),
+        window.kind,
+        window.allowed_lateness_ms,
+        grouping,
+        aggregates,
+        layout,
+        Arc::clone(progress),
+    )
+    .map_err(|e| clean_message(&e.to_string()))?;
+    Ok(Arc::new(exec))
+}

@@ -1,0 +1,284 @@
+//! The streaming window aggregate: a DataFusion `ExecutionPlan` that keeps accumulator state
+//! per (window, group) across micro-batches and emits each window exactly once, when the
+//! watermark passes its end (plus `allowed_lateness`), or at the end of bounded input.
+//!
+//! It replaces the `AggregateExec` DataFusion plans for a windowed monitor and reuses that
+//! aggregate's physical expressions, so every DataFusion aggregate function (and every
+//! Driftwatch one) works unchanged; functions with a `GroupsAccumulator` are updated
+//! vectorised, the others through DataFusion's `GroupsAccumulatorAdapter`.
+
+mod aggregates;
+mod group_keys;
+mod layout;
+mod panes;
+mod sessions;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{internal_err, Result};
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+};
+use futures::{Stream, StreamExt};
+
+pub use aggregates::AggregateSet;
+pub use layout::{Grouping, OutputLayout};
+
+use super::progress::StreamProgress;
+use super::window::WindowKind;
+
+/// Window state machine behind the operator: tumbling/hopping panes or sessions.
+pub trait WindowState: Send {
+    /// Adds a batch of on-time rows; returns how many rows were dropped because their window
+    /// was already emitted.
+    fn update(&mut self, batch: &RecordBatch) -> Result<u64>;
+    /// Emits, in order of window end, every window whose end is `<= limit`; returns the
+    /// number of windows emitted.
+    fn emit(&mut self, limit: i64, out: &mut Vec<RecordBatch>) -> Result<usize>;
+}
+
+/// Streaming window aggregate over an unbounded input.
+pub struct WindowAggregateExec {
+    input: Arc<dyn ExecutionPlan>,
+    kind: WindowKind,
+    allowed_lateness_ms: i64,
+    grouping: Grouping,
+    aggregates: AggregateSet,
+    layout: OutputLayout,
+    progress: Arc<StreamProgress>,
+    properties: Arc<PlanProperties>,
+}
+
+impl fmt::Debug for WindowAggregateExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowAggregateExec")
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl WindowAggregateExec {
+    /// Builds the operator; fails early (at CREATE MONITOR time) when an accumulator cannot
+    /// be created, e.g. a drift function naming an unknown baseline.
+    pub fn try_new(
+        input: Arc<dyn ExecutionPlan>,
+        kind: WindowKind,
+        allowed_lateness_ms: i64,
+        grouping: Grouping,
+        aggregates: AggregateSet,
+        layout: OutputLayout,
+        progress: Arc<StreamProgress>,
+    ) -> Result<Self> {
+        aggregates.groups_accumulators()?;
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&layout.schema)),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Unbounded {
+                requires_infinite_memory: false,
+            },
+        );
+        Ok(Self {
+            input,
+            kind,
+            allowed_lateness_ms,
+            grouping,
+            aggregates,
+            layout,
+            progress,
+            properties: Arc::new(properties),
+        })
+    }
+
+    fn new_state(&self) -> Result<Box<dyn WindowState>> {
+        Ok(match self.kind {
+            WindowKind::Session { gap } => Box::new(sessions::SessionWindows::new(
+                gap,
+                self.grouping.clone(),
+                self.aggregates.clone(),
+                self.layout.clone(),
+            )?),
+            kind => Box::new(panes::PaneWindows::new(
+                kind,
+                self.grouping.clone(),
+                self.aggregates.clone(),
+                self.layout.clone(),
+            )),
+        })
+    }
+}
+
+impl DisplayAs for WindowAggregateExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let aggs: Vec<&str> = self
+            .aggregates
+            .aggregates()
+            .iter()
+            .map(|a| a.name())
+            .collect();
+        write!(
+            f,
+            "WindowAggregateExec: window={:?}, allowed_lateness={}ms, aggr=[{}]",
+            self.kind,
+            self.allowed_lateness_ms,
+            aggs.join(", ")
+        )
+    }
+}
+
+impl ExecutionPlan for WindowAggregateExec {
+    fn name(&self) -> &str {
+        "WindowAggregateExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        f(&self.grouping.pane_start)?;
+        for k in &self.grouping.keys {
+            f(k)?;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return internal_err!("WindowAggregateExec has one child");
+        }
+        Ok(Arc::new(Self::try_new(
+            children.remove(0),
+            self.kind,
+            self.allowed_lateness_ms,
+            self.grouping.clone(),
+            self.aggregates.clone(),
+            self.layout.clone(),
+            Arc::clone(&self.progress),
+        )?))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context)?;
+        Ok(Box::pin(WindowAggregateStream {
+            input,
+            state: self.new_state()?,
+            schema: Arc::clone(&self.layout.schema),
+            progress: Arc::clone(&self.progress),
+            allowed_lateness_ms: self.allowed_lateness_ms,
+            applied_watermark: i64::MIN,
+            ready: VecDeque::new(),
+            finished: false,
+        }))
+    }
+}
+
+struct WindowAggregateStream {
+    input: SendableRecordBatchStream,
+    state: Box<dyn WindowState>,
+    schema: SchemaRef,
+    progress: Arc<StreamProgress>,
+    allowed_lateness_ms: i64,
+    applied_watermark: i64,
+    ready: VecDeque<RecordBatch>,
+    finished: bool,
+}
+
+impl WindowAggregateStream {
+    fn emit_up_to(&mut self, limit: i64) -> Result<()> {
+        let mut out = Vec::new();
+        self.state.emit(limit, &mut out)?;
+        self.ready
+            .extend(out.into_iter().filter(|b| b.num_rows() > 0));
+        Ok(())
+    }
+
+    /// Emits the windows the current watermark closes.
+    fn on_watermark(&mut self) -> Result<()> {
+        let wm = self.progress.watermark();
+        if wm > self.applied_watermark {
+            self.applied_watermark = wm;
+            self.emit_up_to(wm.saturating_sub(self.allowed_lateness_ms))?;
+        }
+        Ok(())
+    }
+}
+
+impl Stream for WindowAggregateStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if let Some(batch) = self.ready.pop_front() {
+                return Poll::Ready(Some(Ok(batch)));
+            }
+            if self.finished {
+                return Poll::Ready(None);
+            }
+            match self.input.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(batch))) => {
+                    let result = self.state.update(&batch).and_then(|dropped| {
+                        if dropped > 0 {
+                            tracing::warn!(dropped, "rows for already emitted windows dropped");
+                            self.progress.add_late(dropped);
+                        }
+                        self.on_watermark()
+                    });
+                    if let Err(e) = result {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => {
+                    self.finished = true;
+                    let result = if self.progress.has_ended() {
+                        self.emit_up_to(i64::MAX)
+                    } else {
+                        self.on_watermark()
+                    };
+                    if let Err(e) = result {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+                Poll::Pending => {
+                    if let Err(e) = self.on_watermark() {
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    if self.ready.is_empty() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl RecordBatchStream for WindowAggregateStream {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+}

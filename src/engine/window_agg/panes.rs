@@ -1,0 +1,251 @@
+//! State of tumbling and hopping windows: rows are aggregated once into panes; a window is
+//! emitted, exactly once, by merging the partial states of the panes it covers when the
+//! watermark passes its end.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, ArrayRef, UInt32Array};
+use arrow::record_batch::RecordBatch;
+use datafusion::common::Result;
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+
+use super::aggregates::{AggregateInputs, AggregateSet};
+use super::group_keys::GroupKeys;
+use super::layout::{constant_ts, Grouping, OutputLayout};
+use super::WindowState;
+use crate::engine::window::WindowKind;
+
+/// A pane still receiving rows.
+struct OpenPane {
+    keys: GroupKeys,
+    accumulators: Vec<Box<dyn GroupsAccumulator>>,
+}
+
+/// A pane whose first window was emitted: its partial state, kept for later windows.
+struct FrozenPane {
+    keys: Vec<ArrayRef>,
+    num_groups: usize,
+    states: Vec<Vec<ArrayRef>>,
+}
+
+enum Pane {
+    Open(OpenPane),
+    Frozen(FrozenPane),
+}
+
+/// Tumbling or hopping window state.
+pub struct PaneWindows {
+    kind: WindowKind,
+    grouping: Grouping,
+    aggregates: AggregateSet,
+    layout: OutputLayout,
+    panes: BTreeMap<i64, Pane>,
+    /// End of the last emitted window.
+    emitted_until: i64,
+    scratch: Vec<usize>,
+}
+
+impl PaneWindows {
+    /// Empty state for `kind` (tumble or hop).
+    pub fn new(
+        kind: WindowKind,
+        grouping: Grouping,
+        aggregates: AggregateSet,
+        layout: OutputLayout,
+    ) -> Self {
+        Self {
+            kind,
+            grouping,
+            aggregates,
+            layout,
+            panes: BTreeMap::new(),
+            emitted_until: i64::MIN,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn open_pane(&mut self, start: i64) -> Result<&mut OpenPane> {
+        if !self.panes.contains_key(&start) {
+            let pane = OpenPane {
+                keys: GroupKeys::new(&self.grouping.key_types)?,
+                accumulators: self.aggregates.groups_accumulators()?,
+            };
+            self.panes.insert(start, Pane::Open(pane));
+        }
+        match self.panes.get_mut(&start) {
+            Some(Pane::Open(p)) => Ok(p),
+            _ => unreachable!("frozen panes are filtered out before update"),
+        }
+    }
+
+    fn update_pane(
+        &mut self,
+        start: i64,
+        keys: &[ArrayRef],
+        inputs: &AggregateInputs,
+        rows: usize,
+    ) -> Result<()> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let pane = self.open_pane(start)?;
+        pane.keys.intern(keys, rows, &mut scratch)?;
+        let total = pane.keys.len();
+        for (i, acc) in pane.accumulators.iter_mut().enumerate() {
+            acc.update_batch(&inputs.args[i], &scratch, inputs.filters[i].as_ref(), total)?;
+        }
+        self.scratch = scratch;
+        Ok(())
+    }
+
+    fn is_closed(&self, pane_start: i64) -> bool {
+        self.kind.first_window_end(pane_start) <= self.emitted_until
+    }
+
+    fn freeze(pane: &mut Pane) -> Result<&FrozenPane> {
+        if let Pane::Open(open) = pane {
+            let keys = open.keys.key_columns()?;
+            let num_groups = open.keys.len();
+            let states = open
+                .accumulators
+                .iter_mut()
+                .map(|a| a.state(EmitTo::All))
+                .collect::<Result<Vec<_>>>()?;
+            *pane = Pane::Frozen(FrozenPane {
+                keys,
+                num_groups,
+                states,
+            });
+        }
+        match pane {
+            Pane::Frozen(f) => Ok(f),
+            Pane::Open(_) => unreachable!(),
+        }
+    }
+
+    /// Emits the window [start, end) from the panes it covers.
+    fn emit_window(&mut self, start: i64, end: i64, out: &mut Vec<RecordBatch>) -> Result<()> {
+        if let WindowKind::Tumble { .. } = self.kind {
+            // One pane per window: evaluate it directly, no state round trip.
+            if let Some(Pane::Open(mut pane)) = self.panes.remove(&start) {
+                let n = pane.keys.len();
+                if n > 0 {
+                    let values = pane
+                        .accumulators
+                        .iter_mut()
+                        .map(|a| a.evaluate(EmitTo::All))
+                        .collect::<Result<Vec<_>>>()?;
+                    let keys = pane.keys.key_columns()?;
+                    out.push(self.layout.batch(
+                        constant_ts(start, n),
+                        constant_ts(end, n),
+                        keys,
+                        values,
+                    )?);
+                }
+            }
+            return Ok(());
+        }
+        let mut window_keys = GroupKeys::new(&self.grouping.key_types)?;
+        let mut accumulators = self.aggregates.groups_accumulators()?;
+        let mut indices = Vec::new();
+        for (_, pane) in self.panes.range_mut(start..end) {
+            let frozen = Self::freeze(pane)?;
+            if frozen.num_groups == 0 {
+                continue;
+            }
+            window_keys.intern(&frozen.keys, frozen.num_groups, &mut indices)?;
+            let total = window_keys.len();
+            for (acc, state) in accumulators.iter_mut().zip(&frozen.states) {
+                acc.merge_batch(state, &indices, total)?;
+            }
+        }
+        let n = window_keys.len();
+        if n > 0 {
+            let values = accumulators
+                .iter_mut()
+                .map(|a| a.evaluate(EmitTo::All))
+                .collect::<Result<Vec<_>>>()?;
+            let keys = window_keys.key_columns()?;
+            out.push(self.layout.batch(
+                constant_ts(start, n),
+                constant_ts(end, n),
+                keys,
+                values,
+            )?);
+        }
+        Ok(())
+    }
+}
+
+impl WindowState for PaneWindows {
+    fn update(&mut self, batch: &RecordBatch) -> Result<u64> {
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(0);
+        }
+        let (starts, keys) = self.grouping.evaluate(batch)?;
+        let inputs = self.aggregates.evaluate(batch)?;
+        let values = starts.values();
+        let (min, max) = values
+            .iter()
+            .fold((i64::MAX, i64::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        if min == max && starts.null_count() == 0 {
+            if self.is_closed(min) {
+                return Ok(rows as u64);
+            }
+            return self.update_pane(min, &keys, &inputs, rows).map(|_| 0);
+        }
+        // Several panes in one batch: split rows by pane (few distinct panes per batch).
+        let mut by_pane: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        let mut dropped = 0u64;
+        for (i, start) in starts.iter().enumerate() {
+            match start {
+                Some(s) if !self.is_closed(s) => by_pane.entry(s).or_default().push(i as u32),
+                _ => dropped += 1,
+            }
+        }
+        for (start, idx) in by_pane {
+            let idx = UInt32Array::from(idx);
+            let part_keys = keys
+                .iter()
+                .map(|k| arrow::compute::take(k, &idx, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let part_inputs = inputs.take(&idx)?;
+            self.update_pane(start, &part_keys, &part_inputs, idx.len())?;
+        }
+        Ok(dropped)
+    }
+
+    fn emit(&mut self, limit: i64, out: &mut Vec<RecordBatch>) -> Result<usize> {
+        let mut windows = 0;
+        loop {
+            let Some((&first, _)) = self.panes.iter().next() else {
+                break;
+            };
+            let Some((start, end)) = self
+                .kind
+                .windows_of_pane(first)
+                .into_iter()
+                .find(|&(_, end)| end > self.emitted_until)
+            else {
+                // Every window of this pane was emitted: it is no longer needed.
+                self.panes.remove(&first);
+                continue;
+            };
+            if end > limit {
+                break;
+            }
+            let before = out.len();
+            self.emit_window(start, end, out)?;
+            windows += out.len() - before;
+            self.emitted_until = end;
+            // Drop panes whose last window is now emitted.
+            let kind = self.kind;
+            self.panes.retain(|&p, _| {
+                kind.windows_of_pane(p)
+                    .last()
+                    .is_some_and(|&(_, e)| e > end)
+            });
+        }
+        Ok(windows)
+    }
+}

@@ -1,0 +1,20 @@
+//! Driftwatch: a streaming monitor for machine-learning models.
+//!
+//! Model servers log every inference to Kafka or post it over HTTP; users write monitors in
+//! SQL (windowed statistics, drift against a baseline, per-request outlier scores) and
+//! Driftwatch compiles each monitor into a DataFusion streaming plan.
+//!
+//! Architecture:
+//! - [`sources`]: connectors (file, HTTP) decode input into Arrow and feed the engine;
+//! - [`engine`]: monitor input, watermarks, the streaming window operator, the planner;
+//! - [`sinks`]: where results go (the result store in the data dir);
+//! - [`runtime`]: the catalog of sources, baselines and monitors, and the tasks running them;
+//! - [`query`]: ad-hoc SQL over results, baselines and files;
+//! - [`demo`]: the Iris example with generated traffic.
+
+pub mod demo;
+pub mod engine;
+pub mod query;
+pub mod runtime;
+pub mod sinks;
+pub mod sources;

@@ -1,0 +1,197 @@
+//! `CREATE BASELINE`: reads the reference data (a file or a query), profiles it once, and
+//! persists the profile and a copy of the data in `<data dir>/baselines/<name>/`. A later
+//! run with the same definition over an unchanged file reloads the stored profile instead of
+//! profiling again.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
+use driftwatch_sql::{BaselineInput, CreateBaseline};
+use driftwatch_udfs::{BaselineProfile, BaselineRegistry, ProfileOptions};
+
+use super::RuntimeError;
+use crate::sinks::ResultStore;
+
+/// File with the statement that defined a stored baseline.
+const DEFINITION: &str = "definition.sql";
+/// File with the fingerprint of the input file a stored baseline was profiled from.
+const FINGERPRINT: &str = "input.fingerprint";
+/// Copy of the baseline's rows, queryable as `baselines.<name>`.
+pub const DATA_FILE: &str = "data.parquet";
+
+fn fingerprint(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    Some(format!("{}:{}:{}", path.display(), meta.len(), modified))
+}
+
+/// Reads a CSV, Parquet or JSON-lines file (or directory) into batches with DataFusion.
+pub async fn read_file(
+    ctx: &SessionContext,
+    path: &str,
+    format: Option<&str>,
+) -> Result<Vec<RecordBatch>, RuntimeError> {
+    let lower = path.to_ascii_lowercase();
+    let format = format.map(str::to_ascii_lowercase).unwrap_or_else(|| {
+        if lower.ends_with(".parquet") {
+            "parquet".into()
+        } else if lower.ends_with(".json")
+            || lower.ends_with(".jsonl")
+            || lower.ends_with(".ndjson")
+        {
+            "json".into()
+        } else {
+            "csv".into()
+        }
+    });
+    let ext = Path::new(path)
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let df = match format.as_str() {
+        "parquet" => {
+            ctx.read_parquet(path, ParquetReadOptions::default().file_extension(&ext))
+                .await
+        }
+        "json" | "jsonl" | "ndjson" => {
+            ctx.read_json(path, JsonReadOptions::default().file_extension(&ext))
+                .await
+        }
+        "csv" => {
+            ctx.read_csv(path, CsvReadOptions::new().file_extension(&ext))
+                .await
+        }
+        other => {
+            return Err(RuntimeError::Invalid(format!(
+                "unknown format '{other}': use csv, parquet or json"
+            )))
+        }
+    }
+    .map_err(|e| RuntimeError::Invalid(format!("reading '{path}': {e}")))?;
+    df.collect()
+        .await
+        .map_err(|e| RuntimeError::Invalid(format!("reading '{path}': {e}")))
+}
+
+/// Creates (or reloads) the baseline defined by `stmt` and registers it.
+pub async fn create_baseline(
+    stmt: &CreateBaseline,
+    store: &ResultStore,
+    registry: &Arc<BaselineRegistry>,
+    query_ctx: &SessionContext,
+) -> Result<Arc<BaselineProfile>, RuntimeError> {
+    stmt.options
+        .check_known(&["format"], "baseline")
+        .map_err(RuntimeError::Sql)?;
+    let dir = store.baseline_dir(&stmt.name);
+    let input_print = match &stmt.input {
+        BaselineInput::Path(p) => fingerprint(Path::new(p)),
+        BaselineInput::Query { .. } => None,
+    };
+    if let Some(profile) = reuse_stored(&dir, &stmt.sql, input_print.as_deref()) {
+        tracing::info!(baseline = %stmt.name, "reloaded stored profile");
+        return Ok(registry.insert(profile));
+    }
+    let batches = match &stmt.input {
+        BaselineInput::Path(path) => {
+            if !Path::new(path).exists() {
+                return Err(RuntimeError::Invalid(format!(
+                    "baseline '{}': file '{path}' does not exist",
+                    stmt.name
+                )));
+            }
+            read_file(query_ctx, path, stmt.options.get_str("format").as_deref()).await?
+        }
+        BaselineInput::Query { sql, .. } => query_ctx
+            .sql(sql)
+            .await
+            .and_then(|df| Ok(df))
+            .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?
+            .collect()
+            .await
+            .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?,
+    };
+    let profile = BaselineProfile::from_batches(&stmt.name, &batches, &ProfileOptions::default())
+        .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?;
+    persist(&dir, &profile, &batches, &stmt.sql, input_print.as_deref())?;
+    tracing::info!(baseline = %stmt.name, rows = batches.iter().map(|b| b.num_rows()).sum::<usize>(), "profiled");
+    Ok(registry.insert(profile))
+}
+
+fn reuse_stored(dir: &Path, sql: &str, input_print: Option<&str>) -> Option<BaselineProfile> {
+    let stored_sql = std::fs::read_to_string(dir.join(DEFINITION)).ok()?;
+    if stored_sql != sql {
+        return None;
+    }
+    let stored_print = std::fs::read_to_string(dir.join(FINGERPRINT)).ok();
+    // Query baselines have no fingerprint: their definition alone decides.
+    if stored_print.as_deref() != input_print {
+        return None;
+    }
+    BaselineProfile::read_from(dir).ok()
+}
+
+fn persist(
+    dir: &Path,
+    profile: &BaselineProfile,
+    batches: &[RecordBatch],
+    sql: &str,
+    input_print: Option<&str>,
+) -> Result<(), RuntimeError> {
+    let io = |p: PathBuf| {
+        move |e: std::io::Error| RuntimeError::Invalid(format!("{}: {e}", p.display()))
+    };
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    profile
+        .write_to(dir)
+        .map_err(|e| RuntimeError::Invalid(format!("saving baseline: {e}")))?;
+    if let Some(first) = batches.first() {
+        let path = dir.join(DATA_FILE);
+        let file = std::fs::File::create(&path).map_err(io(path.clone()))?;
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, first.schema(), None)
+            .map_err(|e| RuntimeError::Invalid(format!("{}: {e}", path.display())))?;
+        for b in batches {
+            writer
+                .write(b)
+                .map_err(|e| RuntimeError::Invalid(format!("{}: {e}", path.display())))?;
+        }
+        writer
+            .close()
+            .map_err(|e| RuntimeError::Invalid(format!("{}: {e}", path.display())))?;
+    }
+    std::fs::write(dir.join(DEFINITION), sql).map_err(io(dir.join(DEFINITION)))?;
+    if let Some(p) = input_print {
+        std::fs::write(dir.join(FINGERPRINT), p).map_err(io(dir.join(FINGERPRINT)))?;
+    }
+    Ok(())
+}
+
+/// Loads every stored baseline of the data dir into `registry` (for `driftwatch query`).
+pub fn load_stored(store: &ResultStore, registry: &BaselineRegistry) -> Vec<String> {
+    let mut loaded = Vec::new();
+    let Ok(entries) = std::fs::read_dir(store.root().join("baselines")) else {
+        return loaded;
+    };
+    for entry in entries.flatten() {
+        match BaselineProfile::read_from(&entry.path()) {
+            Ok(profile) => {
+                loaded.push(profile.name.clone());
+                registry.insert(profile);
+            }
+            Err(e) => {
+                tracing::warn!(path = %entry.path().display(), error = %e, "skipping unreadable baseline")
+            }
+        }
+    }
+    loaded
+}

@@ -1,0 +1,39 @@
+//! The running system: the catalog of sources, baselines and monitors ([`Driftwatch`]) and
+//! the tasks that run them.
+
+pub mod baselines;
+pub mod driver;
+pub mod metrics;
+pub mod monitor_task;
+pub mod sources;
+
+pub use driver::{Driftwatch, Outcome, RuntimeConfig};
+pub use monitor_task::ResultObserver;
+
+use driftwatch_sql::{ObjectKind, SqlError};
+
+/// Why a statement or a run failed. Messages name the object and say how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// Syntax or dialect error, with line and column.
+    #[error("{0}")]
+    Sql(#[from] SqlError),
+    /// A monitor could not be compiled.
+    #[error("{0}")]
+    Plan(#[from] crate::engine::PlanError),
+    /// A source's connector is misconfigured or failed.
+    #[error("{0}")]
+    Connector(#[from] crate::sources::ConnectorError),
+    /// Writing results failed.
+    #[error("{0}")]
+    Store(#[from] crate::sinks::StoreError),
+    /// An object of that name already exists.
+    #[error("{0} '{1}' already exists (use CREATE OR REPLACE to redefine it)")]
+    Exists(ObjectKind, String),
+    /// No object of that name exists.
+    #[error("unknown {0} '{1}'")]
+    Unknown(ObjectKind, String),
+    /// Anything else, with its explanation.
+    #[error("{0}")]
+    Invalid(String),
+}

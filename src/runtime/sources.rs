@@ -1,0 +1,104 @@
+//! Turns a `CREATE SOURCE` statement into a source schema and a connector.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use driftwatch_sql::CreateSource;
+
+use super::RuntimeError;
+use crate::sources::file::FileConnector;
+use crate::sources::http::{HttpConnector, HttpIngest};
+use crate::sources::{Connector, ConnectorSpec, SourceOptions, SourceSchema, TimeFormat};
+
+/// Connectors available in this build.
+pub const CONNECTORS: &[&str] = &["file", "http"];
+
+/// Default idle timeout of unbounded sources: after this long without rows, event time
+/// follows processing time so the last windows close (see `engine::watermark`).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a source needs to run.
+pub struct SourceParts {
+    /// Engine-facing schema.
+    pub schema: Arc<SourceSchema>,
+    /// The connector delivering its input.
+    pub connector: Arc<dyn Connector>,
+    /// Idle timeout (None: partitions never count as idle).
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Validates `def` and builds its schema and connector.
+pub fn build_source(
+    def: &CreateSource,
+    http: &Arc<HttpIngest>,
+) -> Result<SourceParts, RuntimeError> {
+    let invalid = |m: String| RuntimeError::Invalid(format!("source '{}': {m}", def.name));
+    let connector = def.options.get_str("connector").ok_or_else(|| {
+        invalid(format!(
+            "add WITH (connector = '…'); available connectors: {}",
+            CONNECTORS.join(", ")
+        ))
+    })?;
+    let time_format = match def.options.get_str("time_format") {
+        None => TimeFormat::Auto,
+        Some(v) => TimeFormat::parse(&v).ok_or_else(|| {
+            invalid(format!(
+                "time_format = '{v}' is not one of 'auto', 'rfc3339', 'epoch_s', 'epoch_ms'"
+            ))
+        })?,
+    };
+    let fields = def
+        .columns
+        .iter()
+        .map(|c| arrow::datatypes::Field::new(&c.name, c.data_type.clone(), c.nullable))
+        .collect();
+    let watermark = def
+        .watermark
+        .as_ref()
+        .map(|w| (w.column.clone(), w.delay_ms));
+    let schema =
+        Arc::new(SourceSchema::new(&def.name, fields, watermark, time_format).map_err(invalid)?);
+    let options: SourceOptions = def
+        .options
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_text()))
+        .collect();
+    let spec = ConnectorSpec {
+        schema: Arc::clone(&schema),
+        options,
+    };
+    let (connector, default_idle): (Arc<dyn Connector>, Option<Duration>) = match connector.as_str()
+    {
+        "file" => (Arc::new(FileConnector::from_spec(&spec)?), None),
+        "http" => (
+            Arc::new(HttpConnector::from_spec(&spec, Arc::clone(http))?),
+            Some(DEFAULT_IDLE_TIMEOUT),
+        ),
+        "kafka" => {
+            return Err(invalid(
+                "connector 'kafka' is not part of this build yet; use 'http' (the embedded \
+                 default) or 'file'"
+                    .into(),
+            ))
+        }
+        other => {
+            return Err(invalid(format!(
+                "unknown connector '{other}'; available: {}",
+                CONNECTORS.join(", ")
+            )))
+        }
+    };
+    let idle_timeout = match def.options.get_str("idle_timeout") {
+        Some(v) if v.eq_ignore_ascii_case("none") => None,
+        Some(_) => def
+            .options
+            .get_duration_ms("idle_timeout")?
+            .map(|ms| Duration::from_millis(ms.max(1) as u64)),
+        None => default_idle,
+    };
+    Ok(SourceParts {
+        schema,
+        connector,
+        idle_timeout,
+    })
+}

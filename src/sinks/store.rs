@@ -1,0 +1,263 @@
+//! The result store: every monitor's output, late rows and dead letters are appended as
+//! Parquet files under `<data dir>/tables/<table>/`, one directory per table, so DataFusion
+//! can query each directory as a listing table.
+//!
+//! Files are named `part-<first write ms>-<seq>.parquet`; retention deletes files whose
+//! write time is older than the retention period. Each table starts with an empty file that
+//! carries its schema, so a monitor that produced nothing yet is still queryable.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+/// Error writing to the result store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// File system error, with the path involved.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path involved.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// Parquet encoding error.
+    #[error("writing {path}: {source}")]
+    Parquet {
+        /// Path involved.
+        path: PathBuf,
+        /// Underlying error.
+        source: parquet::errors::ParquetError,
+    },
+}
+
+/// Directory layout of the data dir.
+#[derive(Debug, Clone)]
+pub struct ResultStore {
+    root: PathBuf,
+    seq: Arc<AtomicU64>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl ResultStore {
+    /// A store rooted at `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            root: data_dir.into(),
+            seq: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The data dir.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Directory holding all tables.
+    pub fn tables_dir(&self) -> PathBuf {
+        self.root.join("tables")
+    }
+
+    /// Directory of one table.
+    pub fn table_dir(&self, table: &str) -> PathBuf {
+        self.tables_dir().join(table)
+    }
+
+    /// Directory of one baseline.
+    pub fn baseline_dir(&self, baseline: &str) -> PathBuf {
+        self.root.join("baselines").join(baseline)
+    }
+
+    /// Opens (creating if needed) a table with `schema` for appending. When the table exists
+    /// with a different schema (the monitor was redefined), old files are moved aside into
+    /// `<table>.replaced-<ms>/`.
+    pub fn open(&self, table: &str, schema: SchemaRef) -> Result<TableWriter, StoreError> {
+        let dir = self.table_dir(table);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { path, source }
+        };
+        if dir.exists() && !self.same_schema(&dir, &schema) {
+            let aside = self
+                .tables_dir()
+                .join(format!("{table}.replaced-{}", now_ms()));
+            std::fs::rename(&dir, &aside).map_err(io(&dir))?;
+            tracing::warn!(table, moved_to = %aside.display(), "table schema changed; old results moved aside");
+        }
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let writer = TableWriter {
+            store: self.clone(),
+            table: table.to_string(),
+            dir,
+            schema,
+            buffer: Vec::new(),
+            buffered_rows: 0,
+            last_flush: Instant::now(),
+        };
+        writer.write_file(&[])?;
+        Ok(writer)
+    }
+
+    fn same_schema(&self, dir: &Path, schema: &SchemaRef) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "parquet") {
+                let Ok(file) = std::fs::File::open(&path) else {
+                    continue;
+                };
+                let Ok(reader) =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                else {
+                    continue;
+                };
+                return reader.schema().fields() == schema.fields();
+            }
+        }
+        true
+    }
+
+    /// Deletes result files written more than `retention` ago; returns how many.
+    pub fn apply_retention(&self, retention: Duration) -> Result<usize, StoreError> {
+        let cutoff = now_ms() - retention.as_millis() as i64;
+        let mut removed = 0;
+        let tables = self.tables_dir();
+        let Ok(dirs) = std::fs::read_dir(&tables) else {
+            return Ok(0);
+        };
+        for dir in dirs.flatten() {
+            let Ok(files) = std::fs::read_dir(dir.path()) else {
+                continue;
+            };
+            let mut names: Vec<(i64, PathBuf)> = files
+                .flatten()
+                .filter_map(|f| {
+                    let name = f.file_name().to_string_lossy().to_string();
+                    let ms = name
+                        .strip_prefix("part-")?
+                        .split('-')
+                        .next()?
+                        .parse()
+                        .ok()?;
+                    Some((ms, f.path()))
+                })
+                .collect();
+            names.sort();
+            // Keep the newest file of each table: it carries the schema.
+            names.pop();
+            for (ms, path) in names {
+                if ms < cutoff {
+                    std::fs::remove_file(&path)
+                        .map_err(|source| StoreError::Io { path, source })?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Rows buffered before a row-level table is flushed to a file.
+const FLUSH_ROWS: usize = 65_536;
+/// Longest time rows stay buffered.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Appends batches to one table.
+pub struct TableWriter {
+    store: ResultStore,
+    table: String,
+    dir: PathBuf,
+    schema: SchemaRef,
+    buffer: Vec<RecordBatch>,
+    buffered_rows: usize,
+    last_flush: Instant,
+}
+
+impl TableWriter {
+    /// Table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Schema of the table.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Buffers `batch`; flushes when enough rows or time accumulated.
+    pub fn append(&mut self, batch: RecordBatch) -> Result<(), StoreError> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.buffered_rows += batch.num_rows();
+        self.buffer.push(batch);
+        if self.buffered_rows >= FLUSH_ROWS || self.last_flush.elapsed() >= FLUSH_INTERVAL {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes buffered rows to a new file now.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.last_flush = Instant::now();
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let batches = std::mem::take(&mut self.buffer);
+        self.buffered_rows = 0;
+        self.write_file(&batches)
+    }
+
+    fn write_file(&self, batches: &[RecordBatch]) -> Result<(), StoreError> {
+        let seq = self.store.seq.fetch_add(1, Ordering::Relaxed);
+        let name = format!("part-{:013}-{:06}.parquet", now_ms(), seq);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let path = self.dir.join(&name);
+        let file = std::fs::File::create(&tmp).map_err(|source| StoreError::Io {
+            path: tmp.clone(),
+            source,
+        })?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let parquet_err = |source| StoreError::Parquet {
+            path: path.clone(),
+            source,
+        };
+        let mut writer = ArrowWriter::try_new(file, Arc::clone(&self.schema), Some(props))
+            .map_err(parquet_err)?;
+        for b in batches {
+            writer.write(b).map_err(parquet_err)?;
+        }
+        writer.close().map_err(parquet_err)?;
+        // Rename so readers never see a half-written file.
+        std::fs::rename(&tmp, &path).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(())
+    }
+}
+
+impl Drop for TableWriter {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!(table = %self.table, error = %e, "flushing results on close failed");
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The embedded HTTP ingest (`connector = 'http'`): one axum server shared by every HTTP
+//! source. Model servers (or the KServe logger) POST inference logs; the answer is 200 only
+//! once the rows are in the engine, so a client that got 200 knows nothing is lost.
+//!
+//! Routes:
+//! - `POST /ingest/{source}`: rows for one source;
+//! - `POST /`: rows for the only registered HTTP source (KServe logger `url` setting);
+//! - `GET /healthz`: liveness.
+//!
+//! Bodies are decoded by [`decode_http_body`] (envelopes, CloudEvents, KServe v1/v2, plain
+//! rows). A body is taken whole or not at all: any bad instance or line answers 400 with a
+//! message saying what and where, and the raw body is dead-lettered. All HTTP sources use
+//! partition 0.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::connector::{Connector, ConnectorError, ConnectorSpec};
+use super::decode::{decode_http_body, DecodedBody, HttpDecodeOptions, LogType};
+use super::feed::SourceFeed;
+use super::rejected::RejectedRecord;
+
+/// Default largest accepted request body: 16 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Bodies larger than this are decoded on a blocking thread.
+const INLINE_DECODE_LIMIT: usize = 256 * 1024;
+
+/// Options the HTTP connector understands (besides the generic source options).
+pub const HTTP_OPTIONS: &[&str] = &["log_type"];
+
+const GENERIC_OPTIONS: &[&str] = &["connector", "time_format", "idle_timeout", "format"];
+
+#[derive(Clone)]
+struct Registered {
+    feed: SourceFeed,
+    options: HttpDecodeOptions,
+}
+
+/// The shared HTTP ingest server: routes request bodies to the registered sources' feeds.
+pub struct HttpIngest {
+    sources: RwLock<HashMap<String, Registered>>,
+    body_limit: usize,
+}
+
+impl std::fmt::Debug for HttpIngest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpIngest")
+            .field("sources", &self.source_names())
+            .field("body_limit", &self.body_limit)
+            .finish()
+    }
+}
+
+impl HttpIngest {
+    /// An ingest with no sources and the default body limit.
+    pub fn new() -> Arc<Self> {
+        Self::with_body_limit(DEFAULT_BODY_LIMIT)
+    }
+
+    /// An ingest refusing bodies over `limit` bytes with 413.
+    pub fn with_body_limit(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            sources: RwLock::new(HashMap::new()),
+            body_limit: limit,
+        })
+    }
+
+    /// Registers a source with default decoding options (requests and responses).
+    pub fn register(&self, source: &str, feed: SourceFeed) -> Result<(), ConnectorError> {
+        self.register_with(source, feed, HttpDecodeOptions::default())
+    }
+
+    /// Registers a source; fails if a source of that name is already registered.
+    pub fn register_with(
+        &self,
+        source: &str,
+        feed: SourceFeed,
+        options: HttpDecodeOptions,
+    ) -> Result<(), ConnectorError> {
+        let mut sources = self.sources.write().unwrap_or_else(|e| e.into_inner());
+        let key = source.to_ascii_lowercase();
+        if sources.contains_key(&key) {
+            return Err(ConnectorError::Config {
+                source_name: source.to_string(),
+                message: "an HTTP source of this name is already receiving".into(),
+            });
+        }
+        sources.insert(key, Registered { feed, options });
+        tracing::info!(
+            source,
+            "HTTP ingest: source registered at POST /ingest/{source}"
+        );
+        Ok(())
+    }
+
+    /// Removes a source: its URL answers 404 from now on.
+    pub fn unregister(&self, source: &str) {
+        let mut sources = self.sources.write().unwrap_or_else(|e| e.into_inner());
+        sources.remove(&source.to_ascii_lowercase());
+    }
+
+    /// Names of the registered sources, sorted.
+    pub fn source_names(&self) -> Vec<String> {
+        let sources = self.sources.read().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<String> = sources.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn lookup(&self, source: &str) -> Option<Registered> {
+        let sources = self.sources.read().unwrap_or_else(|e| e.into_inner());
+        sources.get(&source.to_ascii_lowercase()).cloned()
+    }
+
+    /// The axum router with every ingest route (for embedding in a larger server).
+    pub fn router(self: Arc<Self>) -> Router {
+        let limit = self.body_limit;
+        Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/ingest/{source}", post(ingest_named))
+            .route("/", post(ingest_default))
+            .layer(DefaultBodyLimit::max(limit))
+            .with_state(self)
+    }
+
+    /// Serves the ingest on `listener` until `shutdown` is cancelled (in-flight requests
+    /// are completed).
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: CancellationToken,
+    ) -> std::io::Result<()> {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "HTTP ingest listening");
+        }
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn ingest_named(
+    State(ingest): State<Arc<HttpIngest>>,
+    Path(source): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match ingest.lookup(&source) {
+        Some(reg) => handle(&source, reg, headers, body).await,
+        None => {
+            let known = ingest.source_names();
+            error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "unknown source '{source}' (HTTP sources: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+        }
+    }
+}
+
+async fn ingest_default(
+    State(ingest): State<Arc<HttpIngest>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let names = ingest.source_names();
+    match names.as_slice() {
+        [] => error(StatusCode::NOT_FOUND, "no HTTP source is registered"),
+        [only] => match ingest.lookup(only) {
+            Some(reg) => handle(only, reg, headers, body).await,
+            None => error(
+                StatusCode::NOT_FOUND,
+                format!("source '{only}' was just removed"),
+            ),
+        },
+        several => error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "several HTTP sources are registered ({}); POST to /ingest/<source>",
+                several.join(", ")
+            ),
+        ),
+    }
+}
+
+async fn handle(
+    source: &str,
+    reg: Registered,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            let status = rejection.status();
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "request body is larger than the ingest body limit".to_string()
+            } else {
+                rejection.body_text()
+            };
+            return error(status, message);
+        }
+    };
+    let schema = reg.feed.schema().clone();
+    let options = reg.options;
+    let decode = {
+        let body = body.clone();
+        move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                decode_http_body(&schema, &headers, &body, &options)
+            }))
+        }
+    };
+    let decoded = if body.len() > INLINE_DECODE_LIMIT {
+        match tokio::task::spawn_blocking(decode).await {
+            Ok(r) => r,
+            Err(_) => Err(Box::new("decoder task failed") as Box<dyn std::any::Any + Send>),
+        }
+    } else {
+        decode()
+    };
+    let decoded: DecodedBody = match decoded {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => {
+            let reason = e.to_string();
+            tracing::debug!(source, %reason, "HTTP body rejected");
+            reg.feed
+                .reject(vec![RejectedRecord::new(0, None, &body, reason.clone())]);
+            return error(StatusCode::BAD_REQUEST, reason);
+        }
+        Err(_) => {
+            let reason = "internal error while decoding the body (this is a bug)".to_string();
+            tracing::error!(source, "HTTP body decoder panicked");
+            reg.feed
+                .reject(vec![RejectedRecord::new(0, None, &body, reason.clone())]);
+            return error(StatusCode::INTERNAL_SERVER_ERROR, reason);
+        }
+    };
+    let rows = decoded.batch.num_rows();
+    if rows > 0 && reg.feed.is_finished() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("source '{source}' is shut down"),
+        );
+    }
+    if rows > 0 {
+        if let Err(e) = reg.feed.push(0, decoded.batch).await {
+            return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        }
+    }
+    let mut answer = json!({ "accepted": rows });
+    if decoded.ignored > 0 {
+        answer["ignored"] = json!(decoded.ignored);
+    }
+    (StatusCode::OK, Json(answer)).into_response()
+}
+
+/// Unbounded connector of a `connector = 'http'` source: registers the source's feed with
+/// the shared [`HttpIngest`] while it runs.
+#[derive(Debug)]
+pub struct HttpConnector {
+    name: String,
+    ingest: Arc<HttpIngest>,
+    options: HttpDecodeOptions,
+}
+
+impl HttpConnector {
+    /// Validates the options of an HTTP source (`log_type = 'request' | 'response' |
+    /// 'both'`).
+    pub fn from_spec(
+        spec: &ConnectorSpec,
+        ingest: Arc<HttpIngest>,
+    ) -> Result<Self, ConnectorError> {
+        let name = spec.schema.name.clone();
+        let err = |message: String| ConnectorError::Config {
+            source_name: name.clone(),
+            message,
+        };
+        for key in spec.options.keys() {
+            if !HTTP_OPTIONS.contains(&key.as_str()) && !GENERIC_OPTIONS.contains(&key.as_str()) {
+                return Err(err(format!(
+                    "unknown option '{key}' for connector 'http' (valid: {})",
+                    HTTP_OPTIONS.join(", ")
+                )));
+            }
+        }
+        let log_type = match spec.options.get("log_type") {
+            Some(v) => LogType::parse(v).ok_or_else(|| {
+                err(format!(
+                    "log_type must be 'request', 'response' or 'both', got '{v}'"
+                ))
+            })?,
+            None => LogType::Both,
+        };
+        Ok(Self {
+            name: name.clone(),
+            ingest,
+            options: HttpDecodeOptions { log_type },
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for HttpConnector {
+    fn is_bounded(&self) -> bool {
+        false
+    }
+
+    async fn run(
+        self: Arc<Self>,
+        feed: SourceFeed,
+        shutdown: CancellationToken,
+    ) -> Result<(), ConnectorError> {
+        feed.register_partition(0);
+        self.ingest.register_with(&self.name, feed, self.options)?;
+        shutdown.cancelled().await;
+        self.ingest.unregister(&self.name);
+        Ok(())
+    }
+}

@@ -1,0 +1,15 @@
+//! Sources: where rows come from (files, HTTP, Kafka), how they are decoded into Arrow, and
+//! how they are handed to the engine ([`feed::SourceFeed`]).
+
+pub mod connector;
+pub mod decode;
+pub mod feed;
+pub mod file;
+pub mod http;
+pub mod rejected;
+pub mod schema;
+
+pub use connector::{Connector, ConnectorError, ConnectorSpec, SourceOptions};
+pub use feed::{FeedMessage, SourceFeed};
+pub use rejected::{PartitionId, RejectedRecord};
+pub use schema::{EventTime, SourceSchema, TimeFormat, EVENT_TIME_TYPE};

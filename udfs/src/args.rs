@@ -1,0 +1,73 @@
+//! Shared argument handling: baseline lookup and feature-name resolution.
+
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+use datafusion::common::{plan_err, DataFusionError, Result};
+
+use crate::baseline::{BaselineProfile, BaselineRegistry, NumericProfile};
+
+/// Look a baseline up, with an error listing the known names.
+pub fn lookup(reg: &BaselineRegistry, name: &str) -> Result<Arc<BaselineProfile>> {
+    reg.get(name).ok_or_else(|| {
+        let known = reg.names();
+        DataFusionError::Plan(format!(
+            "unknown baseline '{name}' (known: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })
+}
+
+/// Numeric column of a baseline, with a clear error.
+pub fn numeric_column<'a>(p: &'a BaselineProfile, col: &str) -> Result<&'a NumericProfile> {
+    p.numeric(col).ok_or_else(|| {
+        DataFusionError::Plan(format!(
+            "baseline '{}' has no numeric column '{col}' (numeric columns: {})",
+            p.name,
+            p.numeric_columns().join(", ")
+        ))
+    })
+}
+
+/// Error for a first argument that is not a plain column and no feature argument.
+pub fn no_feature_error(func: &str, arg: &str) -> DataFusionError {
+    DataFusionError::Plan(format!(
+        "{func}: cannot tell which baseline column '{arg}' corresponds to; pass the column \
+         name as third argument, e.g. {func}(expr, 'baseline', 'column')"
+    ))
+}
+
+/// Whether `dt` may be the value argument (cast to Float64 internally).
+pub fn is_value_type(dt: &DataType) -> bool {
+    dt.is_numeric() || matches!(dt, DataType::Null)
+}
+
+/// Whether `dt` may hold a baseline / feature name.
+pub fn is_string_type(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+    )
+}
+
+/// Validate `f(value, 'baseline' [, feature])` argument types; returns them unchanged
+/// (no coercion casts, so a plain column keeps its name in the physical plan).
+pub fn check_value_baseline_feature(func: &str, types: &[DataType]) -> Result<Vec<DataType>> {
+    if !(2..=3).contains(&types.len()) {
+        return plan_err!(
+            "{func} expects (value, 'baseline' [, feature]), got {} arguments",
+            types.len()
+        );
+    }
+    if !is_value_type(&types[0]) {
+        return plan_err!("{func}: value must be numeric, got {}", types[0]);
+    }
+    if !types[1..].iter().all(is_string_type) {
+        return plan_err!("{func}: baseline name and feature must be strings");
+    }
+    Ok(types.to_vec())
+}

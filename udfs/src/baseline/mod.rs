@@ -1,0 +1,330 @@
+//! Baseline profiles: per-column summaries of a reference data set (typically the model's
+//! training data), computed once and looked up by name by the drift and outlier functions.
+
+mod persist;
+mod registry;
+
+pub use registry::BaselineRegistry;
+
+use std::collections::BTreeMap;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type};
+use serde::{Deserialize, Serialize};
+
+use crate::math::binned::histogram;
+use crate::math::describe::{bin_edges, quantile_sorted, var, BinRule};
+
+/// Errors building, reading or writing a baseline.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineError {
+    /// Arrow error while reading input batches.
+    #[error("arrow error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// I/O error while persisting.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Malformed persisted profile.
+    #[error("invalid baseline file: {0}")]
+    Format(String),
+    /// Invalid input (e.g. inconsistent schemas, bad options).
+    #[error("invalid baseline input: {0}")]
+    Invalid(String),
+}
+
+/// Options for [`BaselineProfile::from_batches`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileOptions {
+    /// Maximum size of the stored reference sample per column (default 1 000 000). Columns
+    /// with more finite values keep a deterministic stratified subsample: the sorted values
+    /// at ranks ⌊(i + ½)·N / max_sample⌋, i = 0..max_sample (every quantile band equally
+    /// represented, no randomness).
+    pub max_sample: usize,
+    /// Histogram bin rule (default Freedman–Diaconis, like `np.histogram_bin_edges(x, 'fd')`,
+    /// capped at [`crate::math::describe::MAX_BINS`] bins).
+    pub bins: BinRule,
+    /// Quantile levels to record (default 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99; numpy
+    /// 'linear' interpolation).
+    pub quantiles: Vec<f64>,
+}
+
+impl Default for ProfileOptions {
+    fn default() -> Self {
+        Self {
+            max_sample: 1_000_000,
+            bins: BinRule::Fd,
+            quantiles: vec![0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99],
+        }
+    }
+}
+
+/// Summary of one column of the baseline.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnProfile {
+    /// Any integer or floating-point column (values cast to f64).
+    Numeric(NumericProfile),
+    /// A string column: value frequencies.
+    Categorical(CategoricalProfile),
+}
+
+/// Profile of a numeric column. Statistics are over the finite values only.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NumericProfile {
+    /// Number of rows.
+    pub rows: u64,
+    /// Number of finite values.
+    pub count: u64,
+    /// Number of NULL rows.
+    pub null_count: u64,
+    /// Number of NaN / ±inf values (excluded from all statistics).
+    pub nan_count: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Sample standard deviation (ddof = 1; NaN when count < 2).
+    pub std: f64,
+    /// Population standard deviation (ddof = 0).
+    pub std_pop: f64,
+    /// Minimum.
+    pub min: f64,
+    /// Maximum.
+    pub max: f64,
+    /// (level, value) pairs, numpy 'linear' interpolation.
+    pub quantiles: Vec<(f64, f64)>,
+    /// Sorted reference sample (all finite values unless subsampled, see [`ProfileOptions`]).
+    pub sample: Vec<f64>,
+    /// Histogram bin edges (ascending, ≥ 2 when count > 0).
+    pub bin_edges: Vec<f64>,
+    /// Counts of all finite values per bin.
+    pub bin_counts: Vec<u64>,
+}
+
+/// Profile of a string column.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CategoricalProfile {
+    /// Number of rows.
+    pub rows: u64,
+    /// Number of NULL rows.
+    pub null_count: u64,
+    /// Count per distinct value.
+    pub frequencies: BTreeMap<String, u64>,
+}
+
+/// Sample covariance of the numeric columns over complete rows (no NULL / non-finite value in
+/// any numeric column), used by `mahalanobis`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CovarianceProfile {
+    /// Column order of the matrices.
+    pub columns: Vec<String>,
+    /// Number of complete rows.
+    pub rows: u64,
+    /// Mean over complete rows.
+    pub mean: Vec<f64>,
+    /// Sample covariance (ddof = 1), row-major k × k.
+    pub covariance: Vec<f64>,
+    /// Moore–Penrose pseudo-inverse of `covariance`.
+    pub pinv: Vec<f64>,
+}
+
+/// A profiled baseline data set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineProfile {
+    /// Baseline name (as used in SQL).
+    pub name: String,
+    /// Options used to build it.
+    pub options: ProfileOptions,
+    /// Columns in input order.
+    pub columns: Vec<(String, ColumnProfile)>,
+    /// Covariance of the numeric columns.
+    pub covariance: CovarianceProfile,
+}
+
+fn is_numeric(dt: &DataType) -> bool {
+    dt.is_integer() || dt.is_floating() || matches!(dt, DataType::Decimal128(_, _))
+}
+
+fn is_string(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
+}
+
+impl BaselineProfile {
+    /// Profile `batches` (all with the same schema). Columns of other types are skipped.
+    pub fn from_batches(
+        name: &str,
+        batches: &[RecordBatch],
+        opts: &ProfileOptions,
+    ) -> Result<BaselineProfile, BaselineError> {
+        if opts.max_sample == 0 {
+            return Err(BaselineError::Invalid("max_sample must be > 0".into()));
+        }
+        if let BinRule::Explicit(e) = &opts.bins {
+            if e.len() < 2
+                || e.windows(2)
+                    .any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
+            {
+                return Err(BaselineError::Invalid(
+                    "explicit bin edges must be at least two strictly increasing values".into(),
+                ));
+            }
+        }
+        let Some(schema) = batches.first().map(|b| b.schema()) else {
+            return Err(BaselineError::Invalid(format!(
+                "baseline '{name}' has no data"
+            )));
+        };
+        let mut columns = Vec::new();
+        let mut numeric_values: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+        for (idx, field) in schema.fields().iter().enumerate() {
+            let dt = field.data_type();
+            if is_numeric(dt) {
+                let mut all = Vec::new();
+                for b in batches {
+                    let arr = cast(b.column(idx), &DataType::Float64)?;
+                    let arr = arr.as_primitive::<Float64Type>();
+                    all.extend(arr.iter());
+                }
+                columns.push((
+                    field.name().clone(),
+                    ColumnProfile::Numeric(numeric_profile(&all, opts)),
+                ));
+                numeric_values.push((field.name().clone(), all));
+            } else if is_string(dt) {
+                let mut p = CategoricalProfile::default();
+                for b in batches {
+                    let arr = cast(b.column(idx), &DataType::Utf8)?;
+                    for v in arr.as_string::<i32>().iter() {
+                        p.rows += 1;
+                        match v {
+                            Some(s) => *p.frequencies.entry(s.to_string()).or_default() += 1,
+                            None => p.null_count += 1,
+                        }
+                    }
+                }
+                columns.push((field.name().clone(), ColumnProfile::Categorical(p)));
+            }
+        }
+        let covariance = covariance_profile(&numeric_values);
+        Ok(BaselineProfile {
+            name: name.to_string(),
+            options: opts.clone(),
+            columns,
+            covariance,
+        })
+    }
+
+    /// Profile of column `name` (exact match first, then ASCII case-insensitive).
+    pub fn column(&self, name: &str) -> Option<&ColumnProfile> {
+        self.columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .or_else(|| {
+                self.columns
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            })
+            .map(|(_, c)| c)
+    }
+
+    /// Numeric profile of column `name`, if the column exists and is numeric.
+    pub fn numeric(&self, name: &str) -> Option<&NumericProfile> {
+        match self.column(name) {
+            Some(ColumnProfile::Numeric(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Names of the numeric columns, in input order.
+    pub fn numeric_columns(&self) -> Vec<&str> {
+        self.columns
+            .iter()
+            .filter(|(_, c)| matches!(c, ColumnProfile::Numeric(_)))
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+}
+
+fn numeric_profile(values: &[Option<f64>], opts: &ProfileOptions) -> NumericProfile {
+    let mut p = NumericProfile {
+        rows: values.len() as u64,
+        ..Default::default()
+    };
+    let mut finite: Vec<f64> = Vec::with_capacity(values.len());
+    for v in values {
+        match v {
+            None => p.null_count += 1,
+            Some(x) if x.is_finite() => finite.push(*x),
+            Some(_) => p.nan_count += 1,
+        }
+    }
+    p.count = finite.len() as u64;
+    p.mean = crate::math::describe::mean(&finite);
+    p.std = var(&finite, 1).sqrt();
+    p.std_pop = var(&finite, 0).sqrt();
+    finite.sort_by(f64::total_cmp);
+    p.min = finite.first().copied().unwrap_or(f64::NAN);
+    p.max = finite.last().copied().unwrap_or(f64::NAN);
+    p.quantiles = opts
+        .quantiles
+        .iter()
+        .map(|&q| (q, quantile_sorted(&finite, q)))
+        .collect();
+    p.bin_edges = bin_edges(&finite, &opts.bins);
+    p.bin_counts = histogram(&p.bin_edges, &finite);
+    p.sample = subsample_sorted(finite, opts.max_sample);
+    p
+}
+
+/// Deterministic stratified subsample of sorted values (see [`ProfileOptions::max_sample`]).
+fn subsample_sorted(sorted: Vec<f64>, max: usize) -> Vec<f64> {
+    let n = sorted.len();
+    if n <= max {
+        return sorted;
+    }
+    (0..max)
+        .map(|i| sorted[((((2 * i + 1) as u128) * n as u128) / (2 * max as u128)) as usize])
+        .collect()
+}
+
+fn covariance_profile(cols: &[(String, Vec<Option<f64>>)]) -> CovarianceProfile {
+    let k = cols.len();
+    let nrows = cols.first().map_or(0, |c| c.1.len());
+    let complete: Vec<usize> = (0..nrows)
+        .filter(|&r| cols.iter().all(|c| c.1[r].is_some_and(f64::is_finite)))
+        .collect();
+    let n = complete.len();
+    let val = |c: usize, r: usize| cols[c].1[r].unwrap_or(f64::NAN);
+    let mean: Vec<f64> = (0..k)
+        .map(|c| complete.iter().map(|&r| val(c, r)).sum::<f64>() / n as f64)
+        .collect();
+    let mut cov = vec![f64::NAN; k * k];
+    if n >= 2 {
+        for i in 0..k {
+            for j in i..k {
+                let s: f64 = complete
+                    .iter()
+                    .map(|&r| (val(i, r) - mean[i]) * (val(j, r) - mean[j]))
+                    .sum();
+                cov[i * k + j] = s / (n - 1) as f64;
+                cov[j * k + i] = cov[i * k + j];
+            }
+        }
+    }
+    let pinv = if n >= 2 {
+        crate::math::linalg::pinv_symmetric(&cov, k)
+    } else {
+        vec![f64::NAN; k * k]
+    };
+    CovarianceProfile {
+        columns: cols.iter().map(|c| c.0.clone()).collect(),
+        rows: n as u64,
+        mean,
+        covariance: cov,
+        pinv,
+    }
+}
+
+#[cfg(test)]
+mod tests;

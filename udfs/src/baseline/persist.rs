@@ -1,0 +1,260 @@
+//! On-disk format of a baseline directory:
+//!
+//! * `profile.json` — everything except the reference samples; every floating-point number
+//!   is written as a string in Rust's shortest round-trip form (`"0.1"`, `"NaN"`, `"inf"`),
+//!   so reading it back is bit-exact;
+//! * `samples.f64` — the numeric columns' sorted samples, concatenated, little-endian f64
+//!   (offsets and lengths in `profile.json`).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    BaselineError, BaselineProfile, CategoricalProfile, ColumnProfile, CovarianceProfile,
+    NumericProfile, ProfileOptions,
+};
+use crate::math::describe::BinRule;
+
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct FileV1 {
+    version: u32,
+    name: String,
+    max_sample: usize,
+    bins: FileBins,
+    quantiles: Vec<String>,
+    columns: Vec<FileColumn>,
+    covariance: FileCov,
+}
+
+#[derive(Serialize, Deserialize)]
+enum FileBins {
+    Fd,
+    Sturges,
+    Count(usize),
+    Explicit(Vec<String>),
+}
+
+#[derive(Serialize, Deserialize)]
+enum FileColumn {
+    Numeric {
+        name: String,
+        rows: u64,
+        count: u64,
+        null_count: u64,
+        nan_count: u64,
+        stats: Vec<String>, // mean, std, std_pop, min, max
+        quantiles: Vec<(String, String)>,
+        bin_edges: Vec<String>,
+        bin_counts: Vec<u64>,
+        sample_offset: u64,
+        sample_len: u64,
+    },
+    Categorical {
+        name: String,
+        rows: u64,
+        null_count: u64,
+        frequencies: BTreeMap<String, u64>,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileCov {
+    columns: Vec<String>,
+    rows: u64,
+    mean: Vec<String>,
+    covariance: Vec<String>,
+    pinv: Vec<String>,
+}
+
+fn s(x: f64) -> String {
+    x.to_string()
+}
+fn sv(x: &[f64]) -> Vec<String> {
+    x.iter().map(|v| v.to_string()).collect()
+}
+fn p(x: &str) -> Result<f64, BaselineError> {
+    x.parse::<f64>()
+        .map_err(|e| BaselineError::Format(format!("bad number '{x}': {e}")))
+}
+fn pv(x: &[String]) -> Result<Vec<f64>, BaselineError> {
+    x.iter().map(|v| p(v)).collect()
+}
+
+impl BaselineProfile {
+    /// Write this profile into `dir` (created if missing), replacing an existing one.
+    pub fn write_to(&self, dir: &Path) -> Result<(), BaselineError> {
+        std::fs::create_dir_all(dir)?;
+        let mut samples: Vec<u8> = Vec::new();
+        let mut columns = Vec::new();
+        for (name, c) in &self.columns {
+            columns.push(match c {
+                ColumnProfile::Numeric(n) => {
+                    let off = (samples.len() / 8) as u64;
+                    for v in &n.sample {
+                        samples.extend_from_slice(&v.to_le_bytes());
+                    }
+                    FileColumn::Numeric {
+                        name: name.clone(),
+                        rows: n.rows,
+                        count: n.count,
+                        null_count: n.null_count,
+                        nan_count: n.nan_count,
+                        stats: sv(&[n.mean, n.std, n.std_pop, n.min, n.max]),
+                        quantiles: n.quantiles.iter().map(|(a, b)| (s(*a), s(*b))).collect(),
+                        bin_edges: sv(&n.bin_edges),
+                        bin_counts: n.bin_counts.clone(),
+                        sample_offset: off,
+                        sample_len: n.sample.len() as u64,
+                    }
+                }
+                ColumnProfile::Categorical(c) => FileColumn::Categorical {
+                    name: name.clone(),
+                    rows: c.rows,
+                    null_count: c.null_count,
+                    frequencies: c.frequencies.clone(),
+                },
+            });
+        }
+        let file = FileV1 {
+            version: FORMAT_VERSION,
+            name: self.name.clone(),
+            max_sample: self.options.max_sample,
+            bins: match &self.options.bins {
+                BinRule::Fd => FileBins::Fd,
+                BinRule::Sturges => FileBins::Sturges,
+                BinRule::Count(k) => FileBins::Count(*k),
+                BinRule::Explicit(e) => FileBins::Explicit(sv(e)),
+            },
+            quantiles: sv(&self.options.quantiles),
+            columns,
+            covariance: FileCov {
+                columns: self.covariance.columns.clone(),
+                rows: self.covariance.rows,
+                mean: sv(&self.covariance.mean),
+                covariance: sv(&self.covariance.covariance),
+                pinv: sv(&self.covariance.pinv),
+            },
+        };
+        let json =
+            serde_json::to_vec_pretty(&file).map_err(|e| BaselineError::Format(e.to_string()))?;
+        // write samples first, profile.json last (its presence marks a complete baseline)
+        let mut f = std::fs::File::create(dir.join("samples.f64"))?;
+        f.write_all(&samples)?;
+        f.sync_all()?;
+        let tmp = dir.join("profile.json.tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(tmp, dir.join("profile.json"))?;
+        Ok(())
+    }
+
+    /// Read a profile written by [`BaselineProfile::write_to`].
+    pub fn read_from(dir: &Path) -> Result<BaselineProfile, BaselineError> {
+        let json = std::fs::read(dir.join("profile.json"))?;
+        let file: FileV1 =
+            serde_json::from_slice(&json).map_err(|e| BaselineError::Format(e.to_string()))?;
+        if file.version != FORMAT_VERSION {
+            return Err(BaselineError::Format(format!(
+                "unsupported version {}",
+                file.version
+            )));
+        }
+        let raw = std::fs::read(dir.join("samples.f64"))?;
+        if raw.len() % 8 != 0 {
+            return Err(BaselineError::Format("samples.f64 is truncated".into()));
+        }
+        let all: Vec<f64> = raw
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")))
+            .collect();
+        let mut columns = Vec::new();
+        for c in file.columns {
+            columns.push(match c {
+                FileColumn::Numeric {
+                    name,
+                    rows,
+                    count,
+                    null_count,
+                    nan_count,
+                    stats,
+                    quantiles,
+                    bin_edges,
+                    bin_counts,
+                    sample_offset,
+                    sample_len,
+                } => {
+                    let st = pv(&stats)?;
+                    if st.len() != 5 {
+                        return Err(BaselineError::Format(format!("bad stats for '{name}'")));
+                    }
+                    let (a, b) = (
+                        sample_offset as usize,
+                        (sample_offset + sample_len) as usize,
+                    );
+                    let sample = all
+                        .get(a..b)
+                        .ok_or_else(|| BaselineError::Format(format!("bad sample for '{name}'")))?
+                        .to_vec();
+                    let quantiles = quantiles
+                        .iter()
+                        .map(|(q, v)| Ok((p(q)?, p(v)?)))
+                        .collect::<Result<_, BaselineError>>()?;
+                    let prof = NumericProfile {
+                        rows,
+                        count,
+                        null_count,
+                        nan_count,
+                        mean: st[0],
+                        std: st[1],
+                        std_pop: st[2],
+                        min: st[3],
+                        max: st[4],
+                        quantiles,
+                        sample,
+                        bin_edges: pv(&bin_edges)?,
+                        bin_counts,
+                    };
+                    (name, ColumnProfile::Numeric(prof))
+                }
+                FileColumn::Categorical {
+                    name,
+                    rows,
+                    null_count,
+                    frequencies,
+                } => (
+                    name,
+                    ColumnProfile::Categorical(CategoricalProfile {
+                        rows,
+                        null_count,
+                        frequencies,
+                    }),
+                ),
+            });
+        }
+        Ok(BaselineProfile {
+            name: file.name,
+            options: ProfileOptions {
+                max_sample: file.max_sample,
+                bins: match file.bins {
+                    FileBins::Fd => BinRule::Fd,
+                    FileBins::Sturges => BinRule::Sturges,
+                    FileBins::Count(k) => BinRule::Count(k),
+                    FileBins::Explicit(e) => BinRule::Explicit(pv(&e)?),
+                },
+                quantiles: pv(&file.quantiles)?,
+            },
+            columns,
+            covariance: CovarianceProfile {
+                columns: file.covariance.columns,
+                rows: file.covariance.rows,
+                mean: pv(&file.covariance.mean)?,
+                covariance: pv(&file.covariance.covariance)?,
+                pinv: pv(&file.covariance.pinv)?,
+            },
+        })
+    }
+}

@@ -1,0 +1,41 @@
+//! Driftwatch DataFusion functions: drift aggregates and per-row outlier scores evaluated
+//! against named baselines (profiles of reference data).
+//!
+//! Statistics follow DESIGN.md §6 and are tested against scipy / numpy
+//! (`tests/python/test_udfs_conformance.py`).
+
+use std::sync::Arc;
+
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::prelude::SessionContext;
+
+mod args;
+pub mod baseline;
+pub mod drift;
+pub mod math;
+pub mod outlier;
+
+pub use baseline::{
+    BaselineError, BaselineProfile, BaselineRegistry, ColumnProfile, NumericProfile, ProfileOptions,
+};
+pub use math::describe::BinRule;
+
+/// Every Driftwatch aggregate UDF, bound to the registry (functions look baselines up by name).
+pub fn aggregate_functions(baselines: &Arc<BaselineRegistry>) -> Vec<AggregateUDF> {
+    drift::drift_functions(baselines)
+}
+
+/// Every Driftwatch scalar UDF.
+pub fn scalar_functions(baselines: &Arc<BaselineRegistry>) -> Vec<ScalarUDF> {
+    outlier::outlier_functions(baselines)
+}
+
+/// Registers both lists on a SessionContext.
+pub fn register_all(ctx: &SessionContext, baselines: &Arc<BaselineRegistry>) {
+    for f in aggregate_functions(baselines) {
+        ctx.register_udaf(f);
+    }
+    for f in scalar_functions(baselines) {
+        ctx.register_udf(f);
+    }
+}

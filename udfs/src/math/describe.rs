@@ -1,0 +1,128 @@
+//! Descriptive statistics with numpy conventions.
+
+/// Mean of `x` (NaN for empty input).
+pub fn mean(x: &[f64]) -> f64 {
+    if x.is_empty() {
+        return f64::NAN;
+    }
+    x.iter().sum::<f64>() / x.len() as f64
+}
+
+/// Variance with `ddof` delta degrees of freedom (two-pass, like `np.var`).
+/// Returns NaN when `len <= ddof`.
+pub fn var(x: &[f64], ddof: usize) -> f64 {
+    if x.len() <= ddof {
+        return f64::NAN;
+    }
+    let m = mean(x);
+    let ss: f64 = x.iter().map(|v| (v - m) * (v - m)).sum();
+    ss / (x.len() - ddof) as f64
+}
+
+/// `np.quantile(sorted, q)` with the default 'linear' method; `sorted` must be ascending
+/// and non-empty (NaN otherwise).
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let h = (n - 1) as f64 * q;
+    let lo = h.floor().clamp(0.0, (n - 1) as f64) as usize;
+    let hi = (lo + 1).min(n - 1);
+    let t = h - lo as f64;
+    let (a, b) = (sorted[lo], sorted[hi]);
+    // numpy's _lerp: symmetric form for numerical stability.
+    let d = b - a;
+    if t >= 0.5 {
+        b - d * (1.0 - t)
+    } else {
+        a + d * t
+    }
+}
+
+/// Rule used to derive histogram bin edges from a baseline column.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
+pub enum BinRule {
+    /// Freedman–Diaconis, as `np.histogram_bin_edges(x, 'fd')`.
+    #[default]
+    Fd,
+    /// Sturges, as `np.histogram_bin_edges(x, 'sturges')`.
+    Sturges,
+    /// A fixed number of equal-width bins over [min, max] (`np.histogram_bin_edges(x, n)`).
+    Count(usize),
+    /// Explicit, strictly increasing edges (at least two).
+    Explicit(Vec<f64>),
+}
+
+/// Upper bound on the number of bins a data-driven rule may produce (guards against a
+/// pathological FD width on heavy-tailed data).
+pub const MAX_BINS: usize = 10_000;
+
+/// `np.histogram_bin_edges(sorted, rule)` for finite, ascending, non-empty data.
+pub fn bin_edges(sorted: &[f64], rule: &BinRule) -> Vec<f64> {
+    if let BinRule::Explicit(e) = rule {
+        return e.clone();
+    }
+    if sorted.is_empty() {
+        return vec![];
+    }
+    let (mut first, mut last) = (sorted[0], sorted[sorted.len() - 1]);
+    if first == last {
+        first -= 0.5;
+        last += 0.5;
+    }
+    let n = sorted.len() as f64;
+    let nbins = match rule {
+        BinRule::Count(k) => (*k).max(1),
+        BinRule::Fd | BinRule::Sturges => {
+            let width = if *rule == BinRule::Fd {
+                let iqr = quantile_sorted(sorted, 0.75) - quantile_sorted(sorted, 0.25);
+                2.0 * iqr * n.powf(-1.0 / 3.0)
+            } else {
+                (sorted[sorted.len() - 1] - sorted[0]) / (n.log2() + 1.0)
+            };
+            if width > 0.0 {
+                (((last - first) / width).ceil() as usize).clamp(1, MAX_BINS)
+            } else {
+                1
+            }
+        }
+        BinRule::Explicit(_) => unreachable!("handled above"),
+    };
+    linspace(first, last, nbins + 1)
+}
+
+/// `np.linspace(start, stop, num)` (endpoint included).
+pub fn linspace(start: f64, stop: f64, num: usize) -> Vec<f64> {
+    if num == 1 {
+        return vec![start];
+    }
+    let step = (stop - start) / (num - 1) as f64;
+    let mut v: Vec<f64> = (0..num).map(|i| i as f64 * step + start).collect();
+    v[num - 1] = stop;
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_match_numpy() {
+        let x = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile_sorted(&x, 0.5), 2.5);
+        assert_eq!(quantile_sorted(&x, 0.25), 1.75);
+        assert_eq!(quantile_sorted(&x, 1.0), 4.0);
+        assert_eq!(quantile_sorted(&[7.0], 0.3), 7.0);
+    }
+
+    #[test]
+    fn var_and_edges() {
+        let x = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(var(&x, 1), 5.0 / 3.0);
+        assert_eq!(var(&x, 0), 1.25);
+        // constant column: one bin [c-0.5, c+0.5]
+        assert_eq!(bin_edges(&[3.0, 3.0], &BinRule::Fd), vec![2.5, 3.5]);
+        assert_eq!(bin_edges(&x, &BinRule::Count(3)), vec![1.0, 2.0, 3.0, 4.0]);
+    }
+}

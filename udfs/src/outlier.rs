@@ -1,0 +1,303 @@
+//! Per-row outlier scores against a baseline: `zscore(x, 'baseline' [, feature])` and
+//! `mahalanobis(x1, …, xk, 'baseline')`. Vectorised over whole arrays; NULL / non-finite
+//! inputs give NULL.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type};
+use datafusion::common::{plan_err, DataFusionError, Result, ScalarValue};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
+use datafusion::logical_expr::{
+    lit, ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+use crate::args::{
+    check_value_baseline_feature, is_string_type, is_value_type, lookup, numeric_column,
+};
+use crate::baseline::BaselineRegistry;
+use crate::math::linalg::quad_form;
+
+/// Which scalar function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    ZScore,
+    Mahalanobis,
+}
+
+/// A scalar outlier function bound to a baseline registry.
+#[derive(Debug, Clone)]
+pub struct OutlierUdf {
+    kind: Kind,
+    signature: Signature,
+    baselines: Arc<BaselineRegistry>,
+}
+
+impl PartialEq for OutlierUdf {
+    fn eq(&self, o: &Self) -> bool {
+        self.kind == o.kind && Arc::ptr_eq(&self.baselines, &o.baselines)
+    }
+}
+impl Eq for OutlierUdf {}
+impl Hash for OutlierUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.kind.hash(state);
+        (Arc::as_ptr(&self.baselines) as usize).hash(state);
+    }
+}
+
+fn scalar_str(v: &ColumnarValue) -> Option<Option<String>> {
+    match v {
+        ColumnarValue::Scalar(s) => s.try_as_str().map(|s| s.map(str::to_string)),
+        ColumnarValue::Array(_) => None,
+    }
+}
+
+fn to_f64(v: &ColumnarValue, n: usize) -> Result<ArrayRef> {
+    Ok(cast(&v.to_array(n)?, &DataType::Float64)?)
+}
+
+impl OutlierUdf {
+    fn zscore(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        let Some(Some(baseline)) = scalar_str(&args.args[1]) else {
+            return plan_err!("zscore: the baseline name must be a string literal");
+        };
+        let profile = lookup(&self.baselines, &baseline)?;
+        let x = to_f64(&args.args[0], n)?;
+        let x = x.as_primitive::<Float64Type>();
+        let score = |v: f64, mean: f64, std: f64| {
+            let z = (v - mean) / std;
+            (v.is_finite() && std > 0.0 && z.is_finite()).then_some(z)
+        };
+        let out: Float64Array = match args.args.get(2) {
+            Some(ColumnarValue::Array(f)) => {
+                // long form: one feature per row
+                let f = cast(f, &DataType::Utf8)?;
+                let f = f.as_string::<i32>();
+                let mut last: Option<(&str, f64, f64)> = None;
+                let mut out = Vec::with_capacity(n);
+                for i in 0..n {
+                    if x.is_null(i) || f.is_null(i) {
+                        out.push(None);
+                        continue;
+                    }
+                    let name = f.value(i);
+                    let (mean, std) = match last {
+                        Some((l, m, s)) if l == name => (m, s),
+                        _ => {
+                            let c = numeric_column(&profile, name)?;
+                            last = Some((name, c.mean, c.std));
+                            (c.mean, c.std)
+                        }
+                    };
+                    out.push(score(x.value(i), mean, std));
+                }
+                Float64Array::from(out)
+            }
+            other => {
+                let col = match other {
+                    Some(v) => match scalar_str(v) {
+                        Some(Some(f)) => f,
+                        _ => return plan_err!("zscore: feature must be a non-NULL string"),
+                    },
+                    None => args.arg_fields[0].name().clone(),
+                };
+                let c = numeric_column(&profile, &col).map_err(|e| {
+                    DataFusionError::Plan(format!(
+                        "{e}; if '{col}' is an expression, pass the baseline column name as \
+                         third argument: zscore(expr, '{baseline}', 'column')"
+                    ))
+                })?;
+                let (mean, std) = (c.mean, c.std);
+                x.iter()
+                    .map(|v| v.and_then(|v| score(v, mean, std)))
+                    .collect()
+            }
+        };
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+
+    fn mahalanobis(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let n = args.number_rows;
+        // (x1, …, xk, 'baseline' [, 'name1', …, 'namek']): k = first string argument
+        let k = args
+            .arg_fields
+            .iter()
+            .position(|f| is_string_type(f.data_type()) && !f.data_type().is_null())
+            .unwrap_or(args.args.len() - 1);
+        let names: Vec<String> = if args.args.len() == 2 * k + 1 {
+            args.args[k + 1..]
+                .iter()
+                .map(|a| match scalar_str(a) {
+                    Some(Some(s)) => Ok(s),
+                    _ => plan_err!("mahalanobis: column names must be string literals"),
+                })
+                .collect::<Result<_>>()?
+        } else if args.args.len() == k + 1 {
+            args.arg_fields[..k]
+                .iter()
+                .map(|f| f.name().clone())
+                .collect()
+        } else {
+            return plan_err!("mahalanobis expects (x1, …, xk, 'baseline')");
+        };
+        let Some(Some(baseline)) = scalar_str(&args.args[k]) else {
+            return plan_err!("mahalanobis: the last argument must be the baseline name literal");
+        };
+        let profile = lookup(&self.baselines, &baseline)?;
+        let cov = &profile.covariance;
+        let cols = &cov.columns;
+        // map argument i -> baseline column index
+        let by_name: Option<Vec<usize>> = names
+            .iter()
+            .map(|f| {
+                cols.iter()
+                    .position(|c| c == f)
+                    .or_else(|| cols.iter().position(|c| c.eq_ignore_ascii_case(f)))
+            })
+            .collect();
+        let map = match by_name {
+            Some(m) => m,
+            None if k == cols.len() => (0..k).collect(),
+            None => {
+                return plan_err!(
+                    "mahalanobis: arguments must name numeric columns of baseline '{}' ({}), \
+                     or give all {} of them in order",
+                    profile.name,
+                    cols.join(", "),
+                    cols.len()
+                )
+            }
+        };
+        if cov.rows < 2 {
+            return Ok(ColumnarValue::Scalar(ScalarValue::Float64(None)));
+        }
+        // sub-matrix of the pseudo-inverse over the mapped columns: when all columns are
+        // given this is Σ⁺ itself; for a subset we invert the covariance sub-matrix.
+        let kk = cols.len();
+        let all_in_order = k == kk && map.iter().enumerate().all(|(i, &j)| i == j);
+        let (pinv, mean): (Vec<f64>, Vec<f64>) = if all_in_order {
+            (cov.pinv.clone(), cov.mean.clone())
+        } else {
+            let sub: Vec<f64> = (0..k)
+                .flat_map(|i| (0..k).map(move |j| (i, j)))
+                .map(|(i, j)| cov.covariance[map[i] * kk + map[j]])
+                .collect();
+            (
+                crate::math::linalg::pinv_symmetric(&sub, k),
+                map.iter().map(|&j| cov.mean[j]).collect(),
+            )
+        };
+        let xs: Vec<ArrayRef> = args.args[..k]
+            .iter()
+            .map(|a| to_f64(a, n))
+            .collect::<Result<_>>()?;
+        let xs: Vec<&Float64Array> = xs.iter().map(|a| a.as_primitive::<Float64Type>()).collect();
+        let mut d = vec![0.0; k];
+        let out: Float64Array = (0..n)
+            .map(|r| {
+                for (i, x) in xs.iter().enumerate() {
+                    if x.is_null(r) || !x.value(r).is_finite() {
+                        return None;
+                    }
+                    d[i] = x.value(r) - mean[i];
+                }
+                Some(quad_form(&pinv, &d).max(0.0).sqrt())
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+impl ScalarUDFImpl for OutlierUdf {
+    fn name(&self) -> &str {
+        match self.kind {
+            Kind::ZScore => "zscore",
+            Kind::Mahalanobis => "mahalanobis",
+        }
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match self.kind {
+            Kind::ZScore => check_value_baseline_feature("zscore", arg_types),
+            Kind::Mahalanobis => {
+                let len = arg_types.len();
+                let k = arg_types
+                    .iter()
+                    .position(|t| is_string_type(t) && !t.is_null())
+                    .unwrap_or(len);
+                if k == 0
+                    || !(len == k + 1 || len == 2 * k + 1)
+                    || !arg_types[..k].iter().all(is_value_type)
+                    || !arg_types[k..].iter().all(is_string_type)
+                {
+                    return plan_err!(
+                        "mahalanobis expects (x1, …, xk, 'baseline') with numeric x, got {:?}",
+                        arg_types
+                    );
+                }
+                Ok(arg_types.to_vec())
+            }
+        }
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+    /// Appends the column names of plain column arguments as string literals at the logical
+    /// level (`zscore(x, 'b')` → `zscore(x, 'b', 'x')`, `mahalanobis(x, y, 'b')` →
+    /// `mahalanobis(x, y, 'b', 'x', 'y')`), so names survive physical optimisation.
+    fn simplify(&self, args: Vec<Expr>, _info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        let col = |e: &Expr| match e {
+            Expr::Column(c) => Some(c.name.clone()),
+            _ => None,
+        };
+        let extra: Option<Vec<String>> = match self.kind {
+            Kind::ZScore if args.len() == 2 => col(&args[0]).map(|c| vec![c]),
+            Kind::Mahalanobis if args.len() >= 2 => {
+                let k = args.len() - 1;
+                let is_lit_str =
+                    matches!(&args[k], Expr::Literal(v, _) if v.try_as_str().is_some());
+                let names: Option<Vec<String>> = args[..k].iter().map(col).collect();
+                names.filter(|_| is_lit_str)
+            }
+            _ => None,
+        };
+        match extra {
+            Some(names) => {
+                let mut args = args;
+                args.extend(names.into_iter().map(lit));
+                let udf = Arc::new(ScalarUDF::new_from_impl(self.clone()));
+                Ok(ExprSimplifyResult::Simplified(Expr::ScalarFunction(
+                    ScalarFunction::new_udf(udf, args),
+                )))
+            }
+            None => Ok(ExprSimplifyResult::Original(args)),
+        }
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        match self.kind {
+            Kind::ZScore => self.zscore(args),
+            Kind::Mahalanobis => self.mahalanobis(args),
+        }
+    }
+}
+
+/// `zscore` and `mahalanobis` bound to `baselines`.
+pub fn outlier_functions(baselines: &Arc<BaselineRegistry>) -> Vec<ScalarUDF> {
+    [Kind::ZScore, Kind::Mahalanobis]
+        .into_iter()
+        .map(|kind| {
+            ScalarUDF::new_from_impl(OutlierUdf {
+                kind,
+                signature: Signature::user_defined(Volatility::Immutable),
+                baselines: Arc::clone(baselines),
+            })
+        })
+        .collect()
+}
