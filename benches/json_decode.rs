@@ -47,7 +47,13 @@ fn envelopes(per_envelope: usize) -> Vec<u8> {
         let instances: Vec<String> = (0..per_envelope)
             .map(|j| {
                 let i = e * per_envelope + j;
-                format!("[{},{},{},{}]", value(i, 0), value(i, 1), value(i, 2), value(i, 3))
+                format!(
+                    "[{},{},{},{}]",
+                    value(i, 0),
+                    value(i, 1),
+                    value(i, 2),
+                    value(i, 3)
+                )
             })
             .collect();
         out.push_str(&format!(
@@ -85,9 +91,21 @@ fn bench(c: &mut Criterion) {
     group.sample_size(20);
 
     let cases = [
-        ("jsonl_epoch_ms", TimeFormat::Auto, lines(|i| (1_700_000_000_000u64 + i as u64).to_string())),
-        ("jsonl_rfc3339", TimeFormat::Rfc3339, lines(|i| format!("\"2023-11-14T22:{:02}:{:02}.123Z\"", (i / 60) % 60, i % 60))),
-        ("jsonl_epoch_seconds", TimeFormat::EpochSeconds, lines(|i| format!("{}.25", 1_700_000_000 + i))),
+        (
+            "jsonl_epoch_ms",
+            TimeFormat::Auto,
+            lines(|i| (1_700_000_000_000u64 + i as u64).to_string()),
+        ),
+        (
+            "jsonl_rfc3339",
+            TimeFormat::Rfc3339,
+            lines(|i| format!("\"2023-11-14T22:{:02}:{:02}.123Z\"", (i / 60) % 60, i % 60)),
+        ),
+        (
+            "jsonl_epoch_seconds",
+            TimeFormat::EpochSeconds,
+            lines(|i| format!("{}.25", 1_700_000_000 + i)),
+        ),
     ];
     for (name, format, input) in &cases {
         let schema = schema(*format);

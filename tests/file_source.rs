@@ -28,7 +28,10 @@ fn schema(format: TimeFormat) -> Arc<SourceSchema> {
 fn spec(schema: Arc<SourceSchema>, options: &[(&str, &str)]) -> ConnectorSpec {
     ConnectorSpec {
         schema,
-        options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        options: options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     }
 }
 
@@ -50,13 +53,23 @@ impl Run {
     fn ts(&self) -> Vec<i64> {
         self.batches
             .iter()
-            .flat_map(|b| b.column(1).as_primitive::<TimestampMillisecondType>().values().to_vec())
+            .flat_map(|b| {
+                b.column(1)
+                    .as_primitive::<TimestampMillisecondType>()
+                    .values()
+                    .to_vec()
+            })
             .collect()
     }
     fn x(&self) -> Vec<Option<f64>> {
         self.batches
             .iter()
-            .flat_map(|b| b.column(2).as_primitive::<Float64Type>().iter().collect::<Vec<_>>())
+            .flat_map(|b| {
+                b.column(2)
+                    .as_primitive::<Float64Type>()
+                    .iter()
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 }
@@ -66,12 +79,20 @@ async fn run(spec: ConnectorSpec) -> Run {
     let connector = Arc::new(FileConnector::from_spec(&spec).unwrap());
     assert!(connector.is_bounded());
     let (reject_tx, mut reject_rx) = mpsc::unbounded_channel();
-    let feed = SourceFeed::new(spec.schema.clone(), None, reject_tx, Arc::new(SourceMetrics::default()));
+    let feed = SourceFeed::new(
+        spec.schema.clone(),
+        None,
+        reject_tx,
+        Arc::new(SourceMetrics::default()),
+    );
     let mut sub = feed.subscribe();
     let task = tokio::spawn(connector.run(feed, CancellationToken::new()));
     let mut batches = Vec::new();
     loop {
-        match tokio::time::timeout(Duration::from_secs(30), sub.recv()).await.unwrap() {
+        match tokio::time::timeout(Duration::from_secs(30), sub.recv())
+            .await
+            .unwrap()
+        {
             Some(FeedMessage::Batch { batch, taken, .. }) => {
                 assert_eq!(batch.schema().fields(), spec.schema.arrow.fields());
                 batches.push(batch);
@@ -84,7 +105,9 @@ async fn run(spec: ConnectorSpec) -> Run {
         }
     }
     task.await.unwrap().unwrap();
-    let rejected = std::iter::from_fn(|| reject_rx.try_recv().ok()).flatten().collect();
+    let rejected = std::iter::from_fn(|| reject_rx.try_recv().ok())
+        .flatten()
+        .collect();
     Run { batches, rejected }
 }
 
@@ -98,10 +121,30 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 async fn jsonl_each_time_format_and_bad_lines() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        (TimeFormat::Auto, r#"1700000000123"#, r#""2023-11-14T22:13:20.5Z""#, [1_700_000_000_123, 1_700_000_000_500]),
-        (TimeFormat::EpochMillis, "1700000000123", "\"1700000000124\"", [1_700_000_000_123, 1_700_000_000_124]),
-        (TimeFormat::EpochSeconds, "1700000000", "1700000000.25", [1_700_000_000_000, 1_700_000_000_250]),
-        (TimeFormat::Rfc3339, r#""2023-11-14T22:13:20Z""#, r#""2023-11-14T23:13:20.75+01:00""#, [1_700_000_000_000, 1_700_000_000_750]),
+        (
+            TimeFormat::Auto,
+            r#"1700000000123"#,
+            r#""2023-11-14T22:13:20.5Z""#,
+            [1_700_000_000_123, 1_700_000_000_500],
+        ),
+        (
+            TimeFormat::EpochMillis,
+            "1700000000123",
+            "\"1700000000124\"",
+            [1_700_000_000_123, 1_700_000_000_124],
+        ),
+        (
+            TimeFormat::EpochSeconds,
+            "1700000000",
+            "1700000000.25",
+            [1_700_000_000_000, 1_700_000_000_250],
+        ),
+        (
+            TimeFormat::Rfc3339,
+            r#""2023-11-14T22:13:20Z""#,
+            r#""2023-11-14T23:13:20.75+01:00""#,
+            [1_700_000_000_000, 1_700_000_000_750],
+        ),
     ];
     for (format, t1, t2, expected) in cases {
         let text = format!(
@@ -112,14 +155,26 @@ async fn jsonl_each_time_format_and_bad_lines() {
              {{\"request_id\":\"c\",\"ts\":\"never\"}}\n"
         );
         let path = write(dir.path(), "in.jsonl", &text);
-        let out = run(spec(schema(format), &[("connector", "file"), ("path", &path), ("batch_size", "2")])).await;
+        let out = run(spec(
+            schema(format),
+            &[("connector", "file"), ("path", &path), ("batch_size", "2")],
+        ))
+        .await;
         assert_eq!(out.ids(), ["a", "b"], "{format:?}");
         assert_eq!(out.ts(), expected, "{format:?}");
         assert_eq!(out.x(), [Some(1.5), None]);
         let lines: Vec<_> = out.rejected.iter().map(|r| r.position).collect();
         assert_eq!(lines, [Some(2), Some(5)], "{format:?}: {:?}", out.rejected);
-        assert!(out.rejected[0].reason.starts_with("line 2: column 'x'"), "{}", out.rejected[0].reason);
-        assert!(out.rejected[1].reason.contains("'ts'"), "{}", out.rejected[1].reason);
+        assert!(
+            out.rejected[0].reason.starts_with("line 2: column 'x'"),
+            "{}",
+            out.rejected[0].reason
+        );
+        assert!(
+            out.rejected[1].reason.contains("'ts'"),
+            "{}",
+            out.rejected[1].reason
+        );
         assert!(out.rejected[1].raw.contains("never"));
     }
 }
@@ -127,18 +182,31 @@ async fn jsonl_each_time_format_and_bad_lines() {
 #[tokio::test]
 async fn csv_with_header_and_time_formats() {
     let dir = tempfile::tempdir().unwrap();
-    let text = "x;request_id;ts\n1.5;a;1700000000\n2.5;\"b;quoted\";1700000001.5\noops;c;1700000002\n";
+    let text =
+        "x;request_id;ts\n1.5;a;1700000000\n2.5;\"b;quoted\";1700000001.5\noops;c;1700000002\n";
     let path = write(dir.path(), "in.csv", text);
-    let out = run(spec(schema(TimeFormat::EpochSeconds), &[("path", &path), ("delimiter", ";")])).await;
+    let out = run(spec(
+        schema(TimeFormat::EpochSeconds),
+        &[("path", &path), ("delimiter", ";")],
+    ))
+    .await;
     assert_eq!(out.ids(), ["a", "b;quoted"]);
     assert_eq!(out.ts(), [1_700_000_000_000, 1_700_000_001_500]);
     assert_eq!(out.rejected.len(), 1);
     assert_eq!(out.rejected[0].position, Some(4));
-    assert!(out.rejected[0].reason.contains("'x'"), "{}", out.rejected[0].reason);
+    assert!(
+        out.rejected[0].reason.contains("'x'"),
+        "{}",
+        out.rejected[0].reason
+    );
 
     let text = "a,2023-11-14T22:13:20Z,1\nb,2023-11-14T22:13:21Z,2\n";
     let path = write(dir.path(), "noheader.data", text);
-    let opts = [("path", path.as_str()), ("format", "csv"), ("header", "false")];
+    let opts = [
+        ("path", path.as_str()),
+        ("format", "csv"),
+        ("header", "false"),
+    ];
     let out = run(spec(schema(TimeFormat::Rfc3339), &opts)).await;
     assert_eq!(out.ts(), [1_700_000_000_000, 1_700_000_001_000]);
     assert_eq!(out.x(), [Some(1.0), Some(2.0)]);
@@ -149,7 +217,11 @@ async fn parquet_timestamps_any_unit() {
     let dir = tempfile::tempdir().unwrap();
     let file_schema = Arc::new(Schema::new(vec![
         Field::new("x", DataType::Float64, true),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
         Field::new("request_id", DataType::Utf8, true),
         Field::new("ignored", DataType::Utf8, true),
     ]));
@@ -157,17 +229,33 @@ async fn parquet_timestamps_any_unit() {
         file_schema.clone(),
         vec![
             Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])),
-            Arc::new(TimestampMicrosecondArray::from(vec![1_700_000_000_123_456, 1_700_000_001_000_000, 5]).with_timezone("UTC")),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![
+                    1_700_000_000_123_456,
+                    1_700_000_001_000_000,
+                    5,
+                ])
+                .with_timezone("UTC"),
+            ),
             Arc::new(StringArray::from(vec!["a", "b", "c"])),
             Arc::new(StringArray::from(vec!["z", "z", "z"])),
         ],
     )
     .unwrap();
     let path = dir.path().join("in.parquet");
-    let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), file_schema, None).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        file_schema,
+        None,
+    )
+    .unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
-    let out = run(spec(schema(TimeFormat::Auto), &[("path", path.to_str().unwrap()), ("batch_size", "2")])).await;
+    let out = run(spec(
+        schema(TimeFormat::Auto),
+        &[("path", path.to_str().unwrap()), ("batch_size", "2")],
+    ))
+    .await;
     assert_eq!(out.ids(), ["a", "b", "c"]);
     assert_eq!(out.ts(), [1_700_000_000_123, 1_700_000_001_000, 0]);
     assert_eq!(out.batches.len(), 2);
@@ -177,11 +265,27 @@ async fn parquet_timestamps_any_unit() {
 async fn directory_in_name_order_and_json_arrays() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "b.jsonl", "{\"request_id\":\"b1\",\"ts\":2}\n");
-    write(dir.path(), "a.jsonl", "{\"request_id\":\"a1\",\"ts\":1}\n{\"request_id\":\"a2\",\"ts\":1}\n");
+    write(
+        dir.path(),
+        "a.jsonl",
+        "{\"request_id\":\"a1\",\"ts\":1}\n{\"request_id\":\"a2\",\"ts\":1}\n",
+    );
     write(dir.path(), "c.csv", "request_id,ts\nc1,3\n");
-    write(dir.path(), "d.json", r#"[{"request_id":"d1","ts":4},{"request_id":"d2","ts":"1970-01-01T00:00:00.005Z"}]"#);
-    write(dir.path(), ".hidden.jsonl", "{\"request_id\":\"h\",\"ts\":0}\n");
-    let out = run(spec(schema(TimeFormat::Auto), &[("path", dir.path().to_str().unwrap())])).await;
+    write(
+        dir.path(),
+        "d.json",
+        r#"[{"request_id":"d1","ts":4},{"request_id":"d2","ts":"1970-01-01T00:00:00.005Z"}]"#,
+    );
+    write(
+        dir.path(),
+        ".hidden.jsonl",
+        "{\"request_id\":\"h\",\"ts\":0}\n",
+    );
+    let out = run(spec(
+        schema(TimeFormat::Auto),
+        &[("path", dir.path().to_str().unwrap())],
+    ))
+    .await;
     assert_eq!(out.ids(), ["a1", "a2", "b1", "c1", "d1", "d2"]);
     assert_eq!(out.ts(), [1, 1, 2, 3, 4, 5]);
 }
@@ -192,7 +296,15 @@ async fn realtime_replay_paces_by_event_time() {
     let text = "{\"request_id\":\"a\",\"ts\":0}\n{\"request_id\":\"b\",\"ts\":200}\n{\"request_id\":\"c\",\"ts\":400}\n";
     let path = write(dir.path(), "in.jsonl", text);
     let start = Instant::now();
-    let out = run(spec(schema(TimeFormat::Auto), &[("path", &path), ("replay", "realtime"), ("replay_speed", "2")])).await;
+    let out = run(spec(
+        schema(TimeFormat::Auto),
+        &[
+            ("path", &path),
+            ("replay", "realtime"),
+            ("replay_speed", "2"),
+        ],
+    ))
+    .await;
     let elapsed = start.elapsed();
     assert_eq!(out.ids(), ["a", "b", "c"]);
     assert_eq!(out.batches.len(), 3);
@@ -201,11 +313,18 @@ async fn realtime_replay_paces_by_event_time() {
 
 #[test]
 fn option_errors() {
-    let err = |opts: &[(&str, &str)]| FileConnector::from_spec(&spec(schema(TimeFormat::Auto), opts)).unwrap_err().to_string();
+    let err = |opts: &[(&str, &str)]| {
+        FileConnector::from_spec(&spec(schema(TimeFormat::Auto), opts))
+            .unwrap_err()
+            .to_string()
+    };
     let e = err(&[("path", "/nonexistent/x.jsonl")]);
     assert!(e.contains("does not exist"), "{e}");
     let e = err(&[("path", "/tmp"), ("topic", "x")]);
-    assert!(e.contains("unknown option 'topic'") && e.contains("path, format, replay"), "{e}");
+    assert!(
+        e.contains("unknown option 'topic'") && e.contains("path, format, replay"),
+        "{e}"
+    );
     let e = err(&[]);
     assert!(e.contains("needs option path"), "{e}");
     let e = err(&[("path", "/tmp"), ("format", "xml")]);

@@ -24,7 +24,11 @@ fn iris(name: &str) -> Arc<SourceSchema> {
         Field::new("ts", EVENT_TIME_TYPE, false),
         Field::new("event_type", DataType::Utf8, true),
     ];
-    fields.extend(FEATURES.iter().map(|f| Field::new(*f, DataType::Float64, true)));
+    fields.extend(
+        FEATURES
+            .iter()
+            .map(|f| Field::new(*f, DataType::Float64, true)),
+    );
     Arc::new(SourceSchema::new(name, fields, Some(("ts".into(), 6000)), TimeFormat::Auto).unwrap())
 }
 
@@ -73,7 +77,10 @@ async fn post(url: &str, headers: &[(&str, &str)], body: impl Into<String>) -> (
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// All rows delivered so far (they are in the engine before the 200 is sent).
@@ -82,14 +89,24 @@ fn drain(src: &mut Source) -> Vec<RecordBatch> {
 }
 
 fn col_f64(b: &RecordBatch, name: &str) -> Vec<f64> {
-    b.column_by_name(name).unwrap().as_primitive::<Float64Type>().values().to_vec()
+    b.column_by_name(name)
+        .unwrap()
+        .as_primitive::<Float64Type>()
+        .values()
+        .to_vec()
 }
 fn col_ts(b: &RecordBatch) -> Vec<i64> {
-    b.column_by_name("ts").unwrap().as_primitive::<TimestampMillisecondType>().values().to_vec()
+    b.column_by_name("ts")
+        .unwrap()
+        .as_primitive::<TimestampMillisecondType>()
+        .values()
+        .to_vec()
 }
 fn col_str(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
     let a = b.column_by_name(name).unwrap().as_string::<i32>();
-    (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_string())).collect()
+    (0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i).to_string()))
+        .collect()
 }
 
 #[tokio::test]
@@ -111,7 +128,10 @@ async fn inference_log_envelopes() {
     assert_eq!(col_f64(&b[0], "sepal_length"), vec![5.1, 6.2]);
     assert_eq!(col_f64(&b[0], "petal_width"), vec![0.2, 1.3]);
     assert_eq!(col_str(&b[0], "request_id"), vec![Some("r1".into()); 2]);
-    assert_eq!(col_str(&b[0], "event_type"), vec![Some("request".into()); 2]);
+    assert_eq!(
+        col_str(&b[0], "event_type"),
+        vec![Some("request".into()); 2]
+    );
 
     // NDJSON of envelopes, RFC 3339 time, object instances with a missing field.
     let body = format!(
@@ -124,7 +144,10 @@ async fn inference_log_envelopes() {
     assert_eq!((status, answer), (200, json!({"accepted": 2})));
     let b = drain(&mut src);
     assert_eq!(col_ts(&b[0]), vec![1_700_000_001_500, 1_700_000_002_000]);
-    assert_eq!(col_str(&b[0], "request_id"), vec![Some("r2".into()), Some("7".into())]);
+    assert_eq!(
+        col_str(&b[0], "request_id"),
+        vec![Some("r2".into()), Some("7".into())]
+    );
     assert!(b[0].column_by_name("sepal_width").unwrap().is_null(0));
     assert_eq!(col_f64(&b[0], "petal_length")[1], 3.0);
 
@@ -136,7 +159,10 @@ async fn inference_log_envelopes() {
     let (status, answer) = post(&url, &[], body.to_string()).await;
     assert_eq!((status, answer), (200, json!({"accepted": 2})));
     let b = drain(&mut src);
-    assert_eq!(col_str(&b[0], "event_type"), vec![Some("request".into()), Some("response".into())]);
+    assert_eq!(
+        col_str(&b[0], "event_type"),
+        vec![Some("request".into()), Some("response".into())]
+    );
     assert_eq!(col_ts(&b[0]), vec![1_700_000_010_000, 1_700_000_011_000]);
 }
 
@@ -160,7 +186,12 @@ async fn kserve_cloudevents_and_plain_rows() {
 
     // v1 body in binary-mode CloudEvent.
     let body = json!({"instances": [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]]});
-    let (status, _) = post(&url, &ce("org.kubeflow.serving.inference.request"), body.to_string()).await;
+    let (status, _) = post(
+        &url,
+        &ce("org.kubeflow.serving.inference.request"),
+        body.to_string(),
+    )
+    .await;
     assert_eq!(status, 200);
     let b = drain(&mut src);
     assert_eq!(col_ts(&b[0]), vec![1_700_000_000_123; 2]);
@@ -170,7 +201,12 @@ async fn kserve_cloudevents_and_plain_rows() {
     // v2: one [n, k] input is positional (flat data, row-major).
     let body = json!({"id": "v2", "inputs": [{"name": "input-0", "shape": [2, 4], "datatype": "FP32",
         "data": [1, 2, 3, 4, 5, 6, 7, 8]}]});
-    let (status, _) = post(&url, &ce("org.kubeflow.serving.inference.request"), body.to_string()).await;
+    let (status, _) = post(
+        &url,
+        &ce("org.kubeflow.serving.inference.request"),
+        body.to_string(),
+    )
+    .await;
     assert_eq!(status, 200);
     let b = drain(&mut src);
     assert_eq!(col_f64(&b[0], "sepal_width"), vec![2.0, 6.0]);
@@ -189,15 +225,29 @@ async fn kserve_cloudevents_and_plain_rows() {
 
     // Plain rows: an object, an array of objects, NDJSON.
     let row = |id: &str, ts: Value| json!({"request_id": id, "ts": ts, "sepal_length": 1.25});
-    let (status, _) = post(&url, &[], row("p1", json!("2023-11-14T22:13:20Z")).to_string()).await;
+    let (status, _) = post(
+        &url,
+        &[],
+        row("p1", json!("2023-11-14T22:13:20Z")).to_string(),
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, _) = post(&url, &[], json!([row("p2", json!(1_700_000_000_500i64)), row("p3", json!(1))]).to_string()).await;
+    let (status, _) = post(
+        &url,
+        &[],
+        json!([row("p2", json!(1_700_000_000_500i64)), row("p3", json!(1))]).to_string(),
+    )
+    .await;
     assert_eq!(status, 200);
     let ndjson = format!("{}\n{}\n", row("p4", json!(5)), row("p5", json!(6)));
     let (status, answer) = post(&url, &[], ndjson).await;
     assert_eq!((status, answer), (200, json!({"accepted": 2})));
     let b = drain(&mut src);
-    let ids: Vec<_> = b.iter().flat_map(|b| col_str(b, "request_id")).flatten().collect();
+    let ids: Vec<_> = b
+        .iter()
+        .flat_map(|b| col_str(b, "request_id"))
+        .flatten()
+        .collect();
     assert_eq!(ids, ["p1", "p2", "p3", "p4", "p5"]);
     let ts: Vec<_> = b.iter().flat_map(col_ts).collect();
     assert_eq!(ts, [1_700_000_000_000, 1_700_000_000_500, 1, 5, 6]);
@@ -226,7 +276,11 @@ async fn malformed_bodies_are_refused_and_dead_lettered() {
             "instance 0, column 'sepal_width': expected a number, got a string \"big\"",
         ),
         (json!({"request_id": "a", "ts": "noon"}).to_string(), "line 1: column 'ts'"),
-        (json!({"instances": [{"name": "x", "shape": [3, 4], "data": [1, 2]}]}).to_string(), "needs 12 values, got 2"),
+        (json!({"inputs": [{"name": "x", "shape": [3, 4], "data": [1, 2]}]}).to_string(), "needs 12 values, got 2"),
+        (
+            json!({"instances": [{"sepal": 1}]}).to_string(),
+            "instance 0: no field matches a column (sepal_length, sepal_width, petal_length, petal_width)",
+        ),
         ("42".into(), "expected a JSON object or array"),
         ("\u{0}\u{1}garbage".into(), "expected a JSON object or array"),
     ];
@@ -234,24 +288,39 @@ async fn malformed_bodies_are_refused_and_dead_lettered() {
         let (status, answer) = post(&url, &[], body.clone()).await;
         assert_eq!(status, 400, "{body} → {answer}");
         let message = answer["error"].as_str().unwrap();
-        assert!(message.contains(expected), "{body}\n→ {message}\nwanted {expected}");
+        assert!(
+            message.contains(expected),
+            "{body}\n→ {message}\nwanted {expected}"
+        );
         let rejected = src.rejected.recv().await.unwrap();
         assert_eq!(rejected[0].raw, *body);
         assert_eq!(rejected[0].reason, message);
     }
-    assert!(drain(&mut src).is_empty(), "nothing of a refused body reaches the engine");
+    assert!(
+        drain(&mut src).is_empty(),
+        "nothing of a refused body reaches the engine"
+    );
 
     let (status, answer) = post(&format!("{base}/ingest/nope"), &[], "{}").await;
     assert_eq!(status, 404);
-    assert!(answer["error"].as_str().unwrap().contains("unknown source 'nope' (HTTP sources: iris)"));
+    assert!(answer["error"]
+        .as_str()
+        .unwrap()
+        .contains("unknown source 'nope' (HTTP sources: iris)"));
 
     let (status, _) = post(&url, &[], "x".repeat(10_000)).await;
     assert_eq!(status, 413);
 
-    let ce = [("ce-type", "org.kubeflow.serving.inference.request"), ("ce-time", "soon")];
+    let ce = [
+        ("ce-type", "org.kubeflow.serving.inference.request"),
+        ("ce-time", "soon"),
+    ];
     let (status, answer) = post(&url, &ce, json!({"instances": [[1, 2, 3, 4]]}).to_string()).await;
     assert_eq!(status, 400);
-    assert!(answer["error"].as_str().unwrap().contains("ce-time"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("ce-time"),
+        "{answer}"
+    );
 
     let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
@@ -264,7 +333,11 @@ async fn connector_lifecycle_default_route_and_log_type() {
     let mut src = source(iris("iris"));
     let spec = ConnectorSpec {
         schema: src.feed.schema().clone(),
-        options: [("connector".to_string(), "http".to_string()), ("log_type".into(), "request".into())].into(),
+        options: [
+            ("connector".to_string(), "http".to_string()),
+            ("log_type".into(), "request".into()),
+        ]
+        .into(),
     };
     let connector = Arc::new(HttpConnector::from_spec(&spec, ingest.clone()).unwrap());
     assert!(!connector.is_bounded());
@@ -280,7 +353,10 @@ async fn connector_lifecycle_default_route_and_log_type() {
         {"type": "request", "id": "a", "time": 5, "payload": {"instances": [[2, 2, 2, 2]]}}
     ]);
     let (status, answer) = post(&format!("{base}/"), &[], body.to_string()).await;
-    assert_eq!((status, answer), (200, json!({"accepted": 1, "ignored": 1})));
+    assert_eq!(
+        (status, answer),
+        (200, json!({"accepted": 1, "ignored": 1}))
+    );
     assert_eq!(col_f64(&drain(&mut src)[0], "sepal_length"), vec![2.0]);
 
     let other = source(iris("other"));
@@ -288,7 +364,10 @@ async fn connector_lifecycle_default_route_and_log_type() {
     assert!(ingest.register("other", other.feed.clone()).is_err());
     let (status, answer) = post(&format!("{base}/"), &[], "{}").await;
     assert_eq!(status, 400);
-    assert!(answer["error"].as_str().unwrap().contains("iris, other"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("iris, other"),
+        "{answer}"
+    );
 
     shutdown.cancel();
     task.await.unwrap().unwrap();
@@ -298,6 +377,11 @@ async fn connector_lifecycle_default_route_and_log_type() {
         schema: iris("x"),
         options: [("topic".to_string(), "t".to_string())].into(),
     };
-    let err = HttpConnector::from_spec(&bad, ingest).unwrap_err().to_string();
-    assert!(err.contains("unknown option 'topic'") && err.contains("log_type"), "{err}");
+    let err = HttpConnector::from_spec(&bad, ingest)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown option 'topic'") && err.contains("log_type"),
+        "{err}"
+    );
 }

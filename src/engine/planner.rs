@@ -7,12 +7,15 @@
 //! operator, reusing its physical expressions, and checks that only pass-through operators
 //! sit between the input and the window operator (the watermark protocol depends on it).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::ScalarValue;
 use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
 use datafusion::physical_plan::ExecutionPlan;
@@ -28,6 +31,7 @@ use super::input::{
     WINDOW_START,
 };
 use super::progress::StreamProgress;
+use super::streaming_filter::StreamingFilterExec;
 use super::window::WindowKind;
 use super::window_agg::{AggregateSet, Grouping, OutputLayout, WindowAggregateExec};
 use crate::sources::SourceSchema;
@@ -44,7 +48,7 @@ pub struct PlanError {
 
 /// Operators allowed between a monitor's input and its window operator: they map each
 /// input batch to at most one output batch without holding rows back.
-const PASS_THROUGH: &[&str] = &["ProjectionExec", "FilterExec", "CooperativeExec"];
+const PASS_THROUGH: &[&str] = &["ProjectionExec", "StreamingFilterExec", "CooperativeExec"];
 
 /// Options of a monitor that affect planning.
 #[derive(Debug, Clone, Default)]
@@ -171,10 +175,14 @@ pub async fn plan_monitor(
         .statement_to_plan(statement)
         .await
         .map_err(|e| err(clean_message(&e.to_string())))?;
+    check_baselines(&logical, baselines).map_err(err)?;
     let physical = state
         .create_physical_plan(&logical)
         .await
         .map_err(|e| err(clean_message(&e.to_string())))?;
+    // DataFusion's FilterExec holds rows back to build full batches; monitors must not.
+    let physical =
+        StreamingFilterExec::replace_filters(physical).map_err(|e| err(e.to_string()))?;
     let plan = match window {
         Some(w) => replace_aggregate(physical, w, &progress).map_err(err)?,
         None => {
@@ -211,6 +219,68 @@ pub async fn plan_monitor(
         late_schema: Arc::clone(shape.late_schema()),
         window: window.map(|w| w.kind),
     })
+}
+
+/// Checks, at CREATE time, that every baseline a Driftwatch function names exists. By
+/// convention the first string literal argument of a Driftwatch function is a baseline name.
+fn check_baselines(plan: &LogicalPlan, baselines: &Arc<BaselineRegistry>) -> Result<(), String> {
+    let ours: HashSet<String> = driftwatch_udfs::aggregate_functions(baselines)
+        .iter()
+        .map(|f| f.name().to_string())
+        .chain(
+            driftwatch_udfs::scalar_functions(baselines)
+                .iter()
+                .map(|f| f.name().to_string()),
+        )
+        .collect();
+    let mut problem = None;
+    let check = |name: &str, args: &[Expr], problem: &mut Option<String>| {
+        if !ours.contains(name) {
+            return;
+        }
+        let baseline = args.iter().find_map(|a| match a {
+            Expr::Literal(
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::LargeUtf8(Some(s))
+                | ScalarValue::Utf8View(Some(s)),
+                _,
+            ) => Some(s.clone()),
+            _ => None,
+        });
+        if let Some(b) = baseline {
+            if baselines.get(&b).is_none() {
+                let mut known = baselines.names();
+                known.sort();
+                *problem = Some(format!(
+                    "{name}(…, '{b}'): unknown baseline '{b}' (known baselines: {}); create it with \
+                     CREATE BASELINE {b} FROM 'training-data.csv'",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ));
+            }
+        }
+    };
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                match e {
+                    Expr::ScalarFunction(f) => check(f.func.name(), &f.args, &mut problem),
+                    Expr::AggregateFunction(f) => {
+                        check(f.func.name(), &f.params.args, &mut problem)
+                    }
+                    _ => {}
+                }
+                Ok(if problem.is_some() {
+                    TreeNodeRecursion::Stop
+                } else {
+                    TreeNodeRecursion::Continue
+                })
+            })
+        })
+    });
+    match problem {
+        Some(p) => Err(p),
+        None => Ok(()),
+    }
 }
 
 /// Strips DataFusion's error prefixes ("Error during planning: ") for user messages.
@@ -258,7 +328,10 @@ fn check_pass_through(plan: &Arc<dyn ExecutionPlan>) -> Result<(), String> {
     }
 }
 
-fn replace_aggregate(
+/// Replaces the single `AggregateExec` of `plan` (grouped by `window_start`, `window_end`
+/// and optional keys) with the streaming window operator. Public so benchmarks can run the
+/// operator alone over pre-built batches.
+pub fn replace_aggregate(
     plan: Arc<dyn ExecutionPlan>,
     window: InputWindow,
     progress: &Arc<StreamProgress>,
@@ -317,7 +390,9 @@ fn build_window_exec(
     if group_by.has_grouping_set() {
         return Err("GROUPING SETS / CUBE / ROLLUP are not supported in monitors".into());
     }
-    check_pass_through(raw.input())?;
+    if contains(raw.input(), "MonitorInputExec") {
+        check_pass_through(raw.input())?;
+    }
     let input_schema = raw.input().schema();
     let mut start = None;
     let mut end = None;

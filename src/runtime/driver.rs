@@ -11,7 +11,10 @@ use std::time::Duration;
 use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMillisecondArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use driftwatch_sql::{analyze_monitor_with, CreateMonitor, CreateSource, ObjectKind, Statement};
+use driftwatch_sql::{
+    analyze_monitor, analyze_monitor_with, did_you_mean, CreateMonitor, CreateSource, ObjectKind,
+    Statement,
+};
 use driftwatch_udfs::BaselineRegistry;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -289,18 +292,34 @@ impl Driftwatch {
                 .unwrap_or(0),
         };
         let sources: Vec<String> = self.sources.keys().cloned().collect();
+        // First find what the monitor reads, to name an unknown source precisely; then
+        // analyse again knowing which names are streams (rejects joins of two streams).
+        let named = analyze_monitor(&def.query)?;
+        if !self.sources.contains_key(&named.source) {
+            let refs: Vec<&str> = sources.iter().map(String::as_str).collect();
+            let hint = did_you_mean(&named.source, &refs)
+                .map(|s| format!("did you mean '{s}'? "))
+                .unwrap_or_default();
+            let at = named
+                .location
+                .map(|l| format!("line {}, column {}: ", l.line, l.column))
+                .unwrap_or_default();
+            let known = if sources.is_empty() {
+                "none".to_string()
+            } else {
+                sources.join(", ")
+            };
+            return Err(RuntimeError::Invalid(format!(
+                "{at}monitor '{}': unknown source '{}'; {hint}known sources: {known}",
+                def.name, named.source
+            )));
+        }
         let input = analyze_monitor_with(&def.query, &|n| sources.iter().any(|s| s == n))?;
         let Some(source) = self.sources.get(&input.source) else {
-            return Err(RuntimeError::Invalid(format!(
-                "monitor '{}': unknown source '{}' (known sources: {})",
-                def.name,
-                input.source,
-                if sources.is_empty() {
-                    "none".to_string()
-                } else {
-                    sources.join(", ")
-                }
-            )));
+            return Err(RuntimeError::Unknown(
+                ObjectKind::Source,
+                input.source.clone(),
+            ));
         };
         let feed = source.feed.subscribe();
         let plan = plan_monitor(

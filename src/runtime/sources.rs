@@ -39,25 +39,7 @@ pub fn build_source(
             CONNECTORS.join(", ")
         ))
     })?;
-    let time_format = match def.options.get_str("time_format") {
-        None => TimeFormat::Auto,
-        Some(v) => TimeFormat::parse(&v).ok_or_else(|| {
-            invalid(format!(
-                "time_format = '{v}' is not one of 'auto', 'rfc3339', 'epoch_s', 'epoch_ms'"
-            ))
-        })?,
-    };
-    let fields = def
-        .columns
-        .iter()
-        .map(|c| arrow::datatypes::Field::new(&c.name, c.data_type.clone(), c.nullable))
-        .collect();
-    let watermark = def
-        .watermark
-        .as_ref()
-        .map(|w| (w.column.clone(), w.delay_ms));
-    let schema =
-        Arc::new(SourceSchema::new(&def.name, fields, watermark, time_format).map_err(invalid)?);
+    let schema = source_schema(def)?;
     let options: SourceOptions = def
         .options
         .iter()
@@ -101,4 +83,29 @@ pub fn build_source(
         connector,
         idle_timeout,
     })
+}
+
+/// The engine-facing schema of a source definition (columns, watermark, time format).
+pub fn source_schema(def: &CreateSource) -> Result<Arc<SourceSchema>, RuntimeError> {
+    let invalid = |m: String| RuntimeError::Invalid(format!("source '{}': {m}", def.name));
+    let time_format = match def.options.get_str("time_format") {
+        None => TimeFormat::Auto,
+        Some(v) => TimeFormat::parse(&v).ok_or_else(|| {
+            invalid(format!(
+                "time_format = '{v}' is not one of 'auto', 'rfc3339', 'epoch_s', 'epoch_ms'"
+            ))
+        })?,
+    };
+    let fields = def
+        .columns
+        .iter()
+        .map(|c| arrow::datatypes::Field::new(&c.name, c.data_type.clone(), c.nullable))
+        .collect();
+    let watermark = def
+        .watermark
+        .as_ref()
+        .map(|w| (w.column.clone(), w.delay_ms));
+    let schema =
+        Arc::new(SourceSchema::new(&def.name, fields, watermark, time_format).map_err(invalid)?);
+    Ok(schema)
 }

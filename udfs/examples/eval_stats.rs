@@ -4,16 +4,18 @@
 //!
 //! Profiles REF as baseline `ref`, registers CUR as table `cur`, runs for every numeric column
 //! `x` of `cur` that `ref` also has
-//! `SELECT wasserstein(x,'ref'), wasserstein_norm(x,'ref'), ks_stat(x,'ref'),
-//!  ks_pvalue(x,'ref'), psi(x,'ref'), js_distance(x,'ref') FROM cur` and `zscore(x,'ref')`,
-//! plus `mahalanobis(all numeric columns, 'ref')`, and prints one JSON object to stdout.
+//! every drift aggregate, `quantile`, `histogram`, `missing_*`, the change detectors over
+//! `array_agg(x)` (file order), and the per-row `zscore`, `iqr_outlier`, `out_of_range`; for
+//! every string column the categorical drift aggregates; over all numeric columns
+//! `mahalanobis`, `mmd` and `isolation_forest_score` (plus the forest itself); and prints one
+//! JSON object to stdout.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::{DataType, Float64Type};
-use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 use driftwatch_udfs::{register_all, BaselineProfile, BaselineRegistry, ProfileOptions};
 use serde_json::{json, Map, Value};
 
@@ -26,18 +28,32 @@ async fn register(ctx: &SessionContext, name: &str, path: &str) -> datafusion::c
     }
 }
 
-fn column_values(b: &RecordBatch, i: usize) -> Vec<Value> {
-    let c = cast(b.column(i), &DataType::Float64).expect("cast to f64");
-    let c = c.as_primitive::<Float64Type>();
-    (0..c.len())
-        .map(|r| {
-            if c.is_null(r) {
-                Value::Null
+fn json_at(c: &ArrayRef, r: usize) -> Value {
+    if c.is_null(r) {
+        return Value::Null;
+    }
+    match c.data_type() {
+        DataType::Boolean => json!(c.as_boolean().value(r)),
+        DataType::Utf8 => json!(c.as_string::<i32>().value(r)),
+        DataType::List(_) => {
+            let v = c.as_list::<i32>().value(r);
+            Value::Array((0..v.len()).map(|i| json_at(&v, i)).collect())
+        }
+        _ => {
+            let f = cast(c, &DataType::Float64).expect("cast to f64");
+            let v = f.as_primitive::<Float64Type>().value(r);
+            if v.is_finite() {
+                json!(v)
             } else {
-                json!(c.value(r))
+                json!(v.to_string())
             }
-        })
-        .collect()
+        }
+    }
+}
+
+fn column_values(b: &RecordBatch, i: usize) -> Vec<Value> {
+    let c = b.column(i);
+    (0..c.len()).map(|r| json_at(c, r)).collect()
 }
 
 async fn query(ctx: &SessionContext, sql: &str) -> datafusion::common::Result<RecordBatch> {
@@ -46,6 +62,37 @@ async fn query(ctx: &SessionContext, sql: &str) -> datafusion::common::Result<Re
     Ok(concat_batches(&schema, &batches)?)
 }
 
+const STATS: [&str; 17] = [
+    "wasserstein",
+    "wasserstein_norm",
+    "ks_stat",
+    "ks_pvalue",
+    "psi",
+    "js_distance",
+    "kl_div",
+    "hellinger",
+    "tvd",
+    "l_inf",
+    "chi2_stat",
+    "chi2_pvalue",
+    "energy_distance",
+    "cvm_stat",
+    "cvm_pvalue",
+    "anderson_stat",
+    "anderson_pvalue",
+];
+
+const CAT_STATS: [&str; 8] = [
+    "psi",
+    "js_distance",
+    "kl_div",
+    "hellinger",
+    "tvd",
+    "l_inf",
+    "chi2_stat",
+    "chi2_pvalue",
+];
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -53,7 +100,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: eval_stats REF.(parquet|csv) CUR.(parquet|csv)");
         std::process::exit(2);
     }
-    let ctx = SessionContext::new();
+    // one partition: array_agg keeps file order (change detectors)
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
     register(&ctx, "ref_table", &args[1]).await?;
     let ref_batches = ctx.sql("SELECT * FROM ref_table").await?.collect().await?;
     let profile = BaselineProfile::from_batches("ref", &ref_batches, &ProfileOptions::default())?;
@@ -71,29 +119,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let mut out = Map::new();
     for c in &numeric {
-        let q = format!(
-            "SELECT wasserstein(\"{c}\",'ref'), wasserstein_norm(\"{c}\",'ref'), \
-             ks_stat(\"{c}\",'ref'), ks_pvalue(\"{c}\",'ref'), psi(\"{c}\",'ref'), \
-             js_distance(\"{c}\",'ref') FROM cur"
-        );
-        let b = query(&ctx, &q).await?;
-        let names = [
-            "wasserstein",
-            "wasserstein_norm",
-            "ks_stat",
-            "ks_pvalue",
-            "psi",
-            "js_distance",
-        ];
-        let mut m = Map::new();
-        for (i, n) in names.iter().enumerate() {
-            m.insert(
-                n.to_string(),
-                column_values(&b, i).pop().unwrap_or(Value::Null),
-            );
+        let q = format!("\"{c}\"");
+        let mut exprs: Vec<(String, String)> = STATS
+            .iter()
+            .map(|n| (n.to_string(), format!("{n}({q},'ref')")))
+            .collect();
+        for p in ["0", "0.1", "0.5", "0.9", "1"] {
+            exprs.push((format!("quantile_{p}"), format!("quantile({q}, {p})")));
         }
-        let z = query(&ctx, &format!("SELECT zscore(\"{c}\",'ref') FROM cur")).await?;
-        m.insert("zscore".into(), Value::Array(column_values(&z, 0)));
+        exprs.push(("histogram".into(), format!("histogram({q},'ref')")));
+        exprs.push(("missing_count".into(), format!("missing_count({q})")));
+        exprs.push(("missing_rate".into(), format!("missing_rate({q})")));
+        for d in ["page_hinkley", "ddm", "cusum"] {
+            exprs.push((d.into(), format!("{d}(array_agg({q}))")));
+        }
+        let sql = format!(
+            "SELECT {} FROM cur",
+            exprs
+                .iter()
+                .map(|e| e.1.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let b = query(&ctx, &sql).await?;
+        let mut m = Map::new();
+        for (i, (n, _)) in exprs.iter().enumerate() {
+            m.insert(n.clone(), column_values(&b, i).pop().unwrap_or(Value::Null));
+        }
+        for (key, f) in [
+            ("zscore", format!("zscore({q},'ref')")),
+            ("iqr_outlier", format!("iqr_outlier({q},'ref')")),
+            ("iqr_outlier_3", format!("iqr_outlier({q},'ref', 3)")),
+            ("out_of_range", format!("out_of_range({q},'ref')")),
+        ] {
+            let z = query(&ctx, &format!("SELECT {f} FROM cur")).await?;
+            m.insert(key.into(), Value::Array(column_values(&z, 0)));
+        }
         let p = profile.numeric(c).expect("numeric column");
         m.insert(
             "profile".into(),
@@ -102,11 +163,71 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         out.insert(c.clone(), Value::Object(m));
     }
+    let strings: Vec<String> = cur_schema
+        .fields()
+        .iter()
+        .filter(|f| {
+            matches!(
+                f.data_type(),
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+            )
+        })
+        .filter(|f| profile.categorical(f.name()).is_some())
+        .map(|f| f.name().clone())
+        .collect();
+    for c in &strings {
+        let sql = format!(
+            "SELECT {} FROM cur",
+            CAT_STATS
+                .iter()
+                .map(|n| format!("{n}(\"{c}\",'ref')"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let b = query(&ctx, &sql).await?;
+        let mut m = Map::new();
+        for (i, n) in CAT_STATS.iter().enumerate() {
+            m.insert(
+                n.to_string(),
+                column_values(&b, i).pop().unwrap_or(Value::Null),
+            );
+        }
+        out.insert(c.clone(), Value::Object(m));
+    }
     if !numeric.is_empty() {
         let cols: Vec<String> = numeric.iter().map(|c| format!("\"{c}\"")).collect();
         let q = format!("SELECT mahalanobis({}, 'ref') FROM cur", cols.join(", "));
         let m = query(&ctx, &q).await?;
         out.insert("__mahalanobis".into(), Value::Array(column_values(&m, 0)));
+        let q = format!("SELECT mmd({}, 'ref') FROM cur", cols.join(", "));
+        let m = query(&ctx, &q).await?;
+        out.insert(
+            "__mmd".into(),
+            column_values(&m, 0).pop().unwrap_or(Value::Null),
+        );
+        let q = format!(
+            "SELECT isolation_forest_score({}, 'ref') FROM cur",
+            cols.join(", ")
+        );
+        let m = query(&ctx, &q).await?;
+        out.insert("__iforest".into(), Value::Array(column_values(&m, 0)));
+        let f = &profile.forest;
+        let trees: Vec<Value> = f
+            .forest
+            .trees
+            .iter()
+            .map(|t| {
+                Value::Array(
+                    t.iter()
+                        .map(|n| json!([n.feature, n.threshold, n.left, n.right, n.size]))
+                        .collect(),
+                )
+            })
+            .collect();
+        out.insert(
+            "__forest".into(),
+            json!({"columns": f.columns, "sample_size": f.forest.sample_size, "trees": trees}),
+        );
     }
     println!("{}", Value::Object(out));
     Ok(())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use arrow::datatypes::DataType;
 use datafusion::common::{plan_err, DataFusionError, Result};
 
-use crate::baseline::{BaselineProfile, BaselineRegistry, NumericProfile};
+use crate::baseline::{BaselineProfile, BaselineRegistry, CategoricalProfile, NumericProfile};
 
 /// Look a baseline up, with an error listing the known names.
 pub fn lookup(reg: &BaselineRegistry, name: &str) -> Result<Arc<BaselineProfile>> {
@@ -70,4 +70,35 @@ pub fn check_value_baseline_feature(func: &str, types: &[DataType]) -> Result<Ve
         return plan_err!("{func}: baseline name and feature must be strings");
     }
     Ok(types.to_vec())
+}
+
+/// Categorical column of a baseline, with a clear error.
+pub fn categorical_column<'a>(p: &'a BaselineProfile, col: &str) -> Result<&'a CategoricalProfile> {
+    p.categorical(col).ok_or_else(|| {
+        DataFusionError::Plan(format!(
+            "baseline '{}' has no string column '{col}' (string columns: {})",
+            p.name,
+            p.categorical_columns().join(", ")
+        ))
+    })
+}
+
+/// Maps argument names to the indices of `columns` (exact, then ASCII case-insensitive
+/// match); when some name is unknown and exactly `columns.len()` arguments are given, the
+/// arguments are taken in column order.
+pub fn map_columns(names: &[String], columns: &[String]) -> Option<Vec<usize>> {
+    let by_name: Option<Vec<usize>> = names
+        .iter()
+        .map(|f| {
+            columns
+                .iter()
+                .position(|c| c == f)
+                .or_else(|| columns.iter().position(|c| c.eq_ignore_ascii_case(f)))
+        })
+        .collect();
+    match by_name {
+        Some(m) => Some(m),
+        None if names.len() == columns.len() => Some((0..names.len()).collect()),
+        None => None,
+    }
 }

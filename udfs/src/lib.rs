@@ -11,23 +11,31 @@ use datafusion::prelude::SessionContext;
 
 mod args;
 pub mod baseline;
+pub mod detect;
 pub mod drift;
+mod group;
 pub mod math;
 pub mod outlier;
+pub mod window;
 
 pub use baseline::{
-    BaselineError, BaselineProfile, BaselineRegistry, ColumnProfile, NumericProfile, ProfileOptions,
+    BaselineError, BaselineProfile, BaselineRegistry, CategoricalProfile, ColumnProfile,
+    ForestProfile, NumericProfile, ProfileOptions, RowSample,
 };
 pub use math::describe::BinRule;
 
 /// Every Driftwatch aggregate UDF, bound to the registry (functions look baselines up by name).
 pub fn aggregate_functions(baselines: &Arc<BaselineRegistry>) -> Vec<AggregateUDF> {
-    drift::drift_functions(baselines)
+    let mut v = drift::drift_functions(baselines);
+    v.extend(window::window_functions(baselines));
+    v
 }
 
 /// Every Driftwatch scalar UDF.
 pub fn scalar_functions(baselines: &Arc<BaselineRegistry>) -> Vec<ScalarUDF> {
-    outlier::outlier_functions(baselines)
+    let mut v = outlier::outlier_functions(baselines);
+    v.extend(detect::detector_functions());
+    v
 }
 
 /// Registers both lists on a SessionContext.

@@ -22,8 +22,10 @@ mod builders;
 mod csv;
 mod envelope;
 mod json;
+mod messages;
 mod parquet;
 mod rows;
+mod tensor;
 pub mod time;
 
 pub use self::csv::{csv_chunks, decode_csv, CsvDecoder};

@@ -1,8 +1,11 @@
 //! Baseline profiles: per-column summaries of a reference data set (typically the model's
 //! training data), computed once and looked up by name by the drift and outlier functions.
 
+mod multivariate;
 mod persist;
 mod registry;
+
+pub use multivariate::{ForestProfile, RowSample};
 
 pub use registry::BaselineRegistry;
 
@@ -47,6 +50,32 @@ pub struct ProfileOptions {
     /// Quantile levels to record (default 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99; numpy
     /// 'linear' interpolation).
     pub quantiles: Vec<f64>,
+    /// Maximum number of complete rows kept in [`BaselineProfile::rows`] (default 1000; the
+    /// `mmd` bandwidth and reference sample).
+    #[serde(default = "default_row_sample")]
+    pub row_sample: usize,
+    /// Number of isolation-forest trees (default 100).
+    #[serde(default = "default_trees")]
+    pub iforest_trees: usize,
+    /// Rows drawn per isolation tree, ψ (default 256).
+    #[serde(default = "default_tree_sample")]
+    pub iforest_sample: usize,
+    /// Seed of the isolation forest's generator (default 42).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_row_sample() -> usize {
+    1000
+}
+fn default_trees() -> usize {
+    100
+}
+fn default_tree_sample() -> usize {
+    256
+}
+fn default_seed() -> u64 {
+    42
 }
 
 impl Default for ProfileOptions {
@@ -55,6 +84,10 @@ impl Default for ProfileOptions {
             max_sample: 1_000_000,
             bins: BinRule::Fd,
             quantiles: vec![0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99],
+            row_sample: default_row_sample(),
+            iforest_trees: default_trees(),
+            iforest_sample: default_tree_sample(),
+            seed: default_seed(),
         }
     }
 }
@@ -137,6 +170,10 @@ pub struct BaselineProfile {
     pub columns: Vec<(String, ColumnProfile)>,
     /// Covariance of the numeric columns.
     pub covariance: CovarianceProfile,
+    /// Deterministic sample of complete rows of the numeric columns.
+    pub rows: RowSample,
+    /// Isolation forest trained on the complete rows of the numeric columns.
+    pub forest: ForestProfile,
 }
 
 fn is_numeric(dt: &DataType) -> bool {
@@ -207,11 +244,14 @@ impl BaselineProfile {
             }
         }
         let covariance = covariance_profile(&numeric_values);
+        let (rows, forest) = multivariate::build(&numeric_values, opts);
         Ok(BaselineProfile {
             name: name.to_string(),
             options: opts.clone(),
             columns,
             covariance,
+            rows,
+            forest,
         })
     }
 
@@ -234,6 +274,23 @@ impl BaselineProfile {
             Some(ColumnProfile::Numeric(p)) => Some(p),
             _ => None,
         }
+    }
+
+    /// Categorical profile of column `name`, if the column exists and holds strings.
+    pub fn categorical(&self, name: &str) -> Option<&CategoricalProfile> {
+        match self.column(name) {
+            Some(ColumnProfile::Categorical(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Names of the categorical columns, in input order.
+    pub fn categorical_columns(&self) -> Vec<&str> {
+        self.columns
+            .iter()
+            .filter(|(_, c)| matches!(c, ColumnProfile::Categorical(_)))
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 
     /// Names of the numeric columns, in input order.

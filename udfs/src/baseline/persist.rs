@@ -4,7 +4,12 @@
 //!   is written as a string in Rust's shortest round-trip form (`"0.1"`, `"NaN"`, `"inf"`),
 //!   so reading it back is bit-exact;
 //! * `samples.f64` — the numeric columns' sorted samples, concatenated, little-endian f64
-//!   (offsets and lengths in `profile.json`).
+//!   (offsets and lengths in `profile.json`);
+//! * `rows.f64` — the row sample of the numeric columns (row-major, little-endian f64);
+//! * `forest.f64` — the isolation forest, flattened by
+//!   [`crate::math::iforest::IsolationForest::to_f64s`] (little-endian f64).
+//!
+//! Profiles written before the row sample / forest existed read back with both empty.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -14,9 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     BaselineError, BaselineProfile, CategoricalProfile, ColumnProfile, CovarianceProfile,
-    NumericProfile, ProfileOptions,
+    ForestProfile, NumericProfile, ProfileOptions, RowSample,
 };
 use crate::math::describe::BinRule;
+use crate::math::iforest::IsolationForest;
 
 const FORMAT_VERSION: u32 = 1;
 
@@ -29,6 +35,44 @@ struct FileV1 {
     quantiles: Vec<String>,
     columns: Vec<FileColumn>,
     covariance: FileCov,
+    #[serde(default)]
+    multivariate: Option<FileMulti>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileMulti {
+    row_sample: usize,
+    iforest_trees: usize,
+    iforest_sample: usize,
+    seed: u64,
+    row_columns: Vec<String>,
+    complete_rows: u64,
+    forest_columns: Vec<String>,
+}
+
+fn write_f64s(path: &Path, v: &[f64]) -> Result<(), BaselineError> {
+    let mut bytes = Vec::with_capacity(v.len() * 8);
+    for x in v {
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn read_f64s(path: &Path) -> Result<Vec<f64>, BaselineError> {
+    let raw = std::fs::read(path)?;
+    if raw.len() % 8 != 0 {
+        return Err(BaselineError::Format(format!(
+            "{} is truncated",
+            path.display()
+        )));
+    }
+    Ok(raw
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().expect("chunk of 8")))
+        .collect())
 }
 
 #[derive(Serialize, Deserialize)]
@@ -139,7 +183,18 @@ impl BaselineProfile {
                 covariance: sv(&self.covariance.covariance),
                 pinv: sv(&self.covariance.pinv),
             },
+            multivariate: Some(FileMulti {
+                row_sample: self.options.row_sample,
+                iforest_trees: self.options.iforest_trees,
+                iforest_sample: self.options.iforest_sample,
+                seed: self.options.seed,
+                row_columns: self.rows.columns.clone(),
+                complete_rows: self.rows.complete_rows,
+                forest_columns: self.forest.columns.clone(),
+            }),
         };
+        write_f64s(&dir.join("rows.f64"), &self.rows.values)?;
+        write_f64s(&dir.join("forest.f64"), &self.forest.forest.to_f64s())?;
         let json =
             serde_json::to_vec_pretty(&file).map_err(|e| BaselineError::Format(e.to_string()))?;
         // write samples first, profile.json last (its presence marks a complete baseline)
@@ -235,6 +290,42 @@ impl BaselineProfile {
                 ),
             });
         }
+        let defaults = ProfileOptions::default();
+        let (opts_multi, rows, forest) = match &file.multivariate {
+            Some(m) => {
+                let values = read_f64s(&dir.join("rows.f64"))?;
+                if values.len() % m.row_columns.len().max(1) != 0 {
+                    return Err(BaselineError::Format(
+                        "rows.f64 does not hold whole rows".into(),
+                    ));
+                }
+                let f = read_f64s(&dir.join("forest.f64"))?;
+                let forest = IsolationForest::from_f64s(&f)
+                    .ok_or_else(|| BaselineError::Format("bad forest.f64".into()))?;
+                (
+                    (m.row_sample, m.iforest_trees, m.iforest_sample, m.seed),
+                    RowSample {
+                        columns: m.row_columns.clone(),
+                        complete_rows: m.complete_rows,
+                        values,
+                    },
+                    ForestProfile {
+                        columns: m.forest_columns.clone(),
+                        forest,
+                    },
+                )
+            }
+            None => (
+                (
+                    defaults.row_sample,
+                    defaults.iforest_trees,
+                    defaults.iforest_sample,
+                    defaults.seed,
+                ),
+                RowSample::default(),
+                ForestProfile::default(),
+            ),
+        };
         Ok(BaselineProfile {
             name: file.name,
             options: ProfileOptions {
@@ -246,6 +337,10 @@ impl BaselineProfile {
                     FileBins::Explicit(e) => BinRule::Explicit(pv(&e)?),
                 },
                 quantiles: pv(&file.quantiles)?,
+                row_sample: opts_multi.0,
+                iforest_trees: opts_multi.1,
+                iforest_sample: opts_multi.2,
+                seed: opts_multi.3,
             },
             columns,
             covariance: CovarianceProfile {
@@ -255,6 +350,8 @@ impl BaselineProfile {
                 covariance: pv(&file.covariance.covariance)?,
                 pinv: pv(&file.covariance.pinv)?,
             },
+            rows,
+            forest,
         })
     }
 }

@@ -104,3 +104,137 @@ mod tests {
         assert_eq!(js_distance(&[2, 2], &[1, 1]), 0.0);
     }
 }
+
+/// Smoothing share used by [`chi2`] for categories absent from the baseline.
+pub const CHI2_UNSEEN_SHARE: f64 = 1e-4;
+
+fn nonempty(current: &[u64], reference: &[u64]) -> bool {
+    current.iter().sum::<u64>() > 0 && reference.iter().sum::<u64>() > 0
+}
+
+/// KL(current ‖ reference) = Σ p'·ln(p'/q') in nats, with zero proportions floored at
+/// [`PSI_EPSILON`] on both sides exactly as [`psi`] (so psi = KL(c‖r) + KL(r‖c)).
+/// NaN if either side is empty.
+pub fn kl_div(current: &[u64], reference: &[u64]) -> f64 {
+    if !nonempty(current, reference) {
+        return f64::NAN;
+    }
+    let floor = |p: f64| if p == 0.0 { PSI_EPSILON } else { p };
+    proportions(current)
+        .into_iter()
+        .zip(proportions(reference))
+        .map(|(c, r)| {
+            let (c, r) = (floor(c), floor(r));
+            c * (c / r).ln()
+        })
+        .sum()
+}
+
+/// Hellinger distance ‖√p − √q‖₂ / √2 of the proportions (in [0, 1], no smoothing).
+pub fn hellinger(current: &[u64], reference: &[u64]) -> f64 {
+    if !nonempty(current, reference) {
+        return f64::NAN;
+    }
+    let s: f64 = proportions(current)
+        .into_iter()
+        .zip(proportions(reference))
+        .map(|(p, q)| {
+            let d = p.sqrt() - q.sqrt();
+            d * d
+        })
+        .sum();
+    s.sqrt() / std::f64::consts::SQRT_2
+}
+
+/// Total variation distance ½ Σ |p − q| (in [0, 1]).
+pub fn tvd(current: &[u64], reference: &[u64]) -> f64 {
+    if !nonempty(current, reference) {
+        return f64::NAN;
+    }
+    let s: f64 = proportions(current)
+        .into_iter()
+        .zip(proportions(reference))
+        .map(|(p, q)| (p - q).abs())
+        .sum();
+    s / 2.0
+}
+
+/// L∞ distance max |p − q| of the proportions.
+pub fn l_inf(current: &[u64], reference: &[u64]) -> f64 {
+    if !nonempty(current, reference) {
+        return f64::NAN;
+    }
+    proportions(current)
+        .into_iter()
+        .zip(proportions(reference))
+        .map(|(p, q)| (p - q).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Pearson χ² goodness of fit of the current counts against expected = reference shares × n:
+/// `scipy.stats.chisquare(f_obs, f_exp)`, returning (statistic, p-value, degrees of freedom).
+///
+/// Categories (bins) with a zero reference count are "unseen": their current counts are
+/// pooled into one extra category whose expected share is [`CHI2_UNSEEN_SHARE`], all shares
+/// being renormalised by 1 / (1 + share) — the extra category exists only when some current
+/// value is unseen. `None` when either side is empty or fewer than two categories remain.
+pub fn chi2(current: &[u64], reference: &[u64]) -> Option<(f64, f64, usize)> {
+    if !nonempty(current, reference) {
+        return None;
+    }
+    let n = current.iter().sum::<u64>() as f64;
+    let b = reference.iter().sum::<u64>() as f64;
+    let unseen: u64 = current
+        .iter()
+        .zip(reference)
+        .filter(|(_, r)| **r == 0)
+        .map(|(c, _)| *c)
+        .sum();
+    let scale = if unseen > 0 {
+        1.0 + CHI2_UNSEEN_SHARE
+    } else {
+        1.0
+    };
+    let mut terms: Vec<f64> = current
+        .iter()
+        .zip(reference)
+        .filter(|(_, r)| **r > 0)
+        .map(|(c, r)| {
+            let e = n * ((*r as f64 / b) / scale);
+            let d = *c as f64 - e;
+            d * d / e
+        })
+        .collect();
+    if unseen > 0 {
+        let e = n * (CHI2_UNSEEN_SHARE / scale);
+        let d = unseen as f64 - e;
+        terms.push(d * d / e);
+    }
+    if terms.len() < 2 {
+        return None;
+    }
+    let df = terms.len() - 1;
+    let stat = super::describe::np_sum(&terms);
+    Some((stat, super::special::chi2_sf(stat, df as f64), df))
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn binned_distances_hand_checked() {
+        assert_eq!(tvd(&[1, 0], &[0, 1]), 1.0);
+        assert_eq!(l_inf(&[3, 1], &[1, 3]), 0.5);
+        assert!((hellinger(&[1, 0], &[0, 1]) - 1.0).abs() < 1e-15);
+        assert_eq!(hellinger(&[2, 2], &[1, 1]), 0.0);
+        let (c, r) = ([3u64, 1], [1u64, 3]);
+        assert!((psi(&c, &r) - (kl_div(&c, &r) + kl_div(&r, &c))).abs() < 1e-15);
+        // scipy.stats.chisquare([10, 20, 30], [20, 20, 20]) -> (10.0, 0.006737946999085467)
+        let (s, p, df) = chi2(&[10, 20, 30], &[1, 1, 1]).unwrap();
+        assert_eq!((s, df), (10.0, 2));
+        assert!((p - 0.006_737_946_999_085_467).abs() < 1e-15);
+        assert_eq!(chi2(&[5], &[3]), None);
+        assert!(chi2(&[5, 1], &[3, 0]).is_some());
+    }
+}

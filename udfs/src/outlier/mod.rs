@@ -1,6 +1,11 @@
-//! Per-row outlier scores against a baseline: `zscore(x, 'baseline' [, feature])` and
-//! `mahalanobis(x1, …, xk, 'baseline')`. Vectorised over whole arrays; NULL / non-finite
-//! inputs give NULL.
+//! Per-row outlier scores against a baseline: `zscore(x, 'baseline' [, feature])`,
+//! `mahalanobis(x1, …, xk, 'baseline')`, `iqr_outlier(x, 'baseline' [, k] [, feature])`,
+//! `out_of_range(x, 'baseline' [, feature])` and
+//! `isolation_forest_score(x1, …, xk, 'baseline')`. Vectorised over whole arrays (no
+//! per-row allocation); NULL / non-finite inputs give NULL.
+
+mod fences;
+mod forest;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -26,6 +31,60 @@ use crate::math::linalg::quad_form;
 enum Kind {
     ZScore,
     Mahalanobis,
+    IqrOutlier,
+    OutOfRange,
+    IsolationForest,
+}
+
+impl Kind {
+    const ALL: [Kind; 5] = [
+        Kind::ZScore,
+        Kind::Mahalanobis,
+        Kind::IqrOutlier,
+        Kind::OutOfRange,
+        Kind::IsolationForest,
+    ];
+    fn name(self) -> &'static str {
+        match self {
+            Kind::ZScore => "zscore",
+            Kind::Mahalanobis => "mahalanobis",
+            Kind::IqrOutlier => "iqr_outlier",
+            Kind::OutOfRange => "out_of_range",
+            Kind::IsolationForest => "isolation_forest_score",
+        }
+    }
+    fn multi(self) -> bool {
+        matches!(self, Kind::Mahalanobis | Kind::IsolationForest)
+    }
+}
+
+/// `(x1, …, xk, 'baseline' [, 'name1', …, 'namek'])`: (k, column names, baseline).
+fn multi_args(func: &str, args: &ScalarFunctionArgs) -> Result<(usize, Vec<String>, String)> {
+    let k = args
+        .arg_fields
+        .iter()
+        .position(|f| is_string_type(f.data_type()) && !f.data_type().is_null())
+        .unwrap_or(args.args.len() - 1);
+    let names: Vec<String> = if args.args.len() == 2 * k + 1 {
+        args.args[k + 1..]
+            .iter()
+            .map(|a| match scalar_str(a) {
+                Some(Some(s)) => Ok(s),
+                _ => plan_err!("{func}: column names must be string literals"),
+            })
+            .collect::<Result<_>>()?
+    } else if args.args.len() == k + 1 {
+        args.arg_fields[..k]
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    } else {
+        return plan_err!("{func} expects (x1, …, xk, 'baseline')");
+    };
+    let Some(Some(baseline)) = scalar_str(&args.args[k]) else {
+        return plan_err!("{func}: the last argument must be the baseline name literal");
+    };
+    Ok((k, names, baseline))
 }
 
 /// A scalar outlier function bound to a baseline registry.
@@ -123,31 +182,7 @@ impl OutlierUdf {
 
     fn mahalanobis(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let n = args.number_rows;
-        // (x1, …, xk, 'baseline' [, 'name1', …, 'namek']): k = first string argument
-        let k = args
-            .arg_fields
-            .iter()
-            .position(|f| is_string_type(f.data_type()) && !f.data_type().is_null())
-            .unwrap_or(args.args.len() - 1);
-        let names: Vec<String> = if args.args.len() == 2 * k + 1 {
-            args.args[k + 1..]
-                .iter()
-                .map(|a| match scalar_str(a) {
-                    Some(Some(s)) => Ok(s),
-                    _ => plan_err!("mahalanobis: column names must be string literals"),
-                })
-                .collect::<Result<_>>()?
-        } else if args.args.len() == k + 1 {
-            args.arg_fields[..k]
-                .iter()
-                .map(|f| f.name().clone())
-                .collect()
-        } else {
-            return plan_err!("mahalanobis expects (x1, …, xk, 'baseline')");
-        };
-        let Some(Some(baseline)) = scalar_str(&args.args[k]) else {
-            return plan_err!("mahalanobis: the last argument must be the baseline name literal");
-        };
+        let (k, names, baseline) = multi_args("mahalanobis", &args)?;
         let profile = lookup(&self.baselines, &baseline)?;
         let cov = &profile.covariance;
         let cols = &cov.columns;
@@ -215,18 +250,33 @@ impl OutlierUdf {
 
 impl ScalarUDFImpl for OutlierUdf {
     fn name(&self) -> &str {
-        match self.kind {
-            Kind::ZScore => "zscore",
-            Kind::Mahalanobis => "mahalanobis",
-        }
+        self.kind.name()
     }
     fn signature(&self) -> &Signature {
         &self.signature
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         match self.kind {
-            Kind::ZScore => check_value_baseline_feature("zscore", arg_types),
-            Kind::Mahalanobis => {
+            Kind::ZScore | Kind::OutOfRange => check_value_baseline_feature(self.name(), arg_types),
+            Kind::IqrOutlier => {
+                let t = arg_types;
+                let mut rest = t.get(2..).unwrap_or(&[]);
+                if rest.first().is_some_and(|t| t.is_numeric()) {
+                    rest = &rest[1..];
+                }
+                if t.len() < 2
+                    || !is_value_type(&t[0])
+                    || !is_string_type(&t[1])
+                    || rest.len() > 1
+                    || !rest.iter().all(is_string_type)
+                {
+                    return plan_err!(
+                        "iqr_outlier expects (x, 'baseline' [, k] [, feature]), got {t:?}"
+                    );
+                }
+                Ok(t.to_vec())
+            }
+            Kind::Mahalanobis | Kind::IsolationForest => {
                 let len = arg_types.len();
                 let k = arg_types
                     .iter()
@@ -238,7 +288,8 @@ impl ScalarUDFImpl for OutlierUdf {
                     || !arg_types[k..].iter().all(is_string_type)
                 {
                     return plan_err!(
-                        "mahalanobis expects (x1, …, xk, 'baseline') with numeric x, got {:?}",
+                        "{} expects (x1, …, xk, 'baseline') with numeric x, got {:?}",
+                        self.name(),
                         arg_types
                     );
                 }
@@ -247,7 +298,10 @@ impl ScalarUDFImpl for OutlierUdf {
         }
     }
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Float64)
+        Ok(match self.kind {
+            Kind::IqrOutlier | Kind::OutOfRange => DataType::Boolean,
+            _ => DataType::Float64,
+        })
     }
     /// Appends the column names of plain column arguments as string literals at the logical
     /// level (`zscore(x, 'b')` → `zscore(x, 'b', 'x')`, `mahalanobis(x, y, 'b')` →
@@ -258,8 +312,15 @@ impl ScalarUDFImpl for OutlierUdf {
             _ => None,
         };
         let extra: Option<Vec<String>> = match self.kind {
-            Kind::ZScore if args.len() == 2 => col(&args[0]).map(|c| vec![c]),
-            Kind::Mahalanobis if args.len() >= 2 => {
+            Kind::ZScore | Kind::OutOfRange if args.len() == 2 => col(&args[0]).map(|c| vec![c]),
+            Kind::IqrOutlier
+                if args.len() == 2
+                    || (args.len() == 3
+                        && !matches!(&args[2], Expr::Literal(v, _) if v.try_as_str().is_some())) =>
+            {
+                col(&args[0]).map(|c| vec![c])
+            }
+            k if k.multi() && args.len() >= 2 => {
                 let k = args.len() - 1;
                 let is_lit_str =
                     matches!(&args[k], Expr::Literal(v, _) if v.try_as_str().is_some());
@@ -284,13 +345,16 @@ impl ScalarUDFImpl for OutlierUdf {
         match self.kind {
             Kind::ZScore => self.zscore(args),
             Kind::Mahalanobis => self.mahalanobis(args),
+            Kind::IqrOutlier => fences::fences(&self.baselines, args, true),
+            Kind::OutOfRange => fences::fences(&self.baselines, args, false),
+            Kind::IsolationForest => forest::score(&self.baselines, args),
         }
     }
 }
 
-/// `zscore` and `mahalanobis` bound to `baselines`.
+/// The outlier scalar functions bound to `baselines`.
 pub fn outlier_functions(baselines: &Arc<BaselineRegistry>) -> Vec<ScalarUDF> {
-    [Kind::ZScore, Kind::Mahalanobis]
+    Kind::ALL
         .into_iter()
         .map(|kind| {
             ScalarUDF::new_from_impl(OutlierUdf {

@@ -1,0 +1,182 @@
+//! Kernel of the binned drift statistics on string values: per-group category counts
+//! compared with the baseline column's categorical frequencies.
+//!
+//! Category order is the baseline's (sorted) followed by the categories unseen in the
+//! baseline (sorted, reference count 0), so results do not depend on arrival or merge order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, ListBuilder, StringArray, StringBuilder,
+    UInt64Builder,
+};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, UInt64Type};
+use datafusion::common::{internal_err, Result};
+
+use super::DriftKind;
+use crate::args::categorical_column;
+use crate::baseline::BaselineProfile;
+use crate::group::{passes, Kernel};
+
+/// Per-group state: count per category and the feature (long form).
+#[derive(Debug, Default)]
+pub(crate) struct CatGroup {
+    counts: HashMap<Box<str>, u64>,
+    feature: Option<Arc<str>>,
+}
+
+impl CatGroup {
+    fn add(&mut self, s: &str, c: u64) -> usize {
+        match self.counts.get_mut(s) {
+            Some(v) => {
+                *v += c;
+                0
+            }
+            None => {
+                self.counts.insert(s.into(), c);
+                s.len() + 40
+            }
+        }
+    }
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct CatKernel {
+    pub kind: DriftKind,
+    pub profile: Arc<BaselineProfile>,
+    pub feature: Option<String>,
+    pub feature_arg: Option<usize>,
+}
+
+impl CatKernel {
+    fn take_features(
+        &self,
+        groups: &mut [CatGroup],
+        col: &ArrayRef,
+        idx: &[usize],
+        filter: Option<&BooleanArray>,
+    ) -> Result<()> {
+        let col = cast(col, &DataType::Utf8)?;
+        let col = col.as_string::<i32>();
+        for (i, &g) in idx.iter().enumerate() {
+            if groups[g].feature.is_none() && col.is_valid(i) && passes(filter, i) {
+                let s = col.value(i);
+                categorical_column(&self.profile, s)?;
+                groups[g].feature = Some(Arc::from(s));
+            }
+        }
+        Ok(())
+    }
+
+    fn eval_one(&self, g: &CatGroup) -> Result<Option<f64>> {
+        let Some(f) = g.feature.as_deref().or(self.feature.as_deref()) else {
+            return Ok(None);
+        };
+        let col = categorical_column(&self.profile, f)?;
+        let (mut cur, mut reference) = (Vec::new(), Vec::new());
+        for (cat, r) in &col.frequencies {
+            cur.push(g.counts.get(cat.as_str()).copied().unwrap_or(0));
+            reference.push(*r);
+        }
+        let mut unseen: Vec<(&str, u64)> = g
+            .counts
+            .iter()
+            .filter(|(k, _)| !col.frequencies.contains_key(&***k))
+            .map(|(k, v)| (&**k, *v))
+            .collect();
+        unseen.sort_unstable();
+        for (_, c) in unseen {
+            cur.push(c);
+            reference.push(0);
+        }
+        Ok(self.kind.compute_counts(&cur, &reference))
+    }
+}
+
+impl Kernel for CatKernel {
+    type Group = CatGroup;
+
+    fn update(
+        &self,
+        groups: &mut [CatGroup],
+        args: &[ArrayRef],
+        idx: &[usize],
+        filter: Option<&BooleanArray>,
+    ) -> Result<usize> {
+        let arr = cast(&args[0], &DataType::Utf8)?;
+        let arr = arr.as_string::<i32>();
+        let mut added = 0;
+        for (i, &g) in idx.iter().enumerate() {
+            if arr.is_valid(i) && passes(filter, i) {
+                added += groups[g].add(arr.value(i), 1);
+            }
+        }
+        if let Some(col) = self.feature_arg.and_then(|a| args.get(a)) {
+            self.take_features(groups, col, idx, filter)?;
+        }
+        Ok(added)
+    }
+
+    fn merge(&self, groups: &mut [CatGroup], states: &[ArrayRef], idx: &[usize]) -> Result<usize> {
+        if states.len() != 3 {
+            return internal_err!(
+                "categorical state must have 3 columns, got {}",
+                states.len()
+            );
+        }
+        let keys = states[0].as_list::<i32>();
+        let counts = states[1].as_list::<i32>();
+        let mut added = 0;
+        for (i, &g) in idx.iter().enumerate() {
+            if !keys.is_valid(i) || !counts.is_valid(i) {
+                continue;
+            }
+            let k = cast(&keys.value(i), &DataType::Utf8)?;
+            let k = k.as_string::<i32>();
+            let c = counts.value(i);
+            let c = c.as_primitive::<UInt64Type>();
+            for j in 0..k.len() {
+                added += groups[g].add(k.value(j), c.value(j));
+            }
+        }
+        self.take_features(groups, &states[2], idx, None)?;
+        Ok(added)
+    }
+
+    fn state(&self, groups: &mut [CatGroup]) -> Result<Vec<ArrayRef>> {
+        let mut kb = ListBuilder::new(StringBuilder::new());
+        let mut cb = ListBuilder::new(UInt64Builder::new());
+        for g in groups.iter() {
+            for (k, c) in &g.counts {
+                kb.values().append_value(k);
+                cb.values().append_value(*c);
+            }
+            kb.append(true);
+            cb.append(true);
+        }
+        let features: StringArray = groups
+            .iter()
+            .map(|g| g.feature.as_deref().or(self.feature.as_deref()))
+            .collect();
+        Ok(vec![
+            Arc::new(kb.finish()),
+            Arc::new(cb.finish()),
+            Arc::new(features),
+        ])
+    }
+
+    fn evaluate(&self, groups: &mut [CatGroup]) -> Result<ArrayRef> {
+        let out: Float64Array = groups
+            .iter()
+            .map(|g| self.eval_one(g))
+            .collect::<Result<_>>()?;
+        Ok(Arc::new(out))
+    }
+
+    fn group_size(&self, g: &CatGroup) -> usize {
+        g.counts.capacity() * 40 + g.counts.keys().map(|k| k.len()).sum::<usize>()
+    }
+}

@@ -1,0 +1,269 @@
+//! The drift aggregate UDF: argument resolution, state layout, and the choice between the
+//! numeric ([`ListKernel`]) and categorical ([`CatKernel`]) kernels.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{internal_err, plan_err, Result};
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::function::{
+    AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs,
+};
+use datafusion::logical_expr::{
+    lit, Accumulator, AggregateUDF, AggregateUDFImpl, Expr, GroupsAccumulator, Signature,
+    Volatility,
+};
+use datafusion::physical_expr::expressions::{CastExpr, Column, Literal, TryCastExpr};
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::{CatKernel, DriftKind, ListKernel, ListStat};
+use crate::args::{
+    categorical_column, is_string_type, is_value_type, lookup, no_feature_error, numeric_column,
+};
+use crate::baseline::{BaselineProfile, BaselineRegistry};
+use crate::group::{Groups, Single};
+
+/// A drift aggregate bound to a baseline registry.
+#[derive(Debug)]
+pub struct DriftUdaf {
+    kind: DriftKind,
+    signature: Signature,
+    baselines: Arc<BaselineRegistry>,
+}
+
+impl DriftUdaf {
+    /// New aggregate of `kind` looking baselines up in `baselines`.
+    pub fn new(kind: DriftKind, baselines: Arc<BaselineRegistry>) -> Self {
+        Self {
+            kind,
+            signature: Signature::user_defined(Volatility::Immutable),
+            baselines,
+        }
+    }
+}
+
+impl PartialEq for DriftUdaf {
+    fn eq(&self, o: &Self) -> bool {
+        self.kind == o.kind && Arc::ptr_eq(&self.baselines, &o.baselines)
+    }
+}
+impl Eq for DriftUdaf {}
+impl Hash for DriftUdaf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.kind.hash(state);
+        (Arc::as_ptr(&self.baselines) as usize).hash(state);
+    }
+}
+
+/// Name of a plain column reference (looking through casts).
+pub(crate) fn column_name(e: &Arc<dyn PhysicalExpr>) -> Option<String> {
+    if let Some(c) = e.downcast_ref::<Column>() {
+        return Some(c.name().to_string());
+    }
+    if let Some(c) = e.downcast_ref::<CastExpr>() {
+        return column_name(c.expr());
+    }
+    if let Some(c) = e.downcast_ref::<TryCastExpr>() {
+        return column_name(c.expr());
+    }
+    None
+}
+
+/// String value of a literal expression (`Some(None)` for a NULL literal).
+pub(crate) fn literal_str(e: &Arc<dyn PhysicalExpr>) -> Option<Option<String>> {
+    let l = e.downcast_ref::<Literal>()?;
+    l.value().try_as_str().map(|s| s.map(str::to_string))
+}
+
+/// Float value of a numeric literal expression.
+pub(crate) fn literal_f64(e: &Arc<dyn PhysicalExpr>) -> Option<f64> {
+    let l = e.downcast_ref::<Literal>()?;
+    let v = l.value().cast_to(&DataType::Float64).ok()?;
+    match v {
+        datafusion::common::ScalarValue::Float64(Some(f)) => Some(f),
+        _ => None,
+    }
+}
+
+/// Resolved `(value, 'baseline' [, feature])` arguments.
+pub(crate) struct BaselineArgs {
+    pub profile: Arc<BaselineProfile>,
+    pub feature: Option<String>,
+    pub feature_arg: Option<usize>,
+}
+
+/// Resolves the baseline (argument `b`) and the feature (argument `b + 1`, else the name of
+/// argument 0) of an aggregate call.
+pub(crate) fn resolve(
+    name: &str,
+    reg: &BaselineRegistry,
+    exprs: &[Arc<dyn PhysicalExpr>],
+    b: usize,
+) -> Result<BaselineArgs> {
+    if exprs.len() < b + 1 || exprs.len() > b + 2 {
+        return internal_err!("{name}: expected {} or {} arguments", b + 1, b + 2);
+    }
+    let Some(Some(baseline)) = literal_str(&exprs[b]) else {
+        return plan_err!("{name}: the baseline name must be a string literal");
+    };
+    let profile = lookup(reg, &baseline)?;
+    let (feature, feature_arg) = match exprs.get(b + 1) {
+        Some(e) => match literal_str(e) {
+            Some(Some(f)) => (Some(f), None),
+            Some(None) => return plan_err!("{name}: feature must not be NULL"),
+            None => (None, Some(b + 1)),
+        },
+        None => match column_name(&exprs[0]) {
+            Some(c) => (Some(c), None),
+            None => return Err(no_feature_error(name, &exprs[0].to_string())),
+        },
+    };
+    Ok(BaselineArgs {
+        profile,
+        feature,
+        feature_arg,
+    })
+}
+
+/// `List<item>` state field.
+pub(crate) fn list_field(name: String, item: DataType) -> FieldRef {
+    Arc::new(Field::new(
+        name,
+        DataType::List(Arc::new(Field::new_list_field(item, true))),
+        true,
+    ))
+}
+
+enum Built {
+    List(ListKernel),
+    Cat(CatKernel),
+}
+
+impl DriftUdaf {
+    fn build(&self, args: &AccumulatorArgs) -> Result<Built> {
+        let name = self.kind.name();
+        let a = resolve(name, &self.baselines, args.exprs, 1)?;
+        let categorical = is_string_type(args.expr_fields[0].data_type())
+            && !args.expr_fields[0].data_type().is_null();
+        if categorical {
+            if let Some(f) = &a.feature {
+                categorical_column(&a.profile, f)?;
+            }
+            return Ok(Built::Cat(CatKernel {
+                kind: self.kind,
+                profile: a.profile,
+                feature: a.feature,
+                feature_arg: a.feature_arg,
+            }));
+        }
+        if let Some(f) = &a.feature {
+            numeric_column(&a.profile, f)?;
+        }
+        Ok(Built::List(ListKernel {
+            stat: ListStat::Drift(self.kind),
+            profile: Some(a.profile),
+            feature: a.feature,
+            feature_arg: a.feature_arg,
+        }))
+    }
+}
+
+impl AggregateUDFImpl for DriftUdaf {
+    fn name(&self) -> &str {
+        self.kind.name()
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn coerce_types(&self, types: &[DataType]) -> Result<Vec<DataType>> {
+        let name = self.name();
+        if !(2..=3).contains(&types.len()) {
+            return plan_err!(
+                "{name} expects (value, 'baseline' [, feature]), got {} arguments",
+                types.len()
+            );
+        }
+        let string_ok = self.kind.is_binned() && is_string_type(&types[0]);
+        if !is_value_type(&types[0]) && !string_ok {
+            return plan_err!(
+                "{name}: value must be numeric{}, got {}",
+                if self.kind.is_binned() {
+                    " or a string"
+                } else {
+                    ""
+                },
+                types[0]
+            );
+        }
+        if !types[1..].iter().all(is_string_type) {
+            return plan_err!("{name}: baseline name and feature must be strings");
+        }
+        Ok(types.to_vec())
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+    fn is_nullable(&self) -> bool {
+        true
+    }
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let n = args.name;
+        let feature = Arc::new(Field::new(format!("{n}[feature]"), DataType::Utf8, true));
+        let t = args.input_fields.first().map(|f| f.data_type().clone());
+        if t.is_some_and(|t| is_string_type(&t) && !t.is_null()) {
+            return Ok(vec![
+                list_field(format!("{n}[categories]"), DataType::Utf8),
+                list_field(format!("{n}[counts]"), DataType::UInt64),
+                feature,
+            ]);
+        }
+        Ok(vec![
+            list_field(format!("{n}[values]"), DataType::Float64),
+            feature,
+        ])
+    }
+    /// Rewrites `f(col, 'b')` to `f(col, 'b', 'col')` at the logical level, so the feature
+    /// name survives physical optimisations that replace columns (e.g. by constants).
+    fn simplify(&self) -> Option<AggregateFunctionSimplification> {
+        Some(Box::new(|mut af: AggregateFunction, _info| {
+            if af.params.args.len() == 2 {
+                if let Expr::Column(c) = &af.params.args[0] {
+                    let name = c.name.clone();
+                    af.params.args.push(lit(name));
+                }
+            }
+            Ok(Expr::AggregateFunction(af))
+        }))
+    }
+    fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(match self.build(&acc_args)? {
+            Built::List(k) => Box::new(Single::new(k)),
+            Built::Cat(k) => Box::new(Single::new(k)),
+        })
+    }
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(match self.build(&args)? {
+            Built::List(k) => Box::new(Groups::new(k)),
+            Built::Cat(k) => Box::new(Groups::new(k)),
+        })
+    }
+}
+
+/// All drift aggregates bound to `baselines` (including `mmd`).
+pub fn drift_functions(baselines: &Arc<BaselineRegistry>) -> Vec<AggregateUDF> {
+    let mut v: Vec<AggregateUDF> = DriftKind::ALL
+        .iter()
+        .map(|k| AggregateUDF::new_from_impl(DriftUdaf::new(*k, Arc::clone(baselines))))
+        .collect();
+    v.push(AggregateUDF::new_from_impl(super::mmd::MmdUdaf::new(
+        Arc::clone(baselines),
+    )));
+    v
+}
