@@ -112,7 +112,6 @@ pub async fn create_baseline(
         BaselineInput::Query { sql, .. } => query_ctx
             .sql(sql)
             .await
-            .and_then(|df| Ok(df))
             .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?
             .collect()
             .await

@@ -49,10 +49,6 @@ impl GroupKeys {
         }
     }
 
-    /// Whether no group was seen.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 
     /// Interns the keys of `num_rows` rows, writing each row's group index to `out`.
     pub fn intern(

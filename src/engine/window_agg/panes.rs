@@ -217,10 +217,7 @@ impl WindowState for PaneWindows {
 
     fn emit(&mut self, limit: i64, out: &mut Vec<RecordBatch>) -> Result<usize> {
         let mut windows = 0;
-        loop {
-            let Some((&first, _)) = self.panes.iter().next() else {
-                break;
-            };
+        while let Some((&first, _)) = self.panes.iter().next() {
             let Some((start, end)) = self
                 .kind
                 .windows_of_pane(first)
