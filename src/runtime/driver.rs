@@ -16,7 +16,7 @@ use driftwatch_sql::{
     Statement,
 };
 use driftwatch_udfs::BaselineRegistry;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +69,109 @@ struct MonitorEntry {
     metrics: Arc<MonitorMetrics>,
 }
 
+/// A request served by a running system (see [`Driftwatch::control`]): how the Flight SQL
+/// server and other front ends change and inspect it while [`Driftwatch::wait`] runs.
+pub enum Control {
+    /// Executes a script (CREATE / DROP / SHOW) and starts any new connector.
+    Execute {
+        /// The statements.
+        sql: String,
+        /// Where the outcome goes.
+        reply: oneshot::Sender<Result<Vec<Outcome>, RuntimeError>>,
+    },
+    /// Reports sources and monitors with their counters.
+    Snapshot {
+        /// Where the snapshot goes.
+        reply: oneshot::Sender<SystemSnapshot>,
+    },
+}
+
+/// Cloneable handle for sending [`Control`] requests to a running system.
+#[derive(Clone, Debug)]
+pub struct ControlHandle(mpsc::Sender<Control>);
+
+impl ControlHandle {
+    /// Executes `sql` in the running system.
+    pub async fn execute(&self, sql: impl Into<String>) -> Result<Vec<Outcome>, RuntimeError> {
+        let (reply, rx) = oneshot::channel();
+        self.0
+            .send(Control::Execute { sql: sql.into(), reply })
+            .await
+            .map_err(|_| RuntimeError::Invalid("the system is shutting down".into()))?;
+        rx.await
+            .map_err(|_| RuntimeError::Invalid("the system is shutting down".into()))?
+    }
+
+    /// Sources and monitors of the running system.
+    pub async fn snapshot(&self) -> Result<SystemSnapshot, RuntimeError> {
+        let (reply, rx) = oneshot::channel();
+        self.0
+            .send(Control::Snapshot { reply })
+            .await
+            .map_err(|_| RuntimeError::Invalid("the system is shutting down".into()))?;
+        rx.await
+            .map_err(|_| RuntimeError::Invalid("the system is shutting down".into()))
+    }
+}
+
+/// State of one source, for system tables and status lines.
+#[derive(Debug, Clone)]
+pub struct SourceStatus {
+    /// Source name.
+    pub name: String,
+    /// Its CREATE statement.
+    pub sql: String,
+    /// Rows decoded.
+    pub rows_in: u64,
+    /// Records rejected (dead letters).
+    pub rejected: u64,
+    /// Current watermark (epoch ms; `i64::MIN` before data).
+    pub watermark_ms: i64,
+}
+
+/// State of one monitor, for system tables and status lines.
+#[derive(Debug, Clone)]
+pub struct MonitorStatus {
+    /// Monitor name.
+    pub name: String,
+    /// Its CREATE statement.
+    pub sql: String,
+    /// The source it reads.
+    pub source: String,
+    /// Windows emitted.
+    pub windows: u64,
+    /// Result rows written.
+    pub rows_out: u64,
+    /// Late rows kept aside.
+    pub late_rows: u64,
+    /// End of the last emitted window (epoch ms; `i64::MIN` if none yet).
+    pub last_window_end_ms: i64,
+}
+
+/// Everything a system runs, with counters.
+#[derive(Debug, Clone, Default)]
+pub struct SystemSnapshot {
+    /// Sources.
+    pub sources: Vec<SourceStatus>,
+    /// Monitors.
+    pub monitors: Vec<MonitorStatus>,
+    /// Baseline names.
+    pub baselines: Vec<String>,
+}
+
+/// One batch of results of one monitor, as broadcast to live subscribers.
+#[derive(Debug, Clone)]
+pub struct MonitorResult {
+    /// Monitor name.
+    pub monitor: String,
+    /// The rows (one window, for windowed monitors).
+    pub batch: RecordBatch,
+}
+
+/// Result batches buffered per live subscriber; a subscriber further behind loses the
+/// oldest batches and is told how many (tokio broadcast "lagged"): it never stalls monitors.
+pub const FOLLOW_BUFFER: usize = 1024;
+
 /// The result of one statement.
 #[derive(Debug)]
 pub enum Outcome {
@@ -89,13 +192,21 @@ pub struct Driftwatch {
     monitors: BTreeMap<String, MonitorEntry>,
     shutdown: CancellationToken,
     observer: ResultObserver,
+    control_tx: mpsc::Sender<Control>,
+    control_rx: Option<mpsc::Receiver<Control>>,
+    results: broadcast::Sender<MonitorResult>,
 }
 
 impl Driftwatch {
     /// A system with nothing defined yet.
     pub fn new(config: RuntimeConfig) -> Self {
         let store = ResultStore::new(&config.data_dir);
+        let (control_tx, control_rx) = mpsc::channel(64);
+        let (results, _) = broadcast::channel(FOLLOW_BUFFER);
         Self {
+            control_tx,
+            control_rx: Some(control_rx),
+            results,
             store,
             config,
             baselines: Arc::new(BaselineRegistry::new()),
@@ -112,6 +223,66 @@ impl Driftwatch {
     pub fn with_observer(mut self, observer: ResultObserver) -> Self {
         self.observer = observer;
         self
+    }
+
+    /// A handle to change and inspect this system while [`Driftwatch::wait`] runs.
+    pub fn control(&self) -> ControlHandle {
+        ControlHandle(self.control_tx.clone())
+    }
+
+    /// Subscribes to every monitor's results as they are emitted (see [`FOLLOW_BUFFER`]).
+    pub fn subscribe_results(&self) -> broadcast::Receiver<MonitorResult> {
+        self.results.subscribe()
+    }
+
+    /// A snapshot of sources, monitors and baselines with their counters.
+    pub fn snapshot(&self) -> SystemSnapshot {
+        let mut baselines = self.baselines.names();
+        baselines.sort();
+        SystemSnapshot {
+            sources: self
+                .sources
+                .iter()
+                .map(|(name, s)| SourceStatus {
+                    name: name.clone(),
+                    sql: s.def.sql.clone(),
+                    rows_in: s.metrics.total_rows(),
+                    rejected: s.metrics.total_rejected(),
+                    watermark_ms: s.metrics.watermark(),
+                })
+                .collect(),
+            monitors: self
+                .monitors
+                .iter()
+                .map(|(name, m)| MonitorStatus {
+                    name: name.clone(),
+                    sql: m.def.sql.clone(),
+                    source: m.source.clone(),
+                    windows: m.metrics.total_windows(),
+                    rows_out: m.metrics.total_rows_out(),
+                    late_rows: m.metrics.total_late(),
+                    last_window_end_ms: m.metrics.last_window_end(),
+                })
+                .collect(),
+            baselines,
+        }
+    }
+
+    async fn serve_control(&mut self, request: Control) {
+        match request {
+            Control::Execute { sql, reply } => {
+                let mut result = self.execute_script(&sql).await;
+                if result.is_ok() {
+                    if let Err(e) = self.start().await {
+                        result = Err(e);
+                    }
+                }
+                let _ = reply.send(result);
+            }
+            Control::Snapshot { reply } => {
+                let _ = reply.send(self.snapshot());
+            }
+        }
     }
 
     /// The baseline registry.
@@ -274,17 +445,11 @@ impl Driftwatch {
             self.drop_object(ObjectKind::Monitor, &def.name.clone(), false)
                 .await?;
         }
-        def.options
-            .check_known(&["allowed_lateness", "sink", "retention"], "monitor")?;
-        if let Some(sink) = def.options.get_str("sink") {
-            if sink != "store" {
-                return Err(RuntimeError::Invalid(format!(
-                    "monitor '{}': sink '{sink}' is not available yet; results always go to the \
-                     result store (sink = 'store')",
-                    def.name
-                )));
-            }
-        }
+        let mut known = vec!["allowed_lateness", "retention"];
+        known.extend_from_slice(crate::sinks::SINK_OPTIONS);
+        def.options.check_known(&known, "monitor")?;
+        let sinks = crate::sinks::build_sinks(&def.name, &def.options)
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
         let options = MonitorPlanOptions {
             allowed_lateness_ms: def
                 .options
@@ -337,8 +502,9 @@ impl Driftwatch {
             def.name.clone(),
             plan,
             self.store.clone(),
+            sinks,
             Arc::clone(&metrics),
-            Arc::clone(&self.observer),
+            self.observer_with_broadcast(),
             stop.clone(),
         ));
         let name = def.name.clone();
@@ -404,6 +570,19 @@ impl Driftwatch {
             }
         }
         Ok(Outcome::Done(format!("dropped {kind} {name}")))
+    }
+
+    fn observer_with_broadcast(&self) -> ResultObserver {
+        let user = Arc::clone(&self.observer);
+        let results = self.results.clone();
+        Arc::new(move |monitor: &str, batch: &RecordBatch| {
+            user(monitor, batch);
+            // No subscriber is not an error.
+            let _ = results.send(MonitorResult {
+                monitor: monitor.to_string(),
+                batch: batch.clone(),
+            });
+        })
     }
 
     fn show(&self, kind: ObjectKind) -> RecordBatch {
@@ -536,6 +715,8 @@ impl Driftwatch {
         let mut ticker = tokio::time::interval(status_every.unwrap_or(Duration::from_secs(3600)));
         ticker.tick().await;
         let retention = self.config.retention;
+        let mut control = self.control_rx.take();
+        let shutdown = self.shutdown.clone();
         loop {
             let all_done = self.monitors.values().all(|m| m.task.is_finished())
                 && self
@@ -546,7 +727,13 @@ impl Driftwatch {
                 break;
             }
             tokio::select! {
-                _ = self.shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => break,
+                Some(request) = async {
+                    match control.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => self.serve_control(request).await,
                 _ = ticker.tick() => {
                     if status_every.is_some() {
                         tracing::info!("status: {}", self.status_line());

@@ -48,11 +48,23 @@ impl SourceMetrics {
 }
 
 /// Counters of one monitor.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MonitorMetrics {
     rows_out: AtomicU64,
     windows: AtomicU64,
     late_rows: AtomicU64,
+    last_window_end: AtomicI64,
+}
+
+impl Default for MonitorMetrics {
+    fn default() -> Self {
+        Self {
+            rows_out: AtomicU64::new(0),
+            windows: AtomicU64::new(0),
+            late_rows: AtomicU64::new(0),
+            last_window_end: AtomicI64::new(i64::MIN),
+        }
+    }
 }
 
 impl MonitorMetrics {
@@ -63,6 +75,14 @@ impl MonitorMetrics {
     /// Adds emitted windows.
     pub fn windows(&self, n: u64) {
         self.windows.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Records the end of an emitted window (epoch ms).
+    pub fn window_end(&self, end_ms: i64) {
+        self.last_window_end.fetch_max(end_ms, Ordering::Relaxed);
+    }
+    /// End of the last emitted window (epoch ms; `i64::MIN` if none).
+    pub fn last_window_end(&self) -> i64 {
+        self.last_window_end.load(Ordering::Relaxed)
     }
     /// Adds late rows.
     pub fn late(&self, n: u64) {

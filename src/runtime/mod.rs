@@ -7,7 +7,10 @@ pub mod metrics;
 pub mod monitor_task;
 pub mod sources;
 
-pub use driver::{Driftwatch, Outcome, RuntimeConfig};
+pub use driver::{
+    Control, ControlHandle, Driftwatch, MonitorResult, MonitorStatus, Outcome, RuntimeConfig,
+    SourceStatus, SystemSnapshot, FOLLOW_BUFFER,
+};
 pub use monitor_task::ResultObserver;
 
 use driftwatch_sql::{ObjectKind, SqlError};

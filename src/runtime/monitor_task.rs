@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use arrow::array::TimestampMillisecondArray;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::physical_plan::execute_stream;
@@ -12,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::MonitorMetrics;
 use super::RuntimeError;
 use crate::engine::MonitorPlan;
-use crate::sinks::ResultStore;
+use crate::sinks::{ResultSink, ResultStore};
 
 /// Called for every batch of results a monitor emits (the CLI prints them).
 pub type ResultObserver = Arc<dyn Fn(&str, &RecordBatch) + Send + Sync>;
@@ -25,6 +26,7 @@ pub async fn run_monitor(
     name: String,
     mut plan: MonitorPlan,
     store: ResultStore,
+    sinks: Vec<Arc<dyn ResultSink>>,
     metrics: Arc<MonitorMetrics>,
     observer: ResultObserver,
     shutdown: CancellationToken,
@@ -53,9 +55,21 @@ pub async fn run_monitor(
                     metrics.rows_out(batch.num_rows() as u64);
                     if windowed {
                         metrics.windows(1);
+                        if let Some(end) = batch
+                            .column_by_name("window_end")
+                            .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
+                            .and_then(|c| arrow::compute::max(c))
+                        {
+                            metrics.window_end(end);
+                        }
                         tracing::info!(monitor = %name, "{}", describe_window(&batch));
                     }
                     observer(&name, &batch);
+                    for sink in &sinks {
+                        sink.send(&name, &batch)
+                            .await
+                            .map_err(|e| RuntimeError::Invalid(format!("monitor '{name}': {e}")))?;
+                    }
                     results.append(batch)?;
                     if windowed {
                         // Windows are rare and final: make them visible at once.
@@ -71,6 +85,11 @@ pub async fn run_monitor(
     }
     results.flush()?;
     late.flush()?;
+    for sink in &sinks {
+        sink.flush()
+            .await
+            .map_err(|e| RuntimeError::Invalid(format!("monitor '{name}': {e}")))?;
+    }
     Ok(())
 }
 

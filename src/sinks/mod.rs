@@ -1,6 +1,49 @@
-//! Where monitor results go: the result store in the data dir (queryable with
-//! `driftwatch query`), and later Kafka topics.
+//! Where monitor results go: always the result store in the data dir (queryable with
+//! `driftwatch query`), and optionally external sinks chosen with `WITH (sink = …)`.
 
 pub mod store;
 
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use driftwatch_sql::Options;
+
 pub use store::{ResultStore, StoreError, TableWriter};
+
+/// Error from an external sink, naming the sink and what failed.
+#[derive(Debug, thiserror::Error)]
+#[error("sink '{sink}': {message}")]
+pub struct SinkError {
+    /// Sink kind (e.g. `kafka`).
+    pub sink: String,
+    /// What failed.
+    pub message: String,
+}
+
+/// An external destination for a monitor's results, besides the result store.
+#[async_trait::async_trait]
+pub trait ResultSink: Send + Sync + std::fmt::Debug {
+    /// Delivers one batch of results of `monitor`. Resolves when the sink acknowledged it;
+    /// failures are returned (and surfaced by the monitor), never dropped silently.
+    async fn send(&self, monitor: &str, batch: &RecordBatch) -> Result<(), SinkError>;
+    /// Waits until everything sent is acknowledged.
+    async fn flush(&self) -> Result<(), SinkError>;
+}
+
+/// Monitor options read by the sinks.
+pub const SINK_OPTIONS: &[&str] = &["sink"];
+
+/// Builds the external sinks a monitor's options ask for (`sink = 'store'` or no `sink`
+/// option: none besides the result store).
+pub fn build_sinks(monitor: &str, options: &Options) -> Result<Vec<Arc<dyn ResultSink>>, SinkError> {
+    match options.get_str("sink").as_deref() {
+        None | Some("store") => Ok(Vec::new()),
+        Some(other) => Err(SinkError {
+            sink: other.to_string(),
+            message: format!(
+                "monitor '{monitor}': unknown sink '{other}'; available: 'store' (results always \
+                 go to the result store)"
+            ),
+        }),
+    }
+}
