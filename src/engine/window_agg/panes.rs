@@ -126,21 +126,7 @@ impl PaneWindows {
         if let WindowKind::Tumble { .. } = self.kind {
             // One pane per window: evaluate it directly, no state round trip.
             if let Some(Pane::Open(mut pane)) = self.panes.remove(&start) {
-                let n = pane.keys.len();
-                if n > 0 {
-                    let values = pane
-                        .accumulators
-                        .iter_mut()
-                        .map(|a| a.evaluate(EmitTo::All))
-                        .collect::<Result<Vec<_>>>()?;
-                    let keys = pane.keys.key_columns()?;
-                    out.push(self.layout.batch(
-                        constant_ts(start, n),
-                        constant_ts(end, n),
-                        keys,
-                        values,
-                    )?);
-                }
+                self.evaluate(start, end, &pane.keys, &mut pane.accumulators, out)?;
             }
             return Ok(());
         }
@@ -158,20 +144,32 @@ impl PaneWindows {
                 acc.merge_batch(state, &indices, total)?;
             }
         }
-        let n = window_keys.len();
-        if n > 0 {
-            let values = accumulators
-                .iter_mut()
-                .map(|a| a.evaluate(EmitTo::All))
-                .collect::<Result<Vec<_>>>()?;
-            let keys = window_keys.key_columns()?;
-            out.push(self.layout.batch(
-                constant_ts(start, n),
-                constant_ts(end, n),
-                keys,
-                values,
-            )?);
+        self.evaluate(start, end, &window_keys, &mut accumulators, out)
+    }
+
+    /// Evaluates the accumulators of window [start, end) into one output batch.
+    fn evaluate(
+        &self,
+        start: i64,
+        end: i64,
+        keys: &GroupKeys,
+        accumulators: &mut [Box<dyn GroupsAccumulator>],
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        let n = keys.len();
+        if n == 0 {
+            return Ok(());
         }
+        let values = accumulators
+            .iter_mut()
+            .map(|a| a.evaluate(EmitTo::All))
+            .collect::<Result<Vec<_>>>()?;
+        out.push(self.layout.batch(
+            constant_ts(start, n),
+            constant_ts(end, n),
+            keys.key_columns()?,
+            values,
+        )?);
         Ok(())
     }
 }
