@@ -22,6 +22,15 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 
+step "Kafka broker (tansu; installed into the cache when missing, ~11 min cold)"
+export DRIFTWATCH_KAFKA="${DRIFTWATCH_KAFKA:-127.0.0.1:9092}"
+if scripts/kafka.sh status >/dev/null 2>&1; then
+    echo "using the broker already on $DRIFTWATCH_KAFKA"
+else
+    scripts/kafka.sh start
+    trap 'scripts/kafka.sh stop' EXIT
+fi
+
 step "build"
 cargo build --workspace --all-targets --locked
 cargo build -p driftwatch-udfs --example eval_stats --locked

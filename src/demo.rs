@@ -206,8 +206,20 @@ fn print_result(
     }
 }
 
+/// Called once the demo's system has started, before traffic (e.g. to start Flight SQL).
+pub type StartHook =
+    Box<dyn FnOnce(&Driftwatch) -> futures::future::BoxFuture<'static, anyhow::Result<()>> + Send>;
+
 /// Runs the demo and returns what it detected.
 pub async fn run_demo(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
+    run_demo_with(opts, None).await
+}
+
+/// [`run_demo`], calling `on_start` once the system has started.
+pub async fn run_demo_with(
+    opts: DemoOptions,
+    on_start: Option<StartHook>,
+) -> anyhow::Result<DemoSummary> {
     let demo_dir = opts.data_dir.join("demo");
     std::fs::create_dir_all(&demo_dir)?;
     let train = demo_dir.join("train.csv");
@@ -238,6 +250,9 @@ pub async fn run_demo(opts: DemoOptions) -> anyhow::Result<DemoSummary> {
     }));
     system.execute_script(&sql).await?;
     system.start().await?;
+    if let Some(hook) = on_start {
+        hook(&system).await?;
+    }
     let addr = system
         .http_addr()
         .ok_or_else(|| anyhow::anyhow!("HTTP ingest did not start"))?;

@@ -10,11 +10,13 @@
 //! - [`sinks`]: where results go (the result store in the data dir);
 //! - [`runtime`]: the catalog of sources, baselines and monitors, and the tasks running them;
 //! - [`query`]: ad-hoc SQL over results, baselines and files;
+//! - [`serve`]: the Arrow Flight SQL server's backend over a running system;
 //! - [`demo`]: the Iris example with generated traffic.
 
 pub mod demo;
 pub mod engine;
 pub mod query;
 pub mod runtime;
+pub mod serve;
 pub mod sinks;
 pub mod sources;

@@ -9,7 +9,10 @@ fn driftwatch() -> Command {
 }
 
 fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .display()
+        .to_string()
 }
 
 #[test]
@@ -19,7 +22,11 @@ fn check_accepts_the_iris_example() {
         .args(["check", "examples/iris/monitors.sql"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
 }
 
@@ -32,7 +39,10 @@ fn check_reports_errors_with_location_and_fails() {
         "CREATE SOURCE s (ts TIMESTAMP, x DOUBLE,\n  WATERMARK FOR ts AS ts - INTERVAL '1 second')\n  WITH (connector = 'http');\nCREATE MONITOR m AS SELECT window_start, window_end, avg(y)\nFROM TUMBLE(s, ts, INTERVAL '10 seconds') GROUP BY window_start, window_end;\n",
     )
     .unwrap();
-    let out = driftwatch().args(["check", file.to_str().unwrap()]).output().unwrap();
+    let out = driftwatch()
+        .args(["check", file.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("monitor 'm'") && err.contains('y'), "{err}");
@@ -63,27 +73,56 @@ fn run_over_a_file_then_query_results_and_files() {
     .unwrap();
     let data_dir = dir.path().join("dd");
     let out = driftwatch()
-        .args(["run", sql.to_str().unwrap(), "--data-dir", data_dir.to_str().unwrap()])
+        .args([
+            "run",
+            sql.to_str().unwrap(),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("window_start="), "each window is logged: {stderr}");
+    assert!(
+        stderr.contains("window_start="),
+        "each window is logged: {stderr}"
+    );
 
     let query = |sql: &str, format: &str| {
         let out = driftwatch()
-            .args(["query", sql, "--data-dir", data_dir.to_str().unwrap(), "--format", format])
+            .args([
+                "query",
+                sql,
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "--format",
+                format,
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let json = query("SELECT sum(n) AS rows, count(*) AS windows FROM m", "json");
-    assert!(json.contains("\"rows\":100") && json.contains("\"windows\":2"), "{json}");
+    assert!(
+        json.contains("\"rows\":100") && json.contains("\"windows\":2"),
+        "{json}"
+    );
     // Baselines are tables too, and files can be named in FROM.
     let baseline = query("SELECT count(*) AS c FROM baselines.b", "csv");
     assert_eq!(baseline.lines().nth(1), Some("150"), "{baseline}");
-    let file = query(&format!("SELECT count(*) AS c FROM '{}'", data.display()), "csv");
+    let file = query(
+        &format!("SELECT count(*) AS c FROM '{}'", data.display()),
+        "csv",
+    );
     assert_eq!(file.lines().nth(1), Some("100"), "{file}");
     // Drift functions are bound to the stored baselines in ad-hoc queries.
     let drift = query(
@@ -100,7 +139,12 @@ fn run_over_a_file_then_query_results_and_files() {
 fn query_error_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let out = driftwatch()
-        .args(["query", "SELECT * FROM nowhere", "--data-dir", dir.path().to_str().unwrap()])
+        .args([
+            "query",
+            "SELECT * FROM nowhere",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

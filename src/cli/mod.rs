@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use driftwatch::demo::{run_demo, DemoOptions};
+use driftwatch::demo::{run_demo_with, DemoOptions, StartHook};
 use driftwatch::query::{OutputFormat, QueryEngine};
 use driftwatch::runtime::{Driftwatch, Outcome, RuntimeConfig};
+use driftwatch::serve::{load_with_catalog, start_flight, FlightConfig, TlsFiles};
 use driftwatch::sinks::ResultStore;
 
 /// Streaming monitor for machine-learning models: monitors in SQL on DataFusion.
@@ -79,6 +80,49 @@ struct Common {
     /// Address of the HTTP ingest.
     #[arg(long, env = "DRIFTWATCH_HTTP", default_value = "127.0.0.1:8080")]
     http_listen: SocketAddr,
+    #[command(flatten)]
+    flight: FlightArgs,
+}
+
+/// Arrow Flight SQL server settings (`run` and `demo` serve queries, DDL and live follow).
+#[derive(Debug, clap::Args)]
+struct FlightArgs {
+    /// Address of the Arrow Flight SQL server.
+    #[arg(long, env = "DRIFTWATCH_FLIGHT", default_value = driftwatch_flight::config::DEFAULT_LISTEN)]
+    flight_listen: SocketAddr,
+    /// Do not start the Flight SQL server.
+    #[arg(long)]
+    no_flight: bool,
+    /// Users, passwords, tokens and roles (TOML, or JSON by extension) for Flight SQL auth.
+    #[arg(long, env = "DRIFTWATCH_FLIGHT_AUTH_FILE")]
+    auth_file: Option<PathBuf>,
+    /// TLS certificate chain (PEM) for Flight SQL; needs --tls-key.
+    #[arg(long, env = "DRIFTWATCH_FLIGHT_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for Flight SQL; needs --tls-cert.
+    #[arg(long, env = "DRIFTWATCH_FLIGHT_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Allow Flight SQL on a non-loopback address without --auth-file.
+    #[arg(long)]
+    insecure_public: bool,
+}
+
+impl FlightArgs {
+    /// The server settings, or `None` with `--no-flight`.
+    fn config(&self) -> Option<FlightConfig> {
+        (!self.no_flight).then(|| FlightConfig {
+            listen: self.flight_listen,
+            auth_file: self.auth_file.clone(),
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+            insecure_public: self.insecure_public,
+        })
+    }
 }
 
 /// Entry point: runs the command and maps errors to exit code 1.
@@ -109,19 +153,25 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let sql = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
+            let flight = common.flight.config();
+            if let Some(f) = &flight {
+                f.validate()?;
+            }
             let mut system = Driftwatch::new(RuntimeConfig {
                 data_dir: common.data_dir,
                 http_listen: common.http_listen,
                 retention: retention_hours.map(|h| Duration::from_secs(h * 3600)),
             });
-            for outcome in system
-                .execute_script(&sql)
+            for outcome in load_with_catalog(&mut system, &sql)
                 .await
                 .with_context(|| file.display().to_string())?
             {
                 print_outcome(outcome)?;
             }
             system.start().await?;
+            if let Some(f) = &flight {
+                start_flight(&system, f).await?;
+            }
             let shutdown = system.shutdown_token();
             tokio::spawn(async move {
                 if tokio::signal::ctrl_c().await.is_ok() {
@@ -166,6 +216,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             rate,
             common,
         } => {
+            let flight = common.flight.config();
+            if let Some(f) = &flight {
+                f.validate()?;
+            }
             let opts = DemoOptions {
                 duration: Duration::from_secs(duration),
                 drift_after: Duration::from_secs(drift_after.unwrap_or(duration / 3)),
@@ -174,7 +228,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 http_listen: common.http_listen,
                 print: true,
             };
-            let summary = run_demo(opts).await?;
+            let hook: Option<StartHook> = flight.map(|f| -> StartHook {
+                Box::new(move |system: &Driftwatch| {
+                    let serving = start_flight(system, &f);
+                    // Bind before the traffic starts; the server runs until the demo ends.
+                    Box::pin(async move {
+                        serving.await?;
+                        Ok(())
+                    })
+                })
+            });
+            let summary = run_demo_with(opts, hook).await?;
             println!(
                 "\n{} requests posted. Windows flagged DRIFT (w_norm > 0.3) per feature:",
                 summary.rows_posted

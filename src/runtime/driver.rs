@@ -95,7 +95,10 @@ impl ControlHandle {
     pub async fn execute(&self, sql: impl Into<String>) -> Result<Vec<Outcome>, RuntimeError> {
         let (reply, rx) = oneshot::channel();
         self.0
-            .send(Control::Execute { sql: sql.into(), reply })
+            .send(Control::Execute {
+                sql: sql.into(),
+                reply,
+            })
             .await
             .map_err(|_| RuntimeError::Invalid("the system is shutting down".into()))?;
         rx.await
@@ -629,10 +632,10 @@ impl Driftwatch {
 
     /// Starts every connector not started yet (and the HTTP ingest when needed).
     pub async fn start(&mut self) -> Result<(), RuntimeError> {
-        let needs_http = self
-            .sources
-            .values()
-            .any(|s| s.def.options.get_str("connector").as_deref() == Some("http"));
+        let needs_http = self.sources.values().any(|s| {
+            s.def.options.get_str("connector").as_deref() == Some("http")
+                || s.def.options.get_str("ingest").as_deref() == Some("http")
+        });
         if needs_http && self.http_addr.is_none() {
             let listener = tokio::net::TcpListener::bind(self.config.http_listen)
                 .await

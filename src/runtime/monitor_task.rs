@@ -39,9 +39,16 @@ pub async fn run_monitor(
     let windowed = plan.window.is_some();
     let mut stream = execute_stream(Arc::clone(&plan.plan), Arc::clone(&plan.task_ctx))
         .map_err(|e| RuntimeError::Invalid(format!("monitor '{name}': {e}")))?;
+    // Row-level results are buffered up to a second; this tick makes them visible even when
+    // traffic stops.
+    let mut flush_tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = flush_tick.tick() => {
+                results.flush()?;
+                late.flush()?;
+            }
             Some(rows) = plan.late.recv() => {
                 metrics.late(rows.num_rows() as u64);
                 late.append(rows)?;
@@ -58,7 +65,7 @@ pub async fn run_monitor(
                         if let Some(end) = batch
                             .column_by_name("window_end")
                             .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
-                            .and_then(|c| arrow::compute::max(c))
+                            .and_then(arrow::compute::max)
                         {
                             metrics.window_end(end);
                         }

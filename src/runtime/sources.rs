@@ -8,10 +8,11 @@ use driftwatch_sql::CreateSource;
 use super::RuntimeError;
 use crate::sources::file::FileConnector;
 use crate::sources::http::{HttpConnector, HttpIngest};
+use crate::sources::kafka::KafkaConnector;
 use crate::sources::{Connector, ConnectorSpec, SourceOptions, SourceSchema, TimeFormat};
 
 /// Connectors available in this build.
-pub const CONNECTORS: &[&str] = &["file", "http"];
+pub const CONNECTORS: &[&str] = &["file", "http", "kafka"];
 
 /// Default idle timeout of unbounded sources: after this long without rows, event time
 /// follows processing time so the last windows close (see `engine::watermark`).
@@ -57,11 +58,9 @@ pub fn build_source(
             Some(DEFAULT_IDLE_TIMEOUT),
         ),
         "kafka" => {
-            return Err(invalid(
-                "connector 'kafka' is not part of this build yet; use 'http' (the embedded \
-                 default) or 'file'"
-                    .into(),
-            ))
+            let kafka = KafkaConnector::from_spec(&spec, Arc::clone(http))?;
+            let idle = (!kafka.options().stop_at_end).then_some(DEFAULT_IDLE_TIMEOUT);
+            (Arc::new(kafka), idle)
         }
         other => {
             return Err(invalid(format!(

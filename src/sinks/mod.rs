@@ -1,6 +1,7 @@
 //! Where monitor results go: always the result store in the data dir (queryable with
 //! `driftwatch query`), and optionally external sinks chosen with `WITH (sink = …)`.
 
+pub mod kafka;
 pub mod store;
 
 use std::sync::Arc;
@@ -31,17 +32,21 @@ pub trait ResultSink: Send + Sync + std::fmt::Debug {
 }
 
 /// Monitor options read by the sinks.
-pub const SINK_OPTIONS: &[&str] = &["sink"];
+pub const SINK_OPTIONS: &[&str] = &["sink", "topic", "brokers", "format", "properties"];
 
 /// Builds the external sinks a monitor's options ask for (`sink = 'store'` or no `sink`
 /// option: none besides the result store).
-pub fn build_sinks(monitor: &str, options: &Options) -> Result<Vec<Arc<dyn ResultSink>>, SinkError> {
+pub fn build_sinks(
+    monitor: &str,
+    options: &Options,
+) -> Result<Vec<Arc<dyn ResultSink>>, SinkError> {
     match options.get_str("sink").as_deref() {
         None | Some("store") => Ok(Vec::new()),
+        Some("kafka") => Ok(vec![Arc::new(kafka::KafkaSink::from_options(monitor, options)?)]),
         Some(other) => Err(SinkError {
             sink: other.to_string(),
             message: format!(
-                "monitor '{monitor}': unknown sink '{other}'; available: 'store' (results always \
+                "monitor '{monitor}': unknown sink '{other}'; available: 'store', 'kafka' (results always \
                  go to the result store)"
             ),
         }),

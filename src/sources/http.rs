@@ -45,6 +45,28 @@ const GENERIC_OPTIONS: &[&str] = &["connector", "time_format", "idle_timeout", "
 struct Registered {
     feed: SourceFeed,
     options: HttpDecodeOptions,
+    /// When set, validated bodies go there (e.g. a Kafka topic) instead of the feed.
+    forward: Option<Arc<dyn BodyForwarder>>,
+}
+
+/// Where a source's HTTP bodies go instead of the engine (a Kafka source with
+/// `ingest = 'http'` writes them to its topic). The forwarder validates the body itself;
+/// the answer is 200 only once `forward` resolved, i.e. the body is durably stored.
+#[async_trait::async_trait]
+pub trait BodyForwarder: Send + Sync {
+    /// Validates and stores one body; returns the number of rows it holds.
+    async fn forward(&self, headers: &HeaderMap, body: &[u8]) -> Result<usize, ForwardError>;
+}
+
+/// Why a forwarded body was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// The body does not decode (answered 400, dead-lettered).
+    #[error("{0}")]
+    Invalid(String),
+    /// The destination did not acknowledge it (answered 503).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The shared HTTP ingest server: routes request bodies to the registered sources' feeds.
@@ -96,11 +118,35 @@ impl HttpIngest {
                 message: "an HTTP source of this name is already receiving".into(),
             });
         }
-        sources.insert(key, Registered { feed, options });
+        sources.insert(
+            key,
+            Registered {
+                feed,
+                options,
+                forward: None,
+            },
+        );
         tracing::info!(
             source,
             "HTTP ingest: source registered at POST /ingest/{source}"
         );
+        Ok(())
+    }
+
+    /// Registers a source whose validated bodies go to `forward` (rejected bodies still go
+    /// to the feed's dead-letter table).
+    pub fn register_forwarder(
+        &self,
+        source: &str,
+        feed: SourceFeed,
+        options: HttpDecodeOptions,
+        forward: Arc<dyn BodyForwarder>,
+    ) -> Result<(), ConnectorError> {
+        self.register_with(source, feed, options)?;
+        let mut sources = self.sources.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(reg) = sources.get_mut(&source.to_ascii_lowercase()) {
+            reg.forward = Some(forward);
+        }
         Ok(())
     }
 
@@ -222,6 +268,19 @@ async fn handle(
             return error(status, message);
         }
     };
+    if let Some(forward) = &reg.forward {
+        return match forward.forward(&headers, &body).await {
+            Ok(rows) => (StatusCode::OK, Json(json!({ "forwarded": rows }))).into_response(),
+            Err(ForwardError::Invalid(reason)) => {
+                reg.feed
+                    .reject(vec![RejectedRecord::new(0, None, &body, reason.clone())]);
+                error(StatusCode::BAD_REQUEST, reason)
+            }
+            Err(ForwardError::Unavailable(reason)) => {
+                error(StatusCode::SERVICE_UNAVAILABLE, reason)
+            }
+        };
+    }
     let schema = reg.feed.schema().clone();
     let options = reg.options;
     let decode = {

@@ -6,6 +6,7 @@ pub mod decode;
 pub mod feed;
 pub mod file;
 pub mod http;
+pub mod kafka;
 pub mod rejected;
 pub mod schema;
 

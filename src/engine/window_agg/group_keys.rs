@@ -49,7 +49,6 @@ impl GroupKeys {
         }
     }
 
-
     /// Interns the keys of `num_rows` rows, writing each row's group index to `out`.
     pub fn intern(
         &mut self,

@@ -1,0 +1,39 @@
+//! Arrow Flight SQL server for Driftwatch.
+//!
+//! Dashboards, scripts and notebooks (pyarrow, ADBC, JDBC via the Flight SQL driver) reach a
+//! running Driftwatch over Arrow Flight SQL:
+//!
+//! - **queries** (`CommandStatementQuery`, prepared statements with `$1` parameters) over every
+//!   table the [`Backend`]'s DataFusion session knows: monitor results, `<monitor>_late`,
+//!   `<source>_errors`, `baselines.<name>` and the live `system.*` tables;
+//! - **catalog metadata** (`GetCatalogs`, `GetDbSchemas`, `GetTables` with schemas,
+//!   `GetTableTypes`, `GetSqlInfo`), enough for ADBC's `get_objects` / `get_table_schema`;
+//! - **DDL** (`CREATE` / `DROP SOURCE | BASELINE | MONITOR`) as `CommandStatementUpdate`, or as
+//!   a query (it then returns a one-row `message` table); admins only when auth is on;
+//! - **live follow** of a monitor: DoGet with the ticket bytes `follow:<monitor>` or the query
+//!   `SELECT * FROM follow('<monitor>')` streams every window's rows the moment it is emitted
+//!   (see [`follow`] for the slow-subscriber policy);
+//! - **security**: basic → bearer-token handshake with users and roles from a file
+//!   ([`auth`]), optional TLS, loopback-only unless auth is on or `insecure_public` is set
+//!   ([`config`]).
+//!
+//! This crate does not know the engine: the binary implements [`Backend`].
+
+pub mod auth;
+pub mod backend;
+pub mod config;
+pub mod follow;
+pub mod metadata;
+pub mod server;
+pub mod service;
+pub mod statement;
+
+pub use auth::{AuthError, Authenticator, Role};
+pub use backend::{Backend, BackendError};
+pub use config::{ConfigError, FlightConfig, TlsFiles};
+pub use server::{serve, FlightServer, ServeError};
+
+/// Re-exported so clients (tests, benches) use the exact versions the server was built with.
+pub use arrow_flight;
+/// Re-exported for clients (channels, TLS settings).
+pub use tonic;

@@ -1,0 +1,259 @@
+//! The gRPC server: authentication of every call, the raw `follow:<monitor>` DoGet ticket,
+//! TLS, and the bind rule. Everything else is delegated to [`SqlService`].
+#![allow(clippy::result_large_err)] // tonic::Status is the error type of every Flight call
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::{
+    Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest,
+    HandshakeResponse, PollInfo, SchemaResult, Ticket,
+};
+use futures::stream::BoxStream;
+use tokio::task::JoinHandle;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Identity as TlsIdentity, Server, ServerTlsConfig};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::auth::{AuthError, Authenticator, Identity};
+use crate::backend::Backend;
+use crate::config::{ConfigError, FlightConfig};
+use crate::service::SqlService;
+use crate::statement::parse_follow_ticket;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Invalid settings.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The auth file is invalid.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The address cannot be bound.
+    #[error("Flight SQL cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TLS setup failed.
+    #[error("Flight SQL TLS: {0}")]
+    Tls(String),
+}
+
+/// A running Flight SQL server.
+#[derive(Debug)]
+pub struct FlightServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Whether it serves TLS.
+    pub tls: bool,
+    /// The server task; ends after the shutdown signal.
+    pub task: JoinHandle<()>,
+}
+
+/// The Flight service: checks the caller, then delegates to [`SqlService`].
+pub struct DriftwatchFlight {
+    inner: SqlService,
+    auth: Option<Arc<Authenticator>>,
+}
+
+impl DriftwatchFlight {
+    /// A service over `backend`, with `auth` if given.
+    pub fn new(backend: Arc<dyn Backend>, auth: Option<Arc<Authenticator>>) -> Self {
+        Self {
+            inner: SqlService::new(backend, auth.is_some()),
+            auth,
+        }
+    }
+
+    /// Checks the bearer token and records the caller's identity in the request.
+    fn authorize<T>(&self, mut request: Request<T>) -> Result<Request<T>, Status> {
+        let Some(auth) = &self.auth else {
+            return Ok(request);
+        };
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let identity = auth.check(header).map_err(|e| {
+            tracing::warn!(error = %e, "Flight SQL call refused");
+            Status::unauthenticated(e.to_string())
+        })?;
+        request.extensions_mut().insert(identity);
+        Ok(request)
+    }
+}
+
+type Inner = SqlService;
+
+#[tonic::async_trait]
+impl FlightService for DriftwatchFlight {
+    type HandshakeStream = <Inner as FlightService>::HandshakeStream;
+    type ListFlightsStream = <Inner as FlightService>::ListFlightsStream;
+    type DoGetStream = <Inner as FlightService>::DoGetStream;
+    type DoPutStream = <Inner as FlightService>::DoPutStream;
+    type DoActionStream = <Inner as FlightService>::DoActionStream;
+    type ListActionsStream = <Inner as FlightService>::ListActionsStream;
+    type DoExchangeStream = <Inner as FlightService>::DoExchangeStream;
+
+    async fn handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        let (token, identity) = match &self.auth {
+            Some(auth) => {
+                let header = request
+                    .metadata()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok());
+                auth.handshake(header).map_err(|e| {
+                    tracing::warn!(error = %e, "Flight SQL handshake refused");
+                    Status::unauthenticated(e.to_string())
+                })?
+            }
+            None => (String::new(), Identity::anonymous_admin()),
+        };
+        let reply = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into_bytes().into(),
+        };
+        let stream: BoxStream<'static, Result<HandshakeResponse, Status>> =
+            Box::pin(futures::stream::iter([Ok(reply)]));
+        let mut response = Response::new(stream);
+        if !token.is_empty() {
+            let value = MetadataValue::try_from(format!("Bearer {token}"))
+                .map_err(|e| Status::internal(e.to_string()))?;
+            response.metadata_mut().insert("authorization", value);
+        }
+        tracing::debug!(user = %identity.name, "handshake");
+        Ok(response)
+    }
+
+    async fn list_flights(
+        &self,
+        request: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        self.inner.list_flights(self.authorize(request)?).await
+    }
+
+    async fn get_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.inner.get_flight_info(self.authorize(request)?).await
+    }
+
+    async fn poll_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        self.inner.poll_flight_info(self.authorize(request)?).await
+    }
+
+    async fn get_schema(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        self.inner.get_schema(self.authorize(request)?).await
+    }
+
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        let request = self.authorize(request)?;
+        if let Some(monitor) = parse_follow_ticket(&request.get_ref().ticket) {
+            return Ok(Response::new(self.inner.follow_stream(&monitor).await?));
+        }
+        self.inner.do_get(request).await
+    }
+
+    async fn do_put(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
+        self.inner.do_put(self.authorize(request)?).await
+    }
+
+    async fn do_action(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
+        self.inner.do_action(self.authorize(request)?).await
+    }
+
+    async fn list_actions(
+        &self,
+        request: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
+        self.inner.list_actions(self.authorize(request)?).await
+    }
+
+    async fn do_exchange(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        self.inner.do_exchange(self.authorize(request)?).await
+    }
+}
+
+/// Starts the Flight SQL server for `backend` with `config`; it stops when `shutdown`
+/// resolves. Returns once the address is bound.
+pub async fn serve(
+    config: &FlightConfig,
+    backend: Arc<dyn Backend>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<FlightServer, ServeError> {
+    config.validate()?;
+    let auth = match &config.auth_file {
+        Some(path) => Some(Arc::new(Authenticator::from_file(path)?)),
+        None => None,
+    };
+    let mut builder = Server::builder();
+    if let Some(tls) = &config.tls {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| ServeError::Tls(format!("{}: {e}", p.display())))
+        };
+        let identity = TlsIdentity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .map_err(|e| ServeError::Tls(e.to_string()))?;
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let auth_on = auth.is_some();
+    let service = FlightServiceServer::new(DriftwatchFlight::new(backend, auth))
+        .max_decoding_message_size(64 * 1024 * 1024);
+    let tls = config.tls.is_some();
+    tracing::info!(
+        %addr,
+        auth = auth_on,
+        tls,
+        "Flight SQL listening ({}://{addr})",
+        if tls { "grpc+tls" } else { "grpc" }
+    );
+    let task = tokio::spawn(async move {
+        if let Err(e) = builder
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "Flight SQL server stopped");
+        }
+    });
+    Ok(FlightServer { addr, tls, task })
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# A real Kafka-protocol broker for development and tests: tansu (crates.io), in memory.
+#
+#   scripts/kafka.sh install   # cargo install tansu into the cache, only when missing (~11 min cold)
+#   scripts/kafka.sh start     # install if needed, start on 127.0.0.1:9092, wait until it answers
+#   scripts/kafka.sh stop      # stop the broker this script started
+#   scripts/kafka.sh status    # exit 0 when a broker answers on the address
+#
+# Environment:
+#   DRIFTWATCH_KAFKA  host:port (default 127.0.0.1:9092), also read by the tests
+#   TANSU_ROOT        install root (default ~/.cache/driftwatch/tansu)
+#   TANSU_VERSION     crate version to install (default 0.6.0)
+set -euo pipefail
+
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/driftwatch"
+TANSU_ROOT="${TANSU_ROOT:-$CACHE/tansu}"
+TANSU_VERSION="${TANSU_VERSION:-0.6.0}"
+TANSU="$TANSU_ROOT/bin/tansu"
+ADDR="${DRIFTWATCH_KAFKA:-127.0.0.1:9092}"
+HOST="${ADDR%:*}"
+PORT="${ADDR##*:}"
+PIDFILE="$CACHE/tansu.pid"
+LOG="$CACHE/tansu.log"
+mkdir -p "$CACHE"
+
+answers() { (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; }
+
+install() {
+    if [ -x "$TANSU" ]; then
+        return 0
+    fi
+    echo "installing tansu $TANSU_VERSION into $TANSU_ROOT (cold: about 11 minutes on 2 cores)"
+    local start=$SECONDS
+    # A private target dir: never contends with the workspace build lock.
+    CARGO_TARGET_DIR="$CACHE/tansu-build" cargo install --root "$TANSU_ROOT" tansu \
+        --version "$TANSU_VERSION" --locked --features dynostore,libsql
+    rm -rf "$CACHE/tansu-build"
+    echo "tansu installed in $((SECONDS - start)) s"
+}
+
+start() {
+    if answers; then
+        echo "a broker already answers on $ADDR"
+        return 0
+    fi
+    install
+    echo "starting tansu on $ADDR (log: $LOG)"
+    nohup "$TANSU" broker \
+        --listener-url "tcp://$ADDR" \
+        --advertised-listener-url "tcp://$ADDR" \
+        --storage-engine memory://tansu/ >"$LOG" 2>&1 &
+    echo $! >"$PIDFILE"
+    for _ in $(seq 1 100); do
+        if answers; then
+            echo "tansu is up (pid $(cat "$PIDFILE"))"
+            return 0
+        fi
+        if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
+            echo "tansu exited; last log lines:" >&2
+            tail -20 "$LOG" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "tansu did not answer on $ADDR within 10 s" >&2
+    return 1
+}
+
+stop() {
+    if [ -f "$PIDFILE" ]; then
+        local pid
+        pid=$(cat "$PIDFILE")
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid"
+            for _ in $(seq 1 50); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            echo "tansu stopped"
+        fi
+        rm -f "$PIDFILE"
+    fi
+}
+
+case "${1:-}" in
+    install) install ;;
+    start) start ;;
+    stop) stop ;;
+    status)
+        if answers; then echo "broker answers on $ADDR"; else echo "no broker on $ADDR"; exit 1; fi
+        ;;
+    *)
+        echo "usage: $0 install|start|stop|status" >&2
+        exit 2
+        ;;
+esac

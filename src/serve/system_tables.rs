@@ -1,0 +1,126 @@
+//! The `system` schema: what runs, with its counters, as tables built from a
+//! [`SystemSnapshot`].
+//!
+//! - `system.sources (name, sql, rows_in, rejected, watermark, lag_ms)`: `lag_ms` is how far
+//!   the watermark trails the wall clock (NULL before data);
+//! - `system.monitors (name, sql, source, windows, rows_out, late_rows, last_window_end)`;
+//! - `system.baselines (name)`;
+//! - `system.counters (kind, name, counter, value)`: every counter above in long form.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMillisecondArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+
+use crate::runtime::SystemSnapshot;
+use crate::sources::EVENT_TIME_TYPE;
+
+/// Schema holding the system tables.
+pub const SYSTEM_SCHEMA: &str = "system";
+
+fn ts(ms: i64) -> Option<i64> {
+    (ms != i64::MIN).then_some(ms)
+}
+
+fn batch(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<RecordBatch, ArrowError> {
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+}
+
+fn strings<'a>(v: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(v))
+}
+
+/// Every system table as `(name, batch)`.
+pub fn system_tables(
+    snap: &SystemSnapshot,
+    now_ms: i64,
+) -> Result<Vec<(&'static str, RecordBatch)>, ArrowError> {
+    let s = &snap.sources;
+    let sources = batch(
+        vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("sql", DataType::Utf8, false),
+            Field::new("rows_in", DataType::UInt64, false),
+            Field::new("rejected", DataType::UInt64, false),
+            Field::new("watermark", EVENT_TIME_TYPE, true),
+            Field::new("lag_ms", DataType::Int64, true),
+        ],
+        vec![
+            strings(s.iter().map(|x| x.name.as_str())),
+            strings(s.iter().map(|x| x.sql.as_str())),
+            Arc::new(UInt64Array::from_iter_values(s.iter().map(|x| x.rows_in))),
+            Arc::new(UInt64Array::from_iter_values(s.iter().map(|x| x.rejected))),
+            Arc::new(TimestampMillisecondArray::from_iter(
+                s.iter().map(|x| ts(x.watermark_ms)),
+            )),
+            Arc::new(Int64Array::from_iter(
+                s.iter().map(|x| ts(x.watermark_ms).map(|w| now_ms - w)),
+            )),
+        ],
+    )?;
+    let m = &snap.monitors;
+    let monitors = batch(
+        vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("sql", DataType::Utf8, false),
+            Field::new("source", DataType::Utf8, false),
+            Field::new("windows", DataType::UInt64, false),
+            Field::new("rows_out", DataType::UInt64, false),
+            Field::new("late_rows", DataType::UInt64, false),
+            Field::new("last_window_end", EVENT_TIME_TYPE, true),
+        ],
+        vec![
+            strings(m.iter().map(|x| x.name.as_str())),
+            strings(m.iter().map(|x| x.sql.as_str())),
+            strings(m.iter().map(|x| x.source.as_str())),
+            Arc::new(UInt64Array::from_iter_values(m.iter().map(|x| x.windows))),
+            Arc::new(UInt64Array::from_iter_values(m.iter().map(|x| x.rows_out))),
+            Arc::new(UInt64Array::from_iter_values(m.iter().map(|x| x.late_rows))),
+            Arc::new(TimestampMillisecondArray::from_iter(
+                m.iter().map(|x| ts(x.last_window_end_ms)),
+            )),
+        ],
+    )?;
+    let baselines = batch(
+        vec![Field::new("name", DataType::Utf8, false)],
+        vec![strings(snap.baselines.iter().map(String::as_str))],
+    )?;
+    let mut rows: Vec<(&str, &str, &str, i64)> = Vec::new();
+    for x in s {
+        rows.push(("source", &x.name, "rows_in", x.rows_in as i64));
+        rows.push(("source", &x.name, "rejected", x.rejected as i64));
+        if let Some(w) = ts(x.watermark_ms) {
+            rows.push(("source", &x.name, "watermark_ms", w));
+        }
+    }
+    for x in m {
+        rows.push(("monitor", &x.name, "windows", x.windows as i64));
+        rows.push(("monitor", &x.name, "rows_out", x.rows_out as i64));
+        rows.push(("monitor", &x.name, "late_rows", x.late_rows as i64));
+        if let Some(w) = ts(x.last_window_end_ms) {
+            rows.push(("monitor", &x.name, "last_window_end_ms", w));
+        }
+    }
+    let counters = batch(
+        vec![
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("name", DataType::Utf8, false),
+            Field::new("counter", DataType::Utf8, false),
+            Field::new("value", DataType::Int64, false),
+        ],
+        vec![
+            strings(rows.iter().map(|r| r.0)),
+            strings(rows.iter().map(|r| r.1)),
+            strings(rows.iter().map(|r| r.2)),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.3))),
+        ],
+    )?;
+    Ok(vec![
+        ("sources", sources),
+        ("monitors", monitors),
+        ("baselines", baselines),
+        ("counters", counters),
+    ])
+}
