@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/driftwatch"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+# Incremental artefacts double the size of the target dir and do not help a test run.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 VENV="${DRIFTWATCH_VENV:-$CACHE/venv}"
 mkdir -p "$CACHE"
 
@@ -28,7 +30,7 @@ if scripts/kafka.sh status >/dev/null 2>&1; then
     echo "using the broker already on $DRIFTWATCH_KAFKA"
 else
     scripts/kafka.sh start
-    trap 'scripts/kafka.sh stop' EXIT
+    trap 'scripts/kafka.sh stop >/dev/null 2>&1' EXIT
 fi
 
 step "build"
