@@ -141,11 +141,14 @@ async fn generate_traffic(url: String, opts: DemoOptions) -> anyhow::Result<u64>
     Ok(posted)
 }
 
-fn print_result(
+/// Counts drift windows per feature before/after the drift started and, when `print` is
+/// set, prints drift and stats windows as they close.
+fn observe_result(
     monitor: &str,
     batch: &RecordBatch,
     summary: &Mutex<DemoSummary>,
     drift_start_ms: i64,
+    print: bool,
 ) {
     let fmt_ts = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
@@ -175,15 +178,17 @@ fn print_result(
             let mut summary = summary.lock().expect("summary lock");
             for i in 0..batch.num_rows() {
                 let drifted = d.is_valid(i) && d.value(i);
-                println!(
-                    "drift  [{} – {})  {:<13} w_norm={:<7.3} ks_p={:<9.2e} {}",
-                    fmt_ts(start.value(i)),
-                    fmt_ts(end.value(i)),
-                    feature.value(i),
-                    w.value(i),
-                    p.value(i),
-                    if drifted { "DRIFT" } else { "ok" }
-                );
+                if print {
+                    println!(
+                        "drift  [{} – {})  {:<13} w_norm={:<7.3} ks_p={:<9.2e} {}",
+                        fmt_ts(start.value(i)),
+                        fmt_ts(end.value(i)),
+                        feature.value(i),
+                        w.value(i),
+                        p.value(i),
+                        if drifted { "DRIFT" } else { "ok" }
+                    );
+                }
                 let bucket = if end.value(i) <= drift_start_ms {
                     Some(&mut summary.before)
                 } else if start.value(i) >= drift_start_ms {
@@ -198,7 +203,7 @@ fn print_result(
                 }
             }
         }
-        "iris_stats" => println!(
+        "iris_stats" if print => println!(
             "stats  {}",
             crate::runtime::monitor_task::describe_window(batch)
         ),
@@ -239,14 +244,7 @@ pub async fn run_demo_with(
         retention: None,
     })
     .with_observer(Arc::new(move |monitor, batch| {
-        if print {
-            print_result(monitor, batch, &observer_summary, drift_start_ms);
-        } else {
-            // Still count, silently.
-            let mut sink = std::io::sink();
-            let _ = &mut sink;
-            print_quiet(monitor, batch, &observer_summary, drift_start_ms);
-        }
+        observe_result(monitor, batch, &observer_summary, drift_start_ms, print);
     }));
     system.execute_script(&sql).await?;
     system.start().await?;
@@ -272,46 +270,4 @@ pub async fn run_demo_with(
     let mut summary = summary.lock().expect("summary lock").clone();
     summary.rows_posted = posted?;
     Ok(summary)
-}
-
-fn print_quiet(
-    monitor: &str,
-    batch: &RecordBatch,
-    summary: &Mutex<DemoSummary>,
-    drift_start_ms: i64,
-) {
-    if monitor != "iris_drift" {
-        return;
-    }
-    let schema = batch.schema();
-    let idx = |n: &str| schema.index_of(n).ok();
-    let (Some(s), Some(e), Some(f), Some(d)) = (
-        idx("window_start"),
-        idx("window_end"),
-        idx("feature"),
-        idx("drift"),
-    ) else {
-        return;
-    };
-    let s = batch
-        .column(s)
-        .as_primitive::<arrow::datatypes::TimestampMillisecondType>();
-    let e = batch
-        .column(e)
-        .as_primitive::<arrow::datatypes::TimestampMillisecondType>();
-    let f = batch.column(f).as_string::<i32>();
-    let d = batch.column(d).as_boolean();
-    let mut summary = summary.lock().expect("summary lock");
-    for i in 0..batch.num_rows() {
-        let bucket = if e.value(i) <= drift_start_ms {
-            &mut summary.before
-        } else if s.value(i) >= drift_start_ms {
-            &mut summary.after
-        } else {
-            continue;
-        };
-        let entry = bucket.entry(f.value(i).to_string()).or_default();
-        entry.0 += 1;
-        entry.1 += (d.is_valid(i) && d.value(i)) as u32;
-    }
 }
