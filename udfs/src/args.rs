@@ -102,3 +102,20 @@ pub fn map_columns(names: &[String], columns: &[String]) -> Option<Vec<usize>> {
         None => None,
     }
 }
+
+/// Simplification shared by the baseline aggregates: rewrites `f(col, 'b')` to
+/// `f(col, 'b', 'col')` at the logical level, so the feature name survives physical
+/// optimisations that replace columns (e.g. by constants).
+pub fn name_feature_argument() -> datafusion::logical_expr::function::AggregateFunctionSimplification
+{
+    use datafusion::logical_expr::{expr::AggregateFunction, lit, Expr};
+    Box::new(|mut af: AggregateFunction, _info| {
+        if af.params.args.len() == 2 {
+            if let Expr::Column(c) = &af.params.args[0] {
+                let name = c.name.clone();
+                af.params.args.push(lit(name));
+            }
+        }
+        Ok(Expr::AggregateFunction(af))
+    })
+}

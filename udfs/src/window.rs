@@ -8,13 +8,11 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array};
 use arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type};
 use datafusion::common::{internal_err, plan_err, Result};
-use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::function::{
     AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs,
 };
 use datafusion::logical_expr::{
-    lit, Accumulator, AggregateUDF, AggregateUDFImpl, Expr, GroupsAccumulator, Signature,
-    Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility,
 };
 
 use crate::args::{is_string_type, is_value_type, numeric_column};
@@ -175,15 +173,7 @@ impl AggregateUDFImpl for WindowUdaf {
         if self.kind != WindowKind::Histogram {
             return None;
         }
-        Some(Box::new(|mut af: AggregateFunction, _info| {
-            if af.params.args.len() == 2 {
-                if let Expr::Column(c) = &af.params.args[0] {
-                    let name = c.name.clone();
-                    af.params.args.push(lit(name));
-                }
-            }
-            Ok(Expr::AggregateFunction(af))
-        }))
+        Some(crate::args::name_feature_argument())
     }
     fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(match self.build(&acc_args)? {

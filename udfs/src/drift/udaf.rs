@@ -6,13 +6,11 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{internal_err, plan_err, Result};
-use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::function::{
     AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs,
 };
 use datafusion::logical_expr::{
-    lit, Accumulator, AggregateUDF, AggregateUDFImpl, Expr, GroupsAccumulator, Signature,
-    Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility,
 };
 use datafusion::physical_expr::expressions::{CastExpr, Column, Literal, TryCastExpr};
 use datafusion::physical_expr::PhysicalExpr;
@@ -226,15 +224,7 @@ impl AggregateUDFImpl for DriftUdaf {
     /// Rewrites `f(col, 'b')` to `f(col, 'b', 'col')` at the logical level, so the feature
     /// name survives physical optimisations that replace columns (e.g. by constants).
     fn simplify(&self) -> Option<AggregateFunctionSimplification> {
-        Some(Box::new(|mut af: AggregateFunction, _info| {
-            if af.params.args.len() == 2 {
-                if let Expr::Column(c) = &af.params.args[0] {
-                    let name = c.name.clone();
-                    af.params.args.push(lit(name));
-                }
-            }
-            Ok(Expr::AggregateFunction(af))
-        }))
+        Some(crate::args::name_feature_argument())
     }
     fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(match self.build(&acc_args)? {
