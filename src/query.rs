@@ -36,7 +36,13 @@ impl QueryEngine {
         store: &ResultStore,
         baselines: &Arc<BaselineRegistry>,
     ) -> Result<SessionContext, RuntimeError> {
-        let config = SessionConfig::new().with_information_schema(true);
+        // DataFusion settings can be overridden from the environment
+        // (`DATAFUSION_EXECUTION_TARGET_PARTITIONS=8`, …), as in datafusion-cli.
+        let config = SessionConfig::from_env()
+            .map_err(|e| {
+                RuntimeError::Invalid(format!("DataFusion settings from the environment: {e}"))
+            })?
+            .with_information_schema(true);
         let ctx = SessionContext::new_with_config(config).enable_url_table();
         driftwatch_udfs::register_all(&ctx, baselines);
         let catalog = ctx

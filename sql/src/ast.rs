@@ -151,7 +151,8 @@ pub struct CreateBaseline {
     pub name: String,
     /// Where the data comes from.
     pub input: BaselineInput,
-    /// `WITH (…)` options.
+    /// `WITH (…)` options (validated by the parser; read them with
+    /// [`CreateBaseline::baseline_options`]).
     pub options: Options,
     /// Location of `CREATE`.
     pub location: Location,

@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod ast;
+mod baseline;
 mod error;
 mod interval;
 mod monitor;
@@ -30,6 +31,10 @@ mod types;
 pub use ast::{
     BaselineInput, ColumnSpec, CreateBaseline, CreateMonitor, CreateSource, ObjectKind, Statement,
     WatermarkSpec,
+};
+pub use baseline::{
+    BaselineOptions, BinSpec, BASELINE_FORMATS, BASELINE_OPTIONS, BIN_RULES, DEFAULT_BIN_COUNT,
+    MAX_BIN_COUNT,
 };
 pub use error::{Location, SqlError};
 pub use interval::{interval_ms, parse_duration_ms};

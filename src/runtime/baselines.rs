@@ -1,15 +1,16 @@
 //! `CREATE BASELINE`: reads the reference data (a file or a query), profiles it once, and
 //! persists the profile and a copy of the data in `<data dir>/baselines/<name>/`. A later
 //! run with the same definition over an unchanged file reloads the stored profile instead of
-//! profiling again.
+//! profiling again. The statement's `WITH (…)` options choose how the profile is built (see
+//! [`profile_options`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
-use driftwatch_sql::{BaselineInput, CreateBaseline};
-use driftwatch_udfs::{BaselineProfile, BaselineRegistry, ProfileOptions};
+use driftwatch_sql::{BaselineInput, BaselineOptions, BinSpec, CreateBaseline};
+use driftwatch_udfs::{BaselineProfile, BaselineRegistry, BinRule, ProfileOptions};
 
 use super::RuntimeError;
 use crate::sinks::ResultStore;
@@ -80,6 +81,30 @@ pub async fn read_file(
         .map_err(|e| RuntimeError::Invalid(format!("reading '{path}': {e}")))
 }
 
+// The SQL layer caps `bin_count` at the same number of bins as the data-driven rules.
+const _: () = assert!(driftwatch_sql::MAX_BIN_COUNT == driftwatch_udfs::math::describe::MAX_BINS);
+
+/// The profile settings of validated `CREATE BASELINE` options: every option left out keeps
+/// its [`ProfileOptions::default`] value.
+pub fn profile_options(options: &BaselineOptions) -> ProfileOptions {
+    let d = ProfileOptions::default();
+    ProfileOptions {
+        max_sample: options.max_sample.unwrap_or(d.max_sample),
+        bins: match &options.bins {
+            BinSpec::Fd => BinRule::Fd,
+            BinSpec::Sturges => BinRule::Sturges,
+            BinSpec::Quantile(k) => BinRule::Quantile(*k),
+            BinSpec::Equal(k) => BinRule::Count(*k),
+            BinSpec::Explicit(e) => BinRule::Explicit(e.clone()),
+        },
+        quantiles: options.quantiles.clone().unwrap_or(d.quantiles),
+        row_sample: options.row_sample.unwrap_or(d.row_sample),
+        iforest_trees: options.iforest_trees.unwrap_or(d.iforest_trees),
+        iforest_sample: options.iforest_sample.unwrap_or(d.iforest_sample),
+        seed: options.seed.unwrap_or(d.seed),
+    }
+}
+
 /// Creates (or reloads) the baseline defined by `stmt` and registers it.
 pub async fn create_baseline(
     stmt: &CreateBaseline,
@@ -87,15 +112,19 @@ pub async fn create_baseline(
     registry: &Arc<BaselineRegistry>,
     query_ctx: &SessionContext,
 ) -> Result<Arc<BaselineProfile>, RuntimeError> {
-    stmt.options
-        .check_known(&["format"], "baseline")
-        .map_err(RuntimeError::Sql)?;
+    let options = stmt.baseline_options().map_err(RuntimeError::Sql)?;
+    let profile_opts = profile_options(&options);
+    profile_opts
+        .validate()
+        .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?;
     let dir = store.baseline_dir(&stmt.name);
     let input_print = match &stmt.input {
         BaselineInput::Path(p) => fingerprint(Path::new(p)),
         BaselineInput::Query { .. } => None,
     };
-    if let Some(profile) = reuse_stored(&dir, &stmt.sql, input_print.as_deref()) {
+    if let Some(profile) =
+        reuse_stored(&dir, &stmt.sql, input_print.as_deref()).filter(|p| p.options == profile_opts)
+    {
         tracing::info!(baseline = %stmt.name, "reloaded stored profile");
         return Ok(registry.insert(profile));
     }
@@ -107,7 +136,7 @@ pub async fn create_baseline(
                     stmt.name
                 )));
             }
-            read_file(query_ctx, path, stmt.options.get_str("format").as_deref()).await?
+            read_file(query_ctx, path, options.format.as_deref()).await?
         }
         BaselineInput::Query { sql, .. } => query_ctx
             .sql(sql)
@@ -117,7 +146,7 @@ pub async fn create_baseline(
             .await
             .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?,
     };
-    let profile = BaselineProfile::from_batches(&stmt.name, &batches, &ProfileOptions::default())
+    let profile = BaselineProfile::from_batches(&stmt.name, &batches, &profile_opts)
         .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?;
     persist(&dir, &profile, &batches, &stmt.sql, input_print.as_deref())?;
     tracing::info!(baseline = %stmt.name, rows = batches.iter().map(|b| b.num_rows()).sum::<usize>(), "profiled");

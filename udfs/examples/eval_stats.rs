@@ -8,7 +8,13 @@
 //! `array_agg(x)` (file order), and the per-row `zscore`, `iqr_outlier`, `out_of_range`; for
 //! every string column the categorical drift aggregates; over all numeric columns
 //! `mahalanobis`, `mmd` and `isolation_forest_score` (plus the forest itself); and prints one
-//! JSON object to stdout.
+//! JSON object to stdout. `DRIFTWATCH_ADWIN_PARAMS="d,c,m,w,g;…"` adds `adwin(array_agg(x),
+//! d,c,m,w,g)` for each parameter set, under the key `adwin(d,c,m,w,g)`.
+//! `DRIFTWATCH_MMD_PERMUTATIONS=default,1,37` (comma-separated; `default` omits the
+//! argument) adds `mmd_pvalue` over all numeric columns once per entry, as
+//! `"__mmd_pvalue": {"default": p, "1": p, "37": p}`.
+//! `DRIFTWATCH_PROFILE_BINS=fd|sturges|quantile:K|equal:K|edges:e0,e1,…` sets the baseline's
+//! bin rule (default `fd`).
 
 use std::sync::Arc;
 
@@ -16,7 +22,7 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::{DataType, Float64Type};
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
-use driftwatch_udfs::{register_all, BaselineProfile, BaselineRegistry, ProfileOptions};
+use driftwatch_udfs::{register_all, BaselineProfile, BaselineRegistry, BinRule, ProfileOptions};
 use serde_json::{json, Map, Value};
 
 async fn register(ctx: &SessionContext, name: &str, path: &str) -> datafusion::common::Result<()> {
@@ -93,6 +99,28 @@ const CAT_STATS: [&str; 8] = [
     "chi2_pvalue",
 ];
 
+/// Profile options with the bin rule of `DRIFTWATCH_PROFILE_BINS`.
+fn profile_options() -> Result<ProfileOptions, Box<dyn std::error::Error>> {
+    let spec = std::env::var("DRIFTWATCH_PROFILE_BINS").unwrap_or_default();
+    let (rule, arg) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
+    let bins = match rule.trim() {
+        "" | "fd" => BinRule::Fd,
+        "sturges" => BinRule::Sturges,
+        "quantile" => BinRule::Quantile(arg.trim().parse()?),
+        "equal" => BinRule::Count(arg.trim().parse()?),
+        "edges" => BinRule::Explicit(
+            arg.split(',')
+                .map(|v| v.trim().parse())
+                .collect::<Result<_, _>>()?,
+        ),
+        other => return Err(format!("DRIFTWATCH_PROFILE_BINS: unknown rule '{other}'").into()),
+    };
+    Ok(ProfileOptions {
+        bins,
+        ..ProfileOptions::default()
+    })
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -104,7 +132,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
     register(&ctx, "ref_table", &args[1]).await?;
     let ref_batches = ctx.sql("SELECT * FROM ref_table").await?.collect().await?;
-    let profile = BaselineProfile::from_batches("ref", &ref_batches, &ProfileOptions::default())?;
+    let profile = BaselineProfile::from_batches("ref", &ref_batches, &profile_options()?)?;
     let reg = Arc::new(BaselineRegistry::new());
     let profile = reg.insert(profile);
     register_all(&ctx, &reg);
@@ -117,6 +145,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|f| f.data_type().is_numeric() && profile.numeric(f.name()).is_some())
         .map(|f| f.name().clone())
         .collect();
+    let adwin_params = std::env::var("DRIFTWATCH_ADWIN_PARAMS").unwrap_or_default();
     let mut out = Map::new();
     for c in &numeric {
         let q = format!("\"{c}\"");
@@ -130,8 +159,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         exprs.push(("histogram".into(), format!("histogram({q},'ref')")));
         exprs.push(("missing_count".into(), format!("missing_count({q})")));
         exprs.push(("missing_rate".into(), format!("missing_rate({q})")));
-        for d in ["page_hinkley", "ddm", "cusum"] {
+        for d in ["page_hinkley", "ddm", "cusum", "adwin"] {
             exprs.push((d.into(), format!("{d}(array_agg({q}))")));
+        }
+        for ps in adwin_params.split(';').filter(|ps| !ps.trim().is_empty()) {
+            let e = format!("adwin(array_agg({q}), {ps})");
+            exprs.push((format!("adwin({ps})"), e));
         }
         let sql = format!(
             "SELECT {} FROM cur",
@@ -205,6 +238,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "__mmd".into(),
             column_values(&m, 0).pop().unwrap_or(Value::Null),
         );
+        if let Ok(spec) = std::env::var("DRIFTWATCH_MMD_PERMUTATIONS") {
+            let mut pv = Map::new();
+            for p in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let extra = if p == "default" {
+                    String::new()
+                } else {
+                    format!(", {p}")
+                };
+                let q = format!(
+                    "SELECT mmd_pvalue({}, 'ref'{extra}) FROM cur",
+                    cols.join(", ")
+                );
+                let m = query(&ctx, &q).await?;
+                pv.insert(p.into(), column_values(&m, 0).pop().unwrap_or(Value::Null));
+            }
+            out.insert("__mmd_pvalue".into(), Value::Object(pv));
+        }
         let q = format!(
             "SELECT isolation_forest_score({}, 'ref') FROM cur",
             cols.join(", ")

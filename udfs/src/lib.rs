@@ -16,6 +16,7 @@ pub mod drift;
 mod group;
 pub mod math;
 pub mod outlier;
+pub mod stats;
 pub mod window;
 
 pub use baseline::{
@@ -27,7 +28,9 @@ pub use math::describe::BinRule;
 /// Every Driftwatch aggregate UDF, bound to the registry (functions look baselines up by name).
 pub fn aggregate_functions(baselines: &Arc<BaselineRegistry>) -> Vec<AggregateUDF> {
     let mut v = drift::drift_functions(baselines);
+    v.push(drift::mmd::mmd_pvalue_udaf(baselines));
     v.extend(window::window_functions(baselines));
+    v.extend(stats::stats_functions());
     v
 }
 
@@ -38,8 +41,10 @@ pub fn scalar_functions(baselines: &Arc<BaselineRegistry>) -> Vec<ScalarUDF> {
     v
 }
 
-/// Registers both lists on a SessionContext.
+/// Registers both lists on a SessionContext, and the optimizer rule that lets drift
+/// aggregates over the same values share one sorted copy ([`drift::FuseDriftAggregates`]).
 pub fn register_all(ctx: &SessionContext, baselines: &Arc<BaselineRegistry>) {
+    ctx.add_optimizer_rule(Arc::new(drift::FuseDriftAggregates));
     for f in aggregate_functions(baselines) {
         ctx.register_udaf(f);
     }

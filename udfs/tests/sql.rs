@@ -195,3 +195,308 @@ proptest! {
         }
     }
 }
+
+// ---- top_k, covariance_matrix, correlation_matrix ----
+
+/// Two partitions (partial aggregation, then a merge of the states) of
+/// g: Int64, s: Utf8, n: Int64, b: Boolean, x/y/z: Float64.
+fn stats_ctx() -> SessionContext {
+    use arrow::array::{BooleanArray, Int64Array};
+    use datafusion::datasource::MemTable;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("g", DataType::Int64, false),
+        Field::new("s", DataType::Utf8, true),
+        Field::new("n", DataType::Int64, true),
+        Field::new("b", DataType::Boolean, true),
+        Field::new("x", DataType::Float64, true),
+        Field::new("y", DataType::Float64, true),
+        Field::new("z", DataType::Float64, true),
+    ]));
+    let part = |g: Vec<i64>,
+                s: Vec<Option<&str>>,
+                n: Vec<Option<i64>>,
+                b: Vec<Option<bool>>,
+                x: Vec<Option<f64>>,
+                y: Vec<Option<f64>>,
+                z: Vec<Option<f64>>| {
+        RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int64Array::from(g)),
+                Arc::new(StringArray::from(s)),
+                Arc::new(Int64Array::from(n)),
+                Arc::new(BooleanArray::from(b)),
+                Arc::new(Float64Array::from(x)),
+                Arc::new(Float64Array::from(y)),
+                Arc::new(Float64Array::from(z)),
+            ],
+        )
+        .unwrap()
+    };
+    let nan = f64::NAN;
+    let p1 = part(
+        vec![1, 1, 1, 2],
+        vec![Some("b"), Some("a"), None, Some("q")],
+        vec![Some(10), Some(9), Some(10), None],
+        vec![Some(true), Some(false), Some(true), None],
+        vec![Some(1.0), Some(2.0), Some(3.0), Some(4.0)],
+        vec![Some(2.0), Some(1.0), Some(4.0), Some(3.0)],
+        vec![Some(0.5), None, Some(1.5), Some(f64::INFINITY)],
+    );
+    let p2 = part(
+        vec![1, 1, 2, 2],
+        vec![Some("b"), Some("c"), Some("a"), Some("b")],
+        vec![Some(9), Some(7), Some(7), Some(10)],
+        vec![Some(false), Some(true), Some(true), Some(true)],
+        vec![Some(5.0), Some(6.0), Some(7.5), Some(nan)],
+        vec![Some(7.0), Some(8.0), None, Some(1.0)],
+        vec![Some(2.0), Some(2.5), Some(3.0), Some(1.0)],
+    );
+    let ctx = SessionContext::new();
+    let reg = Arc::new(BaselineRegistry::new());
+    register_all(&ctx, &reg);
+    let t = MemTable::try_new(schema, vec![vec![p1], vec![p2]]).unwrap();
+    ctx.register_table("t", Arc::new(t)).unwrap();
+    ctx
+}
+
+/// First column of the result rows, each a list rendered by `f` (`None` for NULL).
+async fn list_rows<T>(
+    ctx: &SessionContext,
+    sql: &str,
+    f: impl Fn(&ArrayRef) -> T,
+) -> Vec<Option<T>> {
+    use arrow::array::AsArray;
+    let b = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let mut out = Vec::new();
+    for batch in &b {
+        let l = batch.column(0).as_list::<i32>();
+        for i in 0..l.len() {
+            out.push((!l.is_null(i)).then(|| f(&l.value(i))));
+        }
+    }
+    out
+}
+
+fn entries(a: &ArrayRef) -> Vec<(String, i64)> {
+    use arrow::array::AsArray;
+    let s = a.as_struct();
+    let v = arrow::compute::cast(s.column(0), &DataType::Utf8).unwrap();
+    let v = v.as_string::<i32>();
+    let c = s.column(1).as_primitive::<arrow::datatypes::Int64Type>();
+    (0..s.len())
+        .map(|i| (v.value(i).to_string(), c.value(i)))
+        .collect()
+}
+
+fn floats(a: &ArrayRef) -> Vec<Option<f64>> {
+    use arrow::array::AsArray;
+    let v = a.as_primitive::<arrow::datatypes::Float64Type>();
+    (0..v.len())
+        .map(|i| v.is_valid(i).then(|| v.value(i)))
+        .collect()
+}
+
+fn e(v: &[(&str, i64)]) -> Option<Vec<(String, i64)>> {
+    Some(v.iter().map(|(s, c)| (s.to_string(), *c)).collect())
+}
+
+#[tokio::test]
+async fn top_k_via_sql() {
+    let ctx = stats_ctx();
+    // Counter(['b','a','q','b','c','a','b']).most_common: b 3, a 2, then c / q tied at 1
+    for x in [
+        "s",
+        "arrow_cast(s, 'Utf8View')",
+        "arrow_cast(s, 'LargeUtf8')",
+        "arrow_cast(s, 'Dictionary(Int32, Utf8)')",
+    ] {
+        let got = list_rows(&ctx, &format!("SELECT top_k({x}, 3) FROM t"), entries).await;
+        assert_eq!(got, vec![e(&[("b", 3), ("a", 2), ("c", 1)])], "{x}");
+    }
+    let got = list_rows(&ctx, "SELECT top_k(s, 100) FROM t", entries).await;
+    assert_eq!(got, vec![e(&[("b", 3), ("a", 2), ("c", 1), ("q", 1)])]);
+    let got = list_rows(
+        &ctx,
+        "SELECT top_k(s, 1) FROM t GROUP BY g ORDER BY g",
+        entries,
+    )
+    .await;
+    // group 1: b 2, a 1, c 1; group 2: a, b, q once each -> smallest value
+    assert_eq!(got, vec![e(&[("b", 2)]), e(&[("a", 1)])]);
+    // integers and booleans are counted as text ("10" < "7" < "9")
+    let got = list_rows(&ctx, "SELECT top_k(n, 2) FROM t", entries).await;
+    assert_eq!(got, vec![e(&[("10", 3), ("7", 2)])]);
+    let got = list_rows(&ctx, "SELECT top_k(b, 2) FROM t", entries).await;
+    assert_eq!(got, vec![e(&[("true", 5), ("false", 2)])]);
+    // no non-NULL value -> NULL
+    let got = list_rows(
+        &ctx,
+        "SELECT top_k(s, 2) FILTER (WHERE g > 5) FROM t",
+        entries,
+    )
+    .await;
+    assert_eq!(got, vec![None]);
+    for (bad, msg) in [
+        ("top_k(s, 0)", "k must be a positive integer literal"),
+        ("top_k(s, -1)", "k must be a positive integer literal"),
+        ("top_k(s, 1.5)", "k must be a positive integer literal"),
+        ("top_k(s, n)", "k must be a positive integer literal"),
+        ("top_k(s)", "expects (x, k)"),
+        (
+            "top_k(x, 2)",
+            "x must be a string, integer or boolean column",
+        ),
+    ] {
+        let err = match ctx.sql(&format!("SELECT {bad} FROM t")).await {
+            Ok(df) => df.collect().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let err = err.expect_err(bad).to_string();
+        assert!(err.contains(msg), "{bad}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn moment_matrices_via_sql() {
+    let ctx = stats_ctx();
+    let close = |got: &[Option<f64>], want: &[f64]| {
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            let g = g.expect("non-NULL entry");
+            assert!(
+                (g - w).abs() <= 1e-12 * w.abs().max(1.0),
+                "{got:?} vs {want:?}"
+            );
+        }
+    };
+    // complete rows (x, y, z): (1,2,.5) (3,4,1.5) (5,7,2) (6,8,2.5); numpy:
+    // np.cov(R, ddof=1).ravel() and np.corrcoef(R).ravel()
+    let cov = list_rows(&ctx, "SELECT covariance_matrix(x, y, z) FROM t", floats).await;
+    close(
+        cov[0].as_ref().unwrap(),
+        &[
+            4.916666666666666,
+            6.083333333333333,
+            1.875,
+            6.083333333333333,
+            7.583333333333333,
+            2.2916666666666665,
+            1.875,
+            2.2916666666666665,
+            0.7291666666666666,
+        ],
+    );
+    let cor = list_rows(&ctx, "SELECT correlation_matrix(x, y, z) FROM t", floats).await;
+    close(
+        cor[0].as_ref().unwrap(),
+        &[
+            1.0,
+            0.9962679474209222,
+            0.9902674083052385,
+            0.9962679474209222,
+            1.0,
+            0.9745586289152092,
+            0.9902674083052385,
+            0.9745586289152092,
+            1.0,
+        ],
+    );
+    // 2 columns: agrees with DataFusion's covar_samp / corr over the same complete rows
+    let b = ctx
+        .sql(
+            "SELECT covariance_matrix(x, y)[2], covar_samp(x, y), \
+                    correlation_matrix(x, y)[3], corr(x, y) \
+             FROM t WHERE x < 7 AND y IS NOT NULL",
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let v: Vec<f64> = (0..4)
+        .map(|i| {
+            b[0].column(i)
+                .as_any()
+                .downcast_ref::<Float64Array>()
+                .unwrap()
+                .value(0)
+        })
+        .collect();
+    // np.cov([1,2,3,4,5,6], [2,1,4,3,7,8]) -> 4.7; np.corrcoef -> 0.9014600868406593
+    // (`x < 7` also drops the NaN row, which covar_samp / corr would propagate)
+    assert!(
+        (v[0] - 4.7).abs() < 1e-12 && (v[0] - v[1]).abs() < 1e-12,
+        "{v:?}"
+    );
+    assert!((v[2] - 0.9014600868406593).abs() < 1e-12, "{v:?}");
+    assert!((v[2] - v[3]).abs() < 1e-12, "{v:?}");
+    // per group; fewer than 2 complete rows -> NULL
+    let cov = list_rows(
+        &ctx,
+        "SELECT covariance_matrix(x, z) FROM t GROUP BY g ORDER BY g",
+        floats,
+    )
+    .await;
+    assert!(cov[0].is_some() && cov[1].is_none(), "{cov:?}");
+    // a constant column: NULL correlations in its row and column (numpy: NaN)
+    let cor = list_rows(
+        &ctx,
+        "SELECT correlation_matrix(x, 2.5, y) FROM t WHERE g = 1",
+        floats,
+    )
+    .await;
+    let cor = cor[0].as_ref().unwrap();
+    for p in [1, 3, 4, 5, 7] {
+        assert_eq!(cor[p], None, "{cor:?}");
+    }
+    assert_eq!((cor[0], cor[8]), (Some(1.0), Some(1.0)));
+    assert!(cor[2].unwrap() > 0.9 && cor[2] == cor[6], "{cor:?}");
+    let cov = list_rows(
+        &ctx,
+        "SELECT covariance_matrix(x, 2.5, y) FROM t WHERE g = 1",
+        floats,
+    )
+    .await;
+    assert_eq!(cov[0].as_ref().unwrap()[4], Some(0.0));
+    for (bad, msg) in [
+        ("covariance_matrix(x)", "at least 2 numeric columns"),
+        ("correlation_matrix(x, s)", "arguments must be numeric"),
+    ] {
+        let err = match ctx.sql(&format!("SELECT {bad} FROM t")).await {
+            Ok(df) => df.collect().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let err = err.expect_err(bad).to_string();
+        assert!(err.contains(msg), "{bad}: {err}");
+    }
+}
+
+/// Pins the DataFusion behaviour FUNCTIONS.md documents for the built-ins next to ours:
+/// NaN is a value for approx_percentile_cont (above +inf), approx_distinct has no Float64
+/// implementation (count the text), covar_samp gives NaN and corr NULL on a NaN.
+#[tokio::test]
+async fn builtin_sketches_documented_edge_cases() {
+    let ctx = stats_ctx();
+    // x (g = 1, 2): 1, 2, 3, 4, 5, 6, 7.5, NaN
+    let hi = one(&ctx, "SELECT approx_percentile_cont(x, 0.99) FROM t").await;
+    assert!(hi.unwrap().is_nan());
+    let hi = one(
+        &ctx,
+        "SELECT approx_percentile_cont(x, 0.99) FILTER (WHERE NOT isnan(x)) FROM t",
+    )
+    .await;
+    assert_eq!(hi, Some(7.5));
+    let err = match ctx.sql("SELECT approx_distinct(x) FROM t").await {
+        Ok(df) => df.collect().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(err.unwrap_err().to_string().contains("not implemented"));
+    let d = one(&ctx, "SELECT approx_distinct(CAST(x AS VARCHAR)) FROM t").await;
+    assert_eq!(d, Some(8.0));
+    assert!(one(&ctx, "SELECT covar_samp(x, y) FROM t")
+        .await
+        .unwrap()
+        .is_nan());
+    assert_eq!(one(&ctx, "SELECT corr(x, y) FROM t").await, None);
+}

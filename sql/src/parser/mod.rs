@@ -372,14 +372,17 @@ impl DwParser<'_, '_> {
                 "expected FROM 'path' or AS SELECT … after CREATE BASELINE {name}, found {found}"
             )));
         };
-        Ok(Statement::CreateBaseline(CreateBaseline {
+        let baseline = CreateBaseline {
             name,
             input,
             options,
             location,
             sql: String::new(),
             or_replace,
-        }))
+        };
+        // Reject bad options now, at their line and column, before any data is read.
+        baseline.baseline_options()?;
+        Ok(Statement::CreateBaseline(baseline))
     }
 
     fn parse_query_text(

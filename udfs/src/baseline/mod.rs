@@ -45,10 +45,11 @@ pub struct ProfileOptions {
     /// represented, no randomness).
     pub max_sample: usize,
     /// Histogram bin rule (default Freedman–Diaconis, like `np.histogram_bin_edges(x, 'fd')`,
-    /// capped at [`crate::math::describe::MAX_BINS`] bins).
+    /// capped at [`crate::math::describe::MAX_BINS`] bins; see [`BinRule`] for Sturges,
+    /// equal-width, quantile and explicit edges). A bin count of 0 is rejected.
     pub bins: BinRule,
     /// Quantile levels to record (default 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99; numpy
-    /// 'linear' interpolation).
+    /// 'linear' interpolation; each level in [0, 1]).
     pub quantiles: Vec<f64>,
     /// Maximum number of complete rows kept in [`BaselineProfile::rows`] (default 1000; the
     /// `mmd` bandwidth and reference sample).
@@ -76,6 +77,37 @@ fn default_tree_sample() -> usize {
 }
 fn default_seed() -> u64 {
     42
+}
+
+impl ProfileOptions {
+    /// Checks the options [`BaselineProfile::from_batches`] cannot work with: `max_sample`
+    /// of 0, a bin count of 0, explicit edges that are not at least two finite, strictly
+    /// increasing values, quantile levels outside [0, 1].
+    pub fn validate(&self) -> Result<(), BaselineError> {
+        let invalid = |m: &str| Err(BaselineError::Invalid(m.into()));
+        if self.max_sample == 0 {
+            return invalid("max_sample must be > 0");
+        }
+        let bad_bins = match &self.bins {
+            BinRule::Explicit(e)
+                if e.len() < 2
+                    || e.iter().any(|v| !v.is_finite())
+                    || e.windows(2)
+                        .any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less)) =>
+            {
+                Some("explicit bin edges must be at least two finite, strictly increasing values")
+            }
+            BinRule::Count(0) | BinRule::Quantile(0) => Some("the number of bins must be > 0"),
+            _ => None,
+        };
+        if let Some(m) = bad_bins {
+            return invalid(m);
+        }
+        if self.quantiles.iter().any(|q| !(0.0..=1.0).contains(q)) {
+            return invalid("quantile levels must be between 0 and 1");
+        }
+        Ok(())
+    }
 }
 
 impl Default for ProfileOptions {
@@ -197,16 +229,7 @@ impl BaselineProfile {
         if opts.max_sample == 0 {
             return Err(BaselineError::Invalid("max_sample must be > 0".into()));
         }
-        if let BinRule::Explicit(e) = &opts.bins {
-            if e.len() < 2
-                || e.windows(2)
-                    .any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
-            {
-                return Err(BaselineError::Invalid(
-                    "explicit bin edges must be at least two strictly increasing values".into(),
-                ));
-            }
-        }
+        opts.validate()?;
         let Some(schema) = batches.first().map(|b| b.schema()) else {
             return Err(BaselineError::Invalid(format!(
                 "baseline '{name}' has no data"

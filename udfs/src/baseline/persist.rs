@@ -9,7 +9,8 @@
 //! * `forest.f64` — the isolation forest, flattened by
 //!   [`crate::math::iforest::IsolationForest::to_f64s`] (little-endian f64).
 //!
-//! Profiles written before the row sample / forest existed read back with both empty.
+//! Profiles written before the row sample / forest existed read back with both empty; bin
+//! rules are stored by name, so files written before a rule was added still read.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -75,12 +76,15 @@ fn read_f64s(path: &Path) -> Result<Vec<f64>, BaselineError> {
         .collect())
 }
 
+/// Bin rule as stored (`"Fd"`, `"Sturges"`, `{"Count": k}`, `{"Quantile": k}`,
+/// `{"Explicit": ["0", "0.5"]}`). Variants are only ever added, so older files keep reading.
 #[derive(Serialize, Deserialize)]
 enum FileBins {
     Fd,
     Sturges,
     Count(usize),
     Explicit(Vec<String>),
+    Quantile(usize),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -172,6 +176,7 @@ impl BaselineProfile {
                 BinRule::Fd => FileBins::Fd,
                 BinRule::Sturges => FileBins::Sturges,
                 BinRule::Count(k) => FileBins::Count(*k),
+                BinRule::Quantile(k) => FileBins::Quantile(*k),
                 BinRule::Explicit(e) => FileBins::Explicit(sv(e)),
             },
             quantiles: sv(&self.options.quantiles),
@@ -334,6 +339,7 @@ impl BaselineProfile {
                     FileBins::Fd => BinRule::Fd,
                     FileBins::Sturges => BinRule::Sturges,
                     FileBins::Count(k) => BinRule::Count(k),
+                    FileBins::Quantile(k) => BinRule::Quantile(k),
                     FileBins::Explicit(e) => BinRule::Explicit(pv(&e)?),
                 },
                 quantiles: pv(&file.quantiles)?,

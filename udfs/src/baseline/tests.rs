@@ -111,3 +111,102 @@ fn registry_basics() {
 fn empty_input_is_an_error() {
     assert!(BaselineProfile::from_batches("e", &[], &ProfileOptions::default()).is_err());
 }
+
+fn column(values: Vec<f64>) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, false)]));
+    RecordBatch::try_new(schema, vec![Arc::new(Float64Array::from(values))]).unwrap()
+}
+
+#[test]
+fn quantile_bins_drop_ties() {
+    let opts = ProfileOptions {
+        bins: BinRule::Quantile(4),
+        ..Default::default()
+    };
+    let p = BaselineProfile::from_batches(
+        "q",
+        &[column(vec![1.0, 1.0, 3.0, 1.0, 1.0, 2.0, 1.0, 1.0])],
+        &opts,
+    )
+    .unwrap();
+    let x = p.numeric("x").unwrap();
+    // np.unique(np.quantile(x, np.linspace(0, 1, 5))) == [1, 1.25, 3]
+    assert_eq!(x.bin_edges, vec![1.0, 1.25, 3.0]);
+    assert_eq!(x.bin_counts, vec![6, 2]);
+    assert_eq!(p.options.bins, BinRule::Quantile(4));
+}
+
+#[test]
+fn invalid_options_are_rejected() {
+    let b = column(vec![1.0, 2.0]);
+    for (bins, quantiles) in [
+        (BinRule::Quantile(0), vec![0.5]),
+        (BinRule::Count(0), vec![0.5]),
+        (BinRule::Explicit(vec![0.0, f64::INFINITY]), vec![0.5]),
+        (BinRule::Explicit(vec![1.0, 1.0]), vec![0.5]),
+        (BinRule::Explicit(vec![1.0]), vec![0.5]),
+        (BinRule::Fd, vec![0.5, 1.5]),
+    ] {
+        let opts = ProfileOptions {
+            bins: bins.clone(),
+            quantiles,
+            ..Default::default()
+        };
+        let e = BaselineProfile::from_batches("bad", std::slice::from_ref(&b), &opts);
+        assert!(
+            matches!(e, Err(BaselineError::Invalid(_))),
+            "{bins:?} accepted"
+        );
+    }
+}
+
+#[test]
+fn non_default_options_round_trip() {
+    let opts = ProfileOptions {
+        max_sample: 3,
+        bins: BinRule::Quantile(3),
+        quantiles: vec![0.1, 0.9],
+        row_sample: 2,
+        iforest_trees: 7,
+        iforest_sample: 4,
+        seed: 9,
+    };
+    let p = BaselineProfile::from_batches("t", &[batch()], &opts).unwrap();
+    assert_eq!(p.options, opts);
+    let dir = std::env::temp_dir().join(format!("dw-baseline-opts-{}", std::process::id()));
+    p.write_to(&dir).unwrap();
+    let json = std::fs::read_to_string(dir.join("profile.json")).unwrap();
+    let q = BaselineProfile::read_from(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(json.contains("\"Quantile\": 3"), "{json}");
+    assert_eq!(format!("{p:?}"), format!("{q:?}"));
+}
+
+/// Files written before `Quantile` existed (and before the multivariate part) still read.
+#[test]
+fn old_bin_rules_still_read() {
+    let p = BaselineProfile::from_batches("t", &[batch()], &ProfileOptions::default()).unwrap();
+    let dir = std::env::temp_dir().join(format!("dw-baseline-old-{}", std::process::id()));
+    p.write_to(&dir).unwrap();
+    let json = std::fs::read_to_string(dir.join("profile.json")).unwrap();
+    assert!(json.contains("\"bins\": \"Fd\""), "{json}");
+    let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    for (stored, rule) in [
+        (serde_json::json!("Fd"), BinRule::Fd),
+        (serde_json::json!("Sturges"), BinRule::Sturges),
+        (serde_json::json!({"Count": 12}), BinRule::Count(12)),
+        (
+            serde_json::json!({"Explicit": ["0", "0.5", "4"]}),
+            BinRule::Explicit(vec![0.0, 0.5, 4.0]),
+        ),
+    ] {
+        value["bins"] = stored;
+        value.as_object_mut().unwrap().remove("multivariate");
+        std::fs::write(dir.join("profile.json"), value.to_string()).unwrap();
+        let q = BaselineProfile::read_from(&dir).unwrap();
+        assert_eq!(q.options.bins, rule);
+        assert_eq!(q.options.row_sample, ProfileOptions::default().row_sample);
+        assert_eq!(q.columns, p.columns);
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

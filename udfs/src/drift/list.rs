@@ -6,15 +6,16 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, ListArray, StringArray,
 };
-use arrow::buffer::OffsetBuffer;
+use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type};
 use datafusion::common::{internal_err, Result};
 
 use super::DriftKind;
 use crate::args::numeric_column;
-use crate::baseline::BaselineProfile;
+use crate::baseline::{BaselineProfile, NumericProfile};
 use crate::group::{passes, Kernel};
+use crate::math::sorted::SortedRuns;
 use crate::math::{binned, describe::quantile_sorted};
 
 /// What a [`ListKernel`] computes from the sorted values.
@@ -28,11 +29,12 @@ pub(crate) enum ListStat {
     Quantile(f64),
 }
 
-/// Per-group state: the finite values and the feature (long form).
+/// Per-group state: the finite values (sorted runs from merged partial states plus the
+/// rows added since; see [`SortedRuns`]) and the feature (long form).
 #[derive(Debug, Default)]
 pub(crate) struct ListGroup {
-    values: Vec<f64>,
-    feature: Option<Arc<str>>,
+    pub(crate) values: SortedRuns,
+    pub(crate) feature: Option<Arc<str>>,
 }
 
 /// See the module docs. `profile` is `None` only for [`ListStat::Quantile`].
@@ -46,18 +48,18 @@ pub(crate) struct ListKernel {
     pub feature_arg: Option<usize>,
 }
 
-/// `List<Float64>` with one list per group.
-pub(crate) fn list_array(lists: impl Iterator<Item = Vec<f64>>) -> ListArray {
-    let mut lens = Vec::new();
-    let mut flat = Vec::new();
-    for l in lists {
-        lens.push(l.len());
-        flat.extend(l);
-    }
+/// `List<Float64>` with one list per group; a single group's buffer is shared, not copied.
+pub(crate) fn list_array(lists: Vec<ScalarBuffer<f64>>) -> ListArray {
+    let lens = lists.iter().map(|l| l.len());
+    let offsets = OffsetBuffer::from_lengths(lens);
+    let values: ScalarBuffer<f64> = match <[_; 1]>::try_from(lists) {
+        Ok([only]) => only,
+        Err(lists) => lists.iter().flat_map(|l| l.iter().copied()).collect(),
+    };
     ListArray::new(
         Arc::new(Field::new_list_field(DataType::Float64, true)),
-        OffsetBuffer::from_lengths(lens),
-        Arc::new(Float64Array::from(flat)),
+        offsets,
+        Arc::new(Float64Array::new(values, None)),
         None,
     )
 }
@@ -100,41 +102,48 @@ impl ListKernel {
         Ok(())
     }
 
-    fn eval_one(&self, g: &mut ListGroup) -> Result<Option<f64>> {
-        g.values.sort_unstable_by(f64::total_cmp);
-        if let ListStat::Quantile(q) = self.stat {
-            return Ok((!g.values.is_empty()).then(|| quantile_sorted(&g.values, q)));
-        }
-        let (Some(p), Some(f)) = (
-            &self.profile,
-            g.feature.as_deref().or(self.feature.as_deref()),
-        ) else {
+    /// The baseline column a group with `feature` compares against (`None` without a
+    /// profile or a feature).
+    pub(crate) fn column(&self, feature: Option<&str>) -> Result<Option<&NumericProfile>> {
+        let (Some(p), Some(f)) = (&self.profile, feature.or(self.feature.as_deref())) else {
             return Ok(None);
         };
-        let col = numeric_column(p, f)?;
+        numeric_column(p, f).map(Some)
+    }
+
+    fn eval_one(&self, g: &mut ListGroup) -> Result<Option<f64>> {
         match self.stat {
-            ListStat::Drift(k) => Ok(k.compute(&g.values, col)),
-            _ => Ok(None),
+            ListStat::Quantile(q) => {
+                let sorted = g.values.sorted();
+                Ok((!sorted.is_empty()).then(|| quantile_sorted(sorted, q)))
+            }
+            ListStat::Drift(k) => {
+                let Some(col) = self.column(g.feature.as_deref())? else {
+                    return Ok(None);
+                };
+                Ok(k.compute(g.values.sorted(), col))
+            }
+            ListStat::Histogram => Ok(None),
         }
     }
 
     fn histogram_one(&self, g: &ListGroup) -> Result<Option<Vec<i64>>> {
-        let (Some(p), Some(f)) = (
-            &self.profile,
-            g.feature.as_deref().or(self.feature.as_deref()),
-        ) else {
+        let Some(col) = self.column(g.feature.as_deref())? else {
             return Ok(None);
         };
-        let col = numeric_column(p, f)?;
         if col.bin_edges.len() < 2 {
             return Ok(None);
         }
-        Ok(Some(
-            binned::histogram(&col.bin_edges, &g.values)
-                .into_iter()
-                .map(|c| c as i64)
-                .collect(),
-        ))
+        let mut counts = vec![0i64; col.bin_edges.len() - 1];
+        for part in g.values.parts() {
+            for (c, n) in counts
+                .iter_mut()
+                .zip(binned::histogram(&col.bin_edges, part))
+            {
+                *c += n as i64;
+            }
+        }
+        Ok(Some(counts))
     }
 }
 
@@ -152,7 +161,11 @@ impl Kernel for ListKernel {
         let arr = arr.as_primitive::<Float64Type>();
         let vals = arr.values();
         let mut added = 0;
-        if arr.null_count() == 0 && filter.is_none() {
+        if let ([group], true) = (&mut *groups, arr.null_count() == 0 && filter.is_none()) {
+            let before = group.values.len();
+            group.values.extend_finite_unsorted(vals);
+            added = group.values.len() - before;
+        } else if arr.null_count() == 0 && filter.is_none() {
             for (v, &g) in vals.iter().zip(idx) {
                 if v.is_finite() {
                     groups[g].values.push(*v);
@@ -180,14 +193,15 @@ impl Kernel for ListKernel {
         }
         let lists = states[0].as_list::<i32>();
         let inner = cast(lists.values(), &DataType::Float64)?;
-        let inner = inner.as_primitive::<Float64Type>().values();
+        let inner = inner.as_primitive::<Float64Type>().values().clone();
         let offsets = lists.value_offsets();
         let mut added = 0;
         for (i, &g) in idx.iter().enumerate() {
             if lists.is_valid(i) {
-                let s = &inner[offsets[i] as usize..offsets[i + 1] as usize];
-                groups[g].values.extend(s.iter().filter(|v| v.is_finite()));
+                let (start, end) = (offsets[i] as usize, offsets[i + 1] as usize);
+                let s = inner.slice(start, end - start);
                 added += s.len();
+                groups[g].values.extend_finite(s);
             }
         }
         self.take_features(groups, &states[1], idx, None)?;
@@ -195,7 +209,14 @@ impl Kernel for ListKernel {
     }
 
     fn state(&self, groups: &mut [ListGroup]) -> Result<Vec<ArrayRef>> {
-        let lists = list_array(groups.iter().map(|g| g.values.clone()));
+        // Sorted here, so partial states (partitions, panes) sort in parallel and merge as runs.
+        // (sorted buffers are shared with the state array, not copied).
+        let lists = list_array(
+            groups
+                .iter_mut()
+                .map(|g| g.values.sorted_buffer())
+                .collect(),
+        );
         let features: StringArray = groups
             .iter()
             .map(|g| g.feature.as_deref().or(self.feature.as_deref()))
@@ -230,6 +251,6 @@ impl Kernel for ListKernel {
     }
 
     fn group_size(&self, g: &ListGroup) -> usize {
-        g.values.capacity() * 8 + g.feature.as_ref().map_or(0, |f| f.len())
+        g.values.heap_bytes() + g.feature.as_ref().map_or(0, |f| f.len())
     }
 }

@@ -8,6 +8,10 @@
 //!   sorted lexicographically; more than [`MAX_ROWS`] rows → the stratified subsample at
 //!   ranks ⌊(i + ½)·m / 1000⌋.
 //! * Fewer than 2 rows on either side → NULL. State: the rows (`List<Float64>`, row-major).
+//!
+//! `mmd_pvalue(x1, …, xk, 'baseline' [, permutations])`: the permutation p-value of that
+//! statistic, same rows and state (see [`crate::math::mmd::permutation_test`]; default
+//! [`DEFAULT_PERMUTATIONS`], seed [`PERMUTATION_SEED`]).
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
@@ -15,21 +19,77 @@ use std::sync::{Arc, Mutex};
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, FieldRef, Float64Type};
-use datafusion::common::{internal_err, plan_err, Result};
+use datafusion::common::{internal_err, plan_err, Result, ScalarValue};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::function::{
     AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs,
 };
 use datafusion::logical_expr::{
-    lit, Accumulator, AggregateUDFImpl, Expr, GroupsAccumulator, Signature, Volatility,
+    lit, Accumulator, AggregateUDF, AggregateUDFImpl, Expr, GroupsAccumulator, Signature,
+    Volatility,
 };
+use datafusion::physical_expr::expressions::Literal;
+use datafusion::physical_expr::PhysicalExpr;
 
 use super::list::list_array;
 use super::udaf::{column_name, list_field, literal_str};
 use crate::args::{is_string_type, is_value_type, lookup, map_columns};
 use crate::baseline::{BaselineProfile, BaselineRegistry};
 use crate::group::{passes, Groups, Kernel, Single};
-use crate::math::mmd::{median_bandwidth, mmd2_unbiased, stratified_rows, within_sum, MAX_ROWS};
+use crate::math::mmd::{
+    median_bandwidth, mmd2_unbiased, permutation_test, stratified_rows, within_sum,
+    DEFAULT_PERMUTATIONS, MAX_ROWS, PERMUTATION_SEED,
+};
+
+/// What the aggregate returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Output {
+    /// `mmd`: MMD²ᵤ.
+    Statistic,
+    /// `mmd_pvalue`: its permutation p-value.
+    PValue,
+}
+
+impl Output {
+    fn name(self) -> &'static str {
+        match self {
+            Output::Statistic => "mmd",
+            Output::PValue => "mmd_pvalue",
+        }
+    }
+    fn usage(self) -> &'static str {
+        match self {
+            Output::Statistic => "mmd expects (x1, …, xk, 'baseline')",
+            Output::PValue => "mmd_pvalue expects (x1, …, xk, 'baseline' [, permutations])",
+        }
+    }
+}
+
+/// The `mmd_pvalue` aggregate bound to `baselines`.
+pub fn mmd_pvalue_udaf(baselines: &Arc<BaselineRegistry>) -> AggregateUDF {
+    AggregateUDF::new_from_impl(MmdUdaf::pvalue(Arc::clone(baselines)))
+}
+
+/// Whether `dt` may be the `permutations` argument of `mmd_pvalue`.
+fn is_count_type(dt: &DataType) -> bool {
+    dt.is_integer()
+}
+
+/// The `permutations` literal: an integer ≥ 1.
+fn permutations_arg(e: &Arc<dyn PhysicalExpr>) -> Result<usize> {
+    let v = e.downcast_ref::<Literal>().map(|l| l.value().clone());
+    let n = v
+        .as_ref()
+        .filter(|v| v.data_type().is_integer())
+        .and_then(|v| v.cast_to(&DataType::Int64).ok());
+    match n {
+        Some(ScalarValue::Int64(Some(n))) if n >= 1 => Ok(n as usize),
+        _ => plan_err!(
+            "mmd_pvalue: the number of permutations must be an integer literal >= 1, got {}",
+            v.map_or_else(|| e.to_string(), |v| v.to_string())
+        ),
+    }
+}
 
 #[derive(Debug)]
 struct Reference {
@@ -40,9 +100,10 @@ struct Reference {
     yy: f64,
 }
 
-/// The `mmd` aggregate.
+/// The `mmd` and `mmd_pvalue` aggregates.
 #[derive(Debug)]
 pub struct MmdUdaf {
+    output: Output,
     signature: Signature,
     baselines: Arc<BaselineRegistry>,
     cache: Mutex<Vec<Arc<Reference>>>,
@@ -51,7 +112,17 @@ pub struct MmdUdaf {
 impl MmdUdaf {
     /// New `mmd` bound to `baselines`.
     pub fn new(baselines: Arc<BaselineRegistry>) -> Self {
+        Self::with_output(Output::Statistic, baselines)
+    }
+
+    /// New `mmd_pvalue` bound to `baselines`.
+    pub fn pvalue(baselines: Arc<BaselineRegistry>) -> Self {
+        Self::with_output(Output::PValue, baselines)
+    }
+
+    fn with_output(output: Output, baselines: Arc<BaselineRegistry>) -> Self {
         Self {
+            output,
             signature: Signature::user_defined(Volatility::Immutable),
             baselines,
             cache: Mutex::new(Vec::new()),
@@ -90,21 +161,32 @@ impl MmdUdaf {
     }
 
     fn build(&self, args: &AccumulatorArgs) -> Result<RowsKernel> {
-        let exprs = args.exprs;
-        let k = args
-            .expr_fields
+        let name = self.output.name();
+        let mut exprs = args.exprs;
+        let mut permutations = DEFAULT_PERMUTATIONS;
+        if self.output == Output::PValue
+            && args
+                .expr_fields
+                .last()
+                .is_some_and(|f| is_count_type(f.data_type()))
+        {
+            let (last, rest) = exprs.split_last().expect("non-empty");
+            permutations = permutations_arg(last)?;
+            exprs = rest;
+        }
+        let k = args.expr_fields[..exprs.len()]
             .iter()
             .position(|f| is_string_type(f.data_type()) && !f.data_type().is_null())
             .unwrap_or(exprs.len());
         if k == 0 || k >= exprs.len() {
-            return plan_err!("mmd expects (x1, …, xk, 'baseline')");
+            return plan_err!("{}", self.output.usage());
         }
         let names: Vec<String> = if exprs.len() == 2 * k + 1 {
             exprs[k + 1..]
                 .iter()
                 .map(|e| match literal_str(e) {
                     Some(Some(s)) => Ok(s),
-                    _ => plan_err!("mmd: column names must be string literals"),
+                    _ => plan_err!("{name}: column names must be string literals"),
                 })
                 .collect::<Result<_>>()?
         } else if exprs.len() == k + 1 {
@@ -113,21 +195,21 @@ impl MmdUdaf {
                 .map(|e| {
                     column_name(e).ok_or_else(|| {
                         datafusion::common::DataFusionError::Plan(format!(
-                            "mmd: cannot tell which baseline column '{e}' is; use plain columns"
+                            "{name}: cannot tell which baseline column '{e}' is; use plain columns"
                         ))
                     })
                 })
                 .collect::<Result<_>>()?
         } else {
-            return plan_err!("mmd expects (x1, …, xk, 'baseline')");
+            return plan_err!("{}", self.output.usage());
         };
         let Some(Some(baseline)) = literal_str(&exprs[k]) else {
-            return plan_err!("mmd: the baseline name must be a string literal");
+            return plan_err!("{name}: the baseline name must be a string literal");
         };
         let profile = lookup(&self.baselines, &baseline)?;
         let Some(cols) = map_columns(&names, &profile.rows.columns) else {
             return plan_err!(
-                "mmd: arguments must name numeric columns of baseline '{}' ({})",
+                "{name}: arguments must name numeric columns of baseline '{}' ({})",
                 profile.name,
                 profile.rows.columns.join(", ")
             );
@@ -135,42 +217,54 @@ impl MmdUdaf {
         Ok(RowsKernel {
             k,
             reference: self.reference(profile, cols),
+            output: self.output,
+            permutations,
         })
     }
 }
 
 impl PartialEq for MmdUdaf {
     fn eq(&self, o: &Self) -> bool {
-        Arc::ptr_eq(&self.baselines, &o.baselines)
+        self.output == o.output && Arc::ptr_eq(&self.baselines, &o.baselines)
     }
 }
 impl Eq for MmdUdaf {}
 impl Hash for MmdUdaf {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        "mmd".hash(state);
+        self.output.name().hash(state);
         (Arc::as_ptr(&self.baselines) as usize).hash(state);
     }
 }
 
 impl AggregateUDFImpl for MmdUdaf {
     fn name(&self) -> &str {
-        "mmd"
+        self.output.name()
     }
     fn signature(&self) -> &Signature {
         &self.signature
     }
     fn coerce_types(&self, types: &[DataType]) -> Result<Vec<DataType>> {
-        let len = types.len();
-        let k = types
+        let mut len = types.len();
+        if self.output == Output::PValue && len > 2 && types.last().is_some_and(is_count_type) {
+            len -= 1;
+        }
+        let k = types[..len]
             .iter()
             .position(|t| is_string_type(t) && !t.is_null())
             .unwrap_or(len);
         if k == 0
             || !(len == k + 1 || len == 2 * k + 1)
             || !types[..k].iter().all(is_value_type)
-            || !types[k..].iter().all(is_string_type)
+            || !types[k..len].iter().all(is_string_type)
         {
-            return plan_err!("mmd expects (x1, …, xk, 'baseline') with numeric x, got {types:?}");
+            return plan_err!(
+                "{} with numeric x{}, got {types:?}",
+                self.output.usage(),
+                match self.output {
+                    Output::Statistic => "",
+                    Output::PValue => " and an integer number of permutations",
+                }
+            );
         }
         Ok(types.to_vec())
     }
@@ -186,12 +280,23 @@ impl AggregateUDFImpl for MmdUdaf {
             DataType::Float64,
         )])
     }
-    /// `mmd(x, y, 'b')` → `mmd(x, y, 'b', 'x', 'y')` for plain columns.
+    /// `mmd(x, y, 'b')` → `mmd(x, y, 'b', 'x', 'y')` for plain columns (and
+    /// `mmd_pvalue(x, y, 'b', P)` → `mmd_pvalue(x, y, 'b', 'x', 'y', P)`).
     fn simplify(&self) -> Option<AggregateFunctionSimplification> {
-        Some(Box::new(|mut af: AggregateFunction, _info| {
+        let output = self.output;
+        Some(Box::new(move |mut af: AggregateFunction, _info| {
             let args = &af.params.args;
-            if args.len() >= 2 {
-                let k = args.len() - 1;
+            // a trailing non-string literal is `mmd_pvalue`'s number of permutations
+            let end = match args.last() {
+                Some(Expr::Literal(v, _))
+                    if output == Output::PValue && v.data_type().is_integer() =>
+                {
+                    args.len() - 1
+                }
+                _ => args.len(),
+            };
+            if end >= 2 {
+                let k = end - 1;
                 let is_lit = matches!(&args[k], Expr::Literal(v, _) if v.try_as_str().is_some());
                 let names: Option<Vec<String>> = args[..k]
                     .iter()
@@ -201,7 +306,9 @@ impl AggregateUDFImpl for MmdUdaf {
                     })
                     .collect();
                 if let (true, Some(names)) = (is_lit, names) {
+                    let tail = af.params.args.split_off(end);
                     af.params.args.extend(names.into_iter().map(lit));
+                    af.params.args.extend(tail);
                 }
             }
             Ok(Expr::AggregateFunction(af))
@@ -221,11 +328,13 @@ impl AggregateUDFImpl for MmdUdaf {
     }
 }
 
-/// Kernel of `mmd`: per-group complete rows.
+/// Kernel of `mmd` / `mmd_pvalue`: per-group complete rows.
 #[derive(Debug)]
 struct RowsKernel {
     k: usize,
     reference: Arc<Reference>,
+    output: Output,
+    permutations: usize,
 }
 
 impl Kernel for RowsKernel {
@@ -279,7 +388,9 @@ impl Kernel for RowsKernel {
     }
 
     fn state(&self, groups: &mut [Vec<f64>]) -> Result<Vec<ArrayRef>> {
-        Ok(vec![Arc::new(list_array(groups.iter().cloned()))])
+        Ok(vec![Arc::new(list_array(
+            groups.iter().map(|g| g.clone().into()).collect(),
+        ))])
     }
 
     fn evaluate(&self, groups: &mut [Vec<f64>]) -> Result<ArrayRef> {
@@ -291,7 +402,20 @@ impl Kernel for RowsKernel {
                     return None;
                 }
                 let x = stratified_rows(g, self.k, MAX_ROWS);
-                let v = mmd2_unbiased(&x, &r.y, self.k, r.sigma, r.yy);
+                let v = match self.output {
+                    Output::Statistic => mmd2_unbiased(&x, &r.y, self.k, r.sigma, r.yy),
+                    Output::PValue => {
+                        permutation_test(
+                            &x,
+                            &r.y,
+                            self.k,
+                            r.sigma,
+                            self.permutations,
+                            PERMUTATION_SEED,
+                        )?
+                        .pvalue
+                    }
+                };
                 v.is_finite().then_some(v)
             })
             .collect();

@@ -12,6 +12,7 @@
 //!   states from panes / partitions merge to exactly the single-pass result.
 
 mod categorical;
+mod fuse;
 mod list;
 pub mod mmd;
 pub(crate) mod udaf;
@@ -20,6 +21,7 @@ use crate::baseline::NumericProfile;
 use crate::math::{anderson, binned, cvm, ks, wasserstein};
 
 pub(crate) use categorical::CatKernel;
+pub use fuse::{FuseDriftAggregates, FusedDriftUdaf};
 pub(crate) use list::{ListKernel, ListStat};
 pub use udaf::{drift_functions, DriftUdaf};
 
@@ -142,35 +144,110 @@ impl DriftKind {
 
     /// Compute the statistic of `current` (sorted, finite) against column `col`.
     pub fn compute(self, current: &[f64], col: &NumericProfile) -> Option<f64> {
-        let reference = &col.sample;
-        if current.is_empty() || reference.is_empty() {
-            return None;
-        }
-        if self.is_binned() {
-            if col.bin_edges.len() < 2 {
+        compute_many(&[self], current, col)[0]
+    }
+}
+
+/// Several statistics of the same `current` (sorted, finite) against column `col`, sharing
+/// the work they have in common: one histogram for every binned statistic, one KS, Cramér–von
+/// Mises or Anderson–Darling test for its statistic and p-value. `None` where undefined.
+pub fn compute_many(
+    kinds: &[DriftKind],
+    current: &[f64],
+    col: &NumericProfile,
+) -> Vec<Option<f64>> {
+    if current.is_empty() || col.sample.is_empty() {
+        return vec![None; kinds.len()];
+    }
+    let uses = |ks: &[DriftKind]| kinds.iter().any(|k| ks.contains(k));
+    let mut shared = Shared {
+        current,
+        col,
+        joint_wasserstein_ks: uses(&[DriftKind::Wasserstein, DriftKind::WassersteinNorm])
+            && uses(&[DriftKind::KsStat, DriftKind::KsPvalue]),
+        histogram: None,
+        wasserstein: None,
+        ks: None,
+        cvm: None,
+        anderson: None,
+    };
+    kinds.iter().map(|&k| shared.compute(k)).collect()
+}
+
+/// Results computed once per window and shared by the statistics derived from them.
+struct Shared<'a> {
+    current: &'a [f64],
+    col: &'a NumericProfile,
+    /// Both a Wasserstein and a KS statistic are asked for: compute them in one pass.
+    joint_wasserstein_ks: bool,
+    histogram: Option<Vec<u64>>,
+    wasserstein: Option<f64>,
+    ks: Option<ks::KsResult>,
+    cvm: Option<Option<cvm::CvmResult>>,
+    anderson: Option<Option<anderson::AndersonResult>>,
+}
+
+impl Shared<'_> {
+    fn compute(&mut self, kind: DriftKind) -> Option<f64> {
+        let (cur, reference) = (self.current, &self.col.sample[..]);
+        if kind.is_binned() {
+            if self.col.bin_edges.len() < 2 {
                 return None;
             }
-            let cur = binned::histogram(&col.bin_edges, current);
-            return self.compute_counts(&cur, &col.bin_counts);
+            let edges = &self.col.bin_edges;
+            let counts = self
+                .histogram
+                .get_or_insert_with(|| binned::histogram(edges, cur));
+            return kind.compute_counts(counts, &self.col.bin_counts);
         }
-        let v = match self {
-            DriftKind::Wasserstein => wasserstein::wasserstein_sorted(current, reference),
-            DriftKind::WassersteinNorm => {
-                wasserstein::wasserstein_sorted(current, reference) / col.std_pop.max(0.001)
-            }
-            DriftKind::KsStat => ks::ks_2samp_sorted(current, reference).statistic,
-            DriftKind::KsPvalue => ks::ks_2samp_sorted(current, reference).pvalue,
-            DriftKind::EnergyDistance => wasserstein::energy_distance_sorted(current, reference),
-            DriftKind::CvmStat => cvm::cvm_2samp_sorted(current, reference)?.statistic,
-            DriftKind::CvmPvalue => cvm::cvm_2samp_sorted(current, reference)?.pvalue,
-            DriftKind::AndersonStat => {
-                anderson::anderson_2samp_sorted(current, reference)?.statistic
-            }
-            DriftKind::AndersonPvalue => {
-                anderson::anderson_2samp_sorted(current, reference)?.pvalue
-            }
+        let v = match kind {
+            DriftKind::Wasserstein => self.wasserstein(),
+            DriftKind::WassersteinNorm => self.wasserstein() / self.col.std_pop.max(0.001),
+            DriftKind::KsStat => self.ks().statistic,
+            DriftKind::KsPvalue => self.ks().pvalue,
+            DriftKind::EnergyDistance => wasserstein::energy_distance_sorted(cur, reference),
+            DriftKind::CvmStat => self.cvm()?.statistic,
+            DriftKind::CvmPvalue => self.cvm()?.pvalue,
+            DriftKind::AndersonStat => self.anderson()?.statistic,
+            DriftKind::AndersonPvalue => self.anderson()?.pvalue,
             _ => return None,
         };
         v.is_finite().then_some(v)
+    }
+
+    fn wasserstein(&mut self) -> f64 {
+        self.joint();
+        let (c, r) = (self.current, &self.col.sample);
+        *self
+            .wasserstein
+            .get_or_insert_with(|| wasserstein::wasserstein_sorted(c, r))
+    }
+
+    fn ks(&mut self) -> ks::KsResult {
+        self.joint();
+        let (c, r) = (self.current, &self.col.sample);
+        *self.ks.get_or_insert_with(|| ks::ks_2samp_sorted(c, r))
+    }
+
+    /// Fills both the Wasserstein and the KS results from one pass when both are needed.
+    fn joint(&mut self) {
+        if self.joint_wasserstein_ks && self.wasserstein.is_none() && self.ks.is_none() {
+            let (c, r) = (self.current, &self.col.sample);
+            let (w, d) = wasserstein::wasserstein_and_ks_sorted(c, r);
+            self.wasserstein = Some(w);
+            self.ks = Some(ks::ks_2samp_from_statistic(c.len(), r.len(), d));
+        }
+    }
+
+    fn cvm(&mut self) -> Option<cvm::CvmResult> {
+        let (c, r) = (self.current, &self.col.sample);
+        *self.cvm.get_or_insert_with(|| cvm::cvm_2samp_sorted(c, r))
+    }
+
+    fn anderson(&mut self) -> Option<anderson::AndersonResult> {
+        let (c, r) = (self.current, &self.col.sample);
+        *self
+            .anderson
+            .get_or_insert_with(|| anderson::anderson_2samp_sorted(c, r))
     }
 }

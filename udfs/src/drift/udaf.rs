@@ -25,9 +25,9 @@ use crate::group::{Groups, Single};
 /// A drift aggregate bound to a baseline registry.
 #[derive(Debug)]
 pub struct DriftUdaf {
-    kind: DriftKind,
+    pub(crate) kind: DriftKind,
     signature: Signature,
-    baselines: Arc<BaselineRegistry>,
+    pub(crate) baselines: Arc<BaselineRegistry>,
 }
 
 impl DriftUdaf {

@@ -88,6 +88,12 @@ pub enum BinRule {
     Sturges,
     /// A fixed number of equal-width bins over [min, max] (`np.histogram_bin_edges(x, n)`).
     Count(usize),
+    /// Equal-frequency bins: the edges are the column's quantiles at k + 1 evenly spaced
+    /// levels, with duplicates (from ties) removed, as
+    /// `np.unique(np.quantile(x, np.linspace(0, 1, k + 1)))` (numpy 'linear' quantiles).
+    /// Ties can therefore leave fewer than k bins; when a single distinct edge remains
+    /// (constant data) the edges are [c − ½, c + ½], as for the other rules.
+    Quantile(usize),
     /// Explicit, strictly increasing edges (at least two).
     Explicit(Vec<f64>),
 }
@@ -96,13 +102,32 @@ pub enum BinRule {
 /// pathological FD width on heavy-tailed data).
 pub const MAX_BINS: usize = 10_000;
 
-/// `np.histogram_bin_edges(sorted, rule)` for finite, ascending, non-empty data.
+/// `np.histogram_bin_edges(sorted, rule)` for finite, ascending data (for
+/// [`BinRule::Quantile`], `np.unique(np.quantile(sorted, np.linspace(0, 1, k + 1)))`).
+///
+/// Conventions shared by every data-driven rule: empty data has no edges; constant data gets
+/// the single bin [c − ½, c + ½] (numpy's convention for `histogram_bin_edges`); a bin count
+/// of 0 counts as 1.
 pub fn bin_edges(sorted: &[f64], rule: &BinRule) -> Vec<f64> {
     if let BinRule::Explicit(e) = rule {
         return e.clone();
     }
     if sorted.is_empty() {
         return vec![];
+    }
+    if let BinRule::Quantile(k) = rule {
+        let mut edges: Vec<f64> = linspace(0.0, 1.0, (*k).max(1) + 1)
+            .into_iter()
+            .map(|q| quantile_sorted(sorted, q))
+            .collect();
+        // np.unique: sort, then drop repeats
+        edges.sort_by(f64::total_cmp);
+        edges.dedup_by(|a, b| a == b);
+        if edges.len() >= 2 {
+            return edges;
+        }
+        let c = edges[0];
+        return vec![c - 0.5, c + 0.5];
     }
     let (mut first, mut last) = (sorted[0], sorted[sorted.len() - 1]);
     if first == last {
@@ -125,7 +150,7 @@ pub fn bin_edges(sorted: &[f64], rule: &BinRule) -> Vec<f64> {
                 1
             }
         }
-        BinRule::Explicit(_) => unreachable!("handled above"),
+        BinRule::Explicit(_) | BinRule::Quantile(_) => unreachable!("handled above"),
     };
     linspace(first, last, nbins + 1)
 }
@@ -162,5 +187,37 @@ mod tests {
         // constant column: one bin [c-0.5, c+0.5]
         assert_eq!(bin_edges(&[3.0, 3.0], &BinRule::Fd), vec![2.5, 3.5]);
         assert_eq!(bin_edges(&x, &BinRule::Count(3)), vec![1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn quantile_edges_match_numpy() {
+        // np.unique(np.quantile([1, 2, 3, 4], np.linspace(0, 1, 4)))
+        //   -> [1., 2., 3., 4.]
+        let x = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(
+            bin_edges(&x, &BinRule::Quantile(3)),
+            vec![1.0, 2.0, 3.0, 4.0]
+        );
+        // np.quantile([0, 1, 2, 3, 10], [0, .25, .5, .75, 1]) -> [0, 1, 2, 3, 10]
+        assert_eq!(
+            bin_edges(&[0.0, 1.0, 2.0, 3.0, 10.0], &BinRule::Quantile(4)),
+            vec![0.0, 1.0, 2.0, 3.0, 10.0]
+        );
+        // interpolated levels: np.quantile([1, 2, 3, 4], [0, .5, 1]) -> [1, 2.5, 4]
+        assert_eq!(bin_edges(&x, &BinRule::Quantile(2)), vec![1.0, 2.5, 4.0]);
+    }
+
+    #[test]
+    fn quantile_edges_drop_ties() {
+        // np.unique(np.quantile([1,1,1,1,1,1,2,3], np.linspace(0, 1, 5)))
+        //   -> [1., 1.25, 3.]  (levels 0, .25, .5 all give 1)
+        let x = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 3.0];
+        assert_eq!(bin_edges(&x, &BinRule::Quantile(4)), vec![1.0, 1.25, 3.0]);
+        // one distinct edge: the constant-data convention of the other rules
+        assert_eq!(bin_edges(&[7.0; 5], &BinRule::Quantile(10)), vec![6.5, 7.5]);
+        assert_eq!(bin_edges(&[7.0], &BinRule::Quantile(3)), vec![6.5, 7.5]);
+        // k = 0 counts as one bin: [min, max]
+        assert_eq!(bin_edges(&x, &BinRule::Quantile(0)), vec![1.0, 3.0]);
+        assert!(bin_edges(&[], &BinRule::Quantile(4)).is_empty());
     }
 }
