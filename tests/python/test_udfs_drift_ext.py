@@ -157,9 +157,10 @@ def check_detectors(g, c):
     assert g["cusum"] == cusum_ref(c)
 
 
-def mmd_ref(R, C):
-    """Documented mmd: baseline row sample (<= 1000 complete rows, stratified by position),
-    current rows sorted lexicographically and stratified to <= 1000, median heuristic."""
+def mmd_rows(R, C):
+    """Documented rows: reference = baseline row sample (complete rows, <= 1000 at positions
+    (2i + 1)·N // 2000); window = complete rows sorted lexicographically, <= 1000 at ranks
+    (2i + 1)·m // 2000. None when a side has fewer than 2 rows."""
     R = R[np.all(np.isfinite(R), axis=1)]
     C = C[np.all(np.isfinite(C), axis=1)]
     if len(R) > 1000:
@@ -169,6 +170,16 @@ def mmd_ref(R, C):
         C = C[(2 * np.arange(1000) + 1) * len(C) // 2000]
     if len(C) < 2 or len(R) < 2:
         return None
+    return R, C
+
+
+def mmd_ref(R, C):
+    """Documented mmd: on the rows of `mmd_rows`, median-heuristic bandwidth from the
+    reference rows."""
+    rows = mmd_rows(R, C)
+    if rows is None:
+        return None
+    R, C = rows
     sigma = float(np.median(pdist(R)))
     sigma = sigma if sigma > 0 else 1.0
 

@@ -16,6 +16,7 @@ import pytest
 from scipy.spatial.distance import pdist
 
 from test_udfs_conformance import WORST, close, run_eval
+from test_udfs_drift_ext import mmd_rows
 
 MASK64 = (1 << 64) - 1
 SEED = 42
@@ -46,22 +47,6 @@ def shuffle(perm, rng):
     for i in range(len(perm) - 1, 0, -1):
         j = rng.below(i + 1)
         perm[i], perm[j] = perm[j], perm[i]
-
-
-def mmd_rows(R, C):
-    """Documented rows: reference = baseline row sample (complete rows, <= 1000 at positions
-    (2i + 1)·N // 2000); window = complete rows sorted lexicographically, <= 1000 at ranks
-    (2i + 1)·m // 2000. None when a side has fewer than 2 rows."""
-    R = R[np.all(np.isfinite(R), axis=1)]
-    C = C[np.all(np.isfinite(C), axis=1)]
-    if len(R) > 1000:
-        R = R[(2 * np.arange(1000) + 1) * len(R) // 2000]
-    C = C[np.lexsort(C.T[::-1])]
-    if len(C) > 1000:
-        C = C[(2 * np.arange(1000) + 1) * len(C) // 2000]
-    if len(C) < 2 or len(R) < 2:
-        return None
-    return R, C
 
 
 def mmd_pvalue_ref(R, C, permutations=DEFAULT_PERMUTATIONS, seed=SEED):

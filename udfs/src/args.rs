@@ -119,3 +119,24 @@ pub fn name_feature_argument() -> datafusion::logical_expr::function::AggregateF
         Ok(Expr::AggregateFunction(af))
     })
 }
+
+/// Implements `PartialEq`, `Eq` and `Hash` for a function bound to a baseline registry
+/// (field `baselines`): two instances are the same function when their `$key` fields are
+/// equal and they share the registry (compared by pointer).
+macro_rules! registry_bound_identity {
+    ($ty:ty, $key:ident) => {
+        impl PartialEq for $ty {
+            fn eq(&self, o: &Self) -> bool {
+                self.$key == o.$key && std::sync::Arc::ptr_eq(&self.baselines, &o.baselines)
+            }
+        }
+        impl Eq for $ty {}
+        impl std::hash::Hash for $ty {
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                self.$key.hash(state);
+                (std::sync::Arc::as_ptr(&self.baselines) as usize).hash(state);
+            }
+        }
+    };
+}
+pub(crate) use registry_bound_identity;

@@ -185,3 +185,31 @@ impl<K: Kernel> Accumulator for Single<K> {
         Ok(())
     }
 }
+
+/// One of two kernels, chosen when the accumulator is created (e.g. by argument type), and
+/// turned into either DataFusion interface.
+#[derive(Debug)]
+pub(crate) enum EitherKernel<A, B> {
+    /// The first kernel.
+    A(A),
+    /// The second kernel.
+    B(B),
+}
+
+impl<A: Kernel, B: Kernel> EitherKernel<A, B> {
+    /// The row [`Accumulator`] over the chosen kernel.
+    pub(crate) fn accumulator(self) -> Box<dyn Accumulator> {
+        match self {
+            EitherKernel::A(k) => Box::new(Single::new(k)),
+            EitherKernel::B(k) => Box::new(Single::new(k)),
+        }
+    }
+
+    /// The [`GroupsAccumulator`] over the chosen kernel.
+    pub(crate) fn groups_accumulator(self) -> Box<dyn GroupsAccumulator> {
+        match self {
+            EitherKernel::A(k) => Box::new(Groups::new(k)),
+            EitherKernel::B(k) => Box::new(Groups::new(k)),
+        }
+    }
+}

@@ -2,7 +2,6 @@
 //! `quantile(x, q)` (exact, numpy 'linear') and `histogram(x, 'baseline' [, feature])`
 //! (counts over the baseline's bins).
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array};
@@ -19,7 +18,7 @@ use crate::args::{is_string_type, is_value_type, numeric_column};
 use crate::baseline::BaselineRegistry;
 use crate::drift::udaf::{list_field, literal_f64, resolve};
 use crate::drift::{ListKernel, ListStat};
-use crate::group::{passes, Groups, Kernel, Single};
+use crate::group::{passes, EitherKernel, Kernel};
 
 /// Which window statistic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,37 +60,23 @@ pub struct WindowUdaf {
     baselines: Arc<BaselineRegistry>,
 }
 
-impl PartialEq for WindowUdaf {
-    fn eq(&self, o: &Self) -> bool {
-        self.kind == o.kind && Arc::ptr_eq(&self.baselines, &o.baselines)
-    }
-}
-impl Eq for WindowUdaf {}
-impl Hash for WindowUdaf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.kind.hash(state);
-        (Arc::as_ptr(&self.baselines) as usize).hash(state);
-    }
-}
+crate::args::registry_bound_identity!(WindowUdaf, kind);
 
-enum Built {
-    List(ListKernel),
-    Missing(MissingKernel),
-}
+type Built = EitherKernel<ListKernel, MissingKernel>;
 
 impl WindowUdaf {
     fn build(&self, args: &AccumulatorArgs) -> Result<Built> {
         let exprs = args.exprs;
         Ok(match self.kind {
             WindowKind::MissingCount | WindowKind::MissingRate => {
-                Built::Missing(MissingKernel { kind: self.kind })
+                Built::B(MissingKernel { kind: self.kind })
             }
             WindowKind::Quantile => {
                 let q = exprs.get(1).and_then(literal_f64);
                 let Some(q) = q.filter(|q| (0.0..=1.0).contains(q)) else {
                     return plan_err!("quantile: q must be a numeric literal in [0, 1]");
                 };
-                Built::List(ListKernel {
+                Built::A(ListKernel {
                     stat: ListStat::Quantile(q),
                     profile: None,
                     feature: None,
@@ -103,7 +88,7 @@ impl WindowUdaf {
                 if let Some(f) = &a.feature {
                     numeric_column(&a.profile, f)?;
                 }
-                Built::List(ListKernel {
+                Built::A(ListKernel {
                     stat: ListStat::Histogram,
                     profile: Some(a.profile),
                     feature: a.feature,
@@ -176,10 +161,7 @@ impl AggregateUDFImpl for WindowUdaf {
         Some(crate::args::name_feature_argument())
     }
     fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(match self.build(&acc_args)? {
-            Built::List(k) => Box::new(Single::new(k)),
-            Built::Missing(k) => Box::new(Single::new(k)),
-        })
+        Ok(self.build(&acc_args)?.accumulator())
     }
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
         true
@@ -188,10 +170,7 @@ impl AggregateUDFImpl for WindowUdaf {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(match self.build(&args)? {
-            Built::List(k) => Box::new(Groups::new(k)),
-            Built::Missing(k) => Box::new(Groups::new(k)),
-        })
+        Ok(self.build(&args)?.groups_accumulator())
     }
 }
 

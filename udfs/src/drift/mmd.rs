@@ -13,7 +13,6 @@
 //! statistic, same rows and state (see [`crate::math::mmd::permutation_test`]; default
 //! [`DEFAULT_PERMUTATIONS`], seed [`PERMUTATION_SEED`]).
 
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array};
@@ -223,18 +222,7 @@ impl MmdUdaf {
     }
 }
 
-impl PartialEq for MmdUdaf {
-    fn eq(&self, o: &Self) -> bool {
-        self.output == o.output && Arc::ptr_eq(&self.baselines, &o.baselines)
-    }
-}
-impl Eq for MmdUdaf {}
-impl Hash for MmdUdaf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.output.name().hash(state);
-        (Arc::as_ptr(&self.baselines) as usize).hash(state);
-    }
-}
+crate::args::registry_bound_identity!(MmdUdaf, output);
 
 impl AggregateUDFImpl for MmdUdaf {
     fn name(&self) -> &str {

@@ -1,7 +1,6 @@
 //! The drift aggregate UDF: argument resolution, state layout, and the choice between the
 //! numeric ([`ListKernel`]) and categorical ([`CatKernel`]) kernels.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, FieldRef};
@@ -20,7 +19,7 @@ use crate::args::{
     categorical_column, is_string_type, is_value_type, lookup, no_feature_error, numeric_column,
 };
 use crate::baseline::{BaselineProfile, BaselineRegistry};
-use crate::group::{Groups, Single};
+use crate::group::EitherKernel;
 
 /// A drift aggregate bound to a baseline registry.
 #[derive(Debug)]
@@ -41,18 +40,7 @@ impl DriftUdaf {
     }
 }
 
-impl PartialEq for DriftUdaf {
-    fn eq(&self, o: &Self) -> bool {
-        self.kind == o.kind && Arc::ptr_eq(&self.baselines, &o.baselines)
-    }
-}
-impl Eq for DriftUdaf {}
-impl Hash for DriftUdaf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.kind.hash(state);
-        (Arc::as_ptr(&self.baselines) as usize).hash(state);
-    }
-}
+crate::args::registry_bound_identity!(DriftUdaf, kind);
 
 /// Name of a plain column reference (looking through casts).
 pub(crate) fn column_name(e: &Arc<dyn PhysicalExpr>) -> Option<String> {
@@ -133,10 +121,7 @@ pub(crate) fn list_field(name: String, item: DataType) -> FieldRef {
     ))
 }
 
-enum Built {
-    List(ListKernel),
-    Cat(CatKernel),
-}
+type Built = EitherKernel<ListKernel, CatKernel>;
 
 impl DriftUdaf {
     fn build(&self, args: &AccumulatorArgs) -> Result<Built> {
@@ -148,7 +133,7 @@ impl DriftUdaf {
             if let Some(f) = &a.feature {
                 categorical_column(&a.profile, f)?;
             }
-            return Ok(Built::Cat(CatKernel {
+            return Ok(Built::B(CatKernel {
                 kind: self.kind,
                 profile: a.profile,
                 feature: a.feature,
@@ -158,7 +143,7 @@ impl DriftUdaf {
         if let Some(f) = &a.feature {
             numeric_column(&a.profile, f)?;
         }
-        Ok(Built::List(ListKernel {
+        Ok(Built::A(ListKernel {
             stat: ListStat::Drift(self.kind),
             profile: Some(a.profile),
             feature: a.feature,
@@ -227,10 +212,7 @@ impl AggregateUDFImpl for DriftUdaf {
         Some(crate::args::name_feature_argument())
     }
     fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(match self.build(&acc_args)? {
-            Built::List(k) => Box::new(Single::new(k)),
-            Built::Cat(k) => Box::new(Single::new(k)),
-        })
+        Ok(self.build(&acc_args)?.accumulator())
     }
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
         true
@@ -239,10 +221,7 @@ impl AggregateUDFImpl for DriftUdaf {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(match self.build(&args)? {
-            Built::List(k) => Box::new(Groups::new(k)),
-            Built::Cat(k) => Box::new(Groups::new(k)),
-        })
+        Ok(self.build(&args)?.groups_accumulator())
     }
 }
 

@@ -7,7 +7,6 @@
 mod fences;
 mod forest;
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
@@ -95,18 +94,7 @@ pub struct OutlierUdf {
     baselines: Arc<BaselineRegistry>,
 }
 
-impl PartialEq for OutlierUdf {
-    fn eq(&self, o: &Self) -> bool {
-        self.kind == o.kind && Arc::ptr_eq(&self.baselines, &o.baselines)
-    }
-}
-impl Eq for OutlierUdf {}
-impl Hash for OutlierUdf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.kind.hash(state);
-        (Arc::as_ptr(&self.baselines) as usize).hash(state);
-    }
-}
+crate::args::registry_bound_identity!(OutlierUdf, kind);
 
 fn scalar_str(v: &ColumnarValue) -> Option<Option<String>> {
     match v {

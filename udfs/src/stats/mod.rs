@@ -21,7 +21,7 @@ use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::args::is_value_type;
-use crate::group::{Groups, Single};
+use crate::group::EitherKernel;
 
 mod comoment;
 mod top_k;
@@ -95,10 +95,7 @@ fn positive_int_literal(func: &str, e: &Arc<dyn PhysicalExpr>) -> Result<usize> 
     }
 }
 
-enum Built {
-    TopK(TopKKernel),
-    Moments(MomentsKernel),
-}
+type Built = EitherKernel<TopKKernel, MomentsKernel>;
 
 impl StatsUdaf {
     fn build(&self, args: &AccumulatorArgs) -> Result<Built> {
@@ -109,7 +106,7 @@ impl StatsUdaf {
                 if exprs.len() != 2 {
                     return plan_err!("{name} expects (x, k), got {} arguments", exprs.len());
                 }
-                Built::TopK(TopKKernel {
+                Built::A(TopKKernel {
                     k: positive_int_literal(name, &exprs[1])?,
                 })
             }
@@ -117,7 +114,7 @@ impl StatsUdaf {
                 if exprs.len() < 2 {
                     return plan_err!("{name} expects at least 2 numeric columns");
                 }
-                Built::Moments(MomentsKernel {
+                Built::B(MomentsKernel {
                     k: exprs.len(),
                     kind: if self.kind == StatsKind::CovarianceMatrix {
                         MatrixKind::Covariance
@@ -205,10 +202,7 @@ impl AggregateUDFImpl for StatsUdaf {
         })
     }
     fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(match self.build(&acc_args)? {
-            Built::TopK(k) => Box::new(Single::new(k)),
-            Built::Moments(k) => Box::new(Single::new(k)),
-        })
+        Ok(self.build(&acc_args)?.accumulator())
     }
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
         true
@@ -217,10 +211,7 @@ impl AggregateUDFImpl for StatsUdaf {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(match self.build(&args)? {
-            Built::TopK(k) => Box::new(Groups::new(k)),
-            Built::Moments(k) => Box::new(Groups::new(k)),
-        })
+        Ok(self.build(&args)?.groups_accumulator())
     }
 }
 

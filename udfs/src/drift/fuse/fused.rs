@@ -1,7 +1,6 @@
 //! The fused aggregate: several drift statistics of several value columns, each column's
 //! window kept once, and the columns sorted and evaluated in parallel.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, StructArray};
@@ -101,18 +100,7 @@ impl FusedDriftUdaf {
     }
 }
 
-impl PartialEq for FusedDriftUdaf {
-    fn eq(&self, o: &Self) -> bool {
-        self.columns == o.columns && Arc::ptr_eq(&self.baselines, &o.baselines)
-    }
-}
-impl Eq for FusedDriftUdaf {}
-impl Hash for FusedDriftUdaf {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.columns.hash(state);
-        (Arc::as_ptr(&self.baselines) as usize).hash(state);
-    }
-}
+crate::args::registry_bound_identity!(FusedDriftUdaf, columns);
 
 impl AggregateUDFImpl for FusedDriftUdaf {
     fn name(&self) -> &str {
