@@ -46,6 +46,9 @@ else
     cargo test --workspace --locked --no-fail-fast || status=1
 fi
 
+step "API docs (rustdoc, warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet || status=1
+
 step "Python tests (scipy/numpy conformance)"
 export DRIFTWATCH_EVAL_STATS="$CARGO_TARGET_DIR/debug/examples/eval_stats"
 export DRIFTWATCH_BIN="$CARGO_TARGET_DIR/debug/driftwatch"

@@ -15,7 +15,7 @@ use datafusion::sql::sqlparser::ast::{DataType as SqlType, ExactNumberInfo};
 /// | TINYINT | Int8 |
 /// | BOOLEAN, BOOL | Boolean |
 /// | VARCHAR, TEXT, STRING, CHAR | Utf8 |
-/// | TIMESTAMP [(p)] [WITH[OUT] TIME ZONE] | Timestamp(Millisecond, None) |
+/// | TIMESTAMP \[(p)\] \[WITH\[OUT\] TIME ZONE\] | Timestamp(Millisecond, None) |
 /// | DATE | Date32 |
 /// | DECIMAL(p, s), NUMERIC(p, s) | Decimal128(p, s) |
 ///

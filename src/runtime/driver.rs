@@ -16,11 +16,15 @@ use driftwatch_sql::{
     Statement,
 };
 use driftwatch_udfs::BaselineRegistry;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::baselines::create_baseline;
+use super::control::{
+    Control, ControlHandle, MonitorResult, MonitorStatus, Outcome, SourceStatus, SystemSnapshot,
+    FOLLOW_BUFFER,
+};
 use super::metrics::{MonitorMetrics, SourceMetrics};
 use super::monitor_task::{run_monitor, ResultObserver};
 use super::sources::{build_source, SourceParts};
@@ -67,121 +71,6 @@ struct MonitorEntry {
     task: JoinHandle<Result<(), RuntimeError>>,
     stop: CancellationToken,
     metrics: Arc<MonitorMetrics>,
-}
-
-/// A request served by a running system (see [`Driftwatch::control`]): how the Flight SQL
-/// server and other front ends change and inspect it while [`Driftwatch::wait`] runs.
-pub enum Control {
-    /// Executes a script (CREATE / DROP / SHOW) and starts any new connector.
-    Execute {
-        /// The statements.
-        sql: String,
-        /// Where the outcome goes.
-        reply: oneshot::Sender<Result<Vec<Outcome>, RuntimeError>>,
-    },
-    /// Reports sources and monitors with their counters.
-    Snapshot {
-        /// Where the snapshot goes.
-        reply: oneshot::Sender<SystemSnapshot>,
-    },
-}
-
-/// Cloneable handle for sending [`Control`] requests to a running system.
-#[derive(Clone, Debug)]
-pub struct ControlHandle(mpsc::Sender<Control>);
-
-impl ControlHandle {
-    /// Executes `sql` in the running system.
-    pub async fn execute(&self, sql: impl Into<String>) -> Result<Vec<Outcome>, RuntimeError> {
-        let (reply, rx) = oneshot::channel();
-        self.0
-            .send(Control::Execute {
-                sql: sql.into(),
-                reply,
-            })
-            .await
-            .map_err(|_| RuntimeError::Invalid("the system is shutting down".into()))?;
-        rx.await
-            .map_err(|_| RuntimeError::Invalid("the system is shutting down".into()))?
-    }
-
-    /// Sources and monitors of the running system.
-    pub async fn snapshot(&self) -> Result<SystemSnapshot, RuntimeError> {
-        let (reply, rx) = oneshot::channel();
-        self.0
-            .send(Control::Snapshot { reply })
-            .await
-            .map_err(|_| RuntimeError::Invalid("the system is shutting down".into()))?;
-        rx.await
-            .map_err(|_| RuntimeError::Invalid("the system is shutting down".into()))
-    }
-}
-
-/// State of one source, for system tables and status lines.
-#[derive(Debug, Clone)]
-pub struct SourceStatus {
-    /// Source name.
-    pub name: String,
-    /// Its CREATE statement.
-    pub sql: String,
-    /// Rows decoded.
-    pub rows_in: u64,
-    /// Records rejected (dead letters).
-    pub rejected: u64,
-    /// Current watermark (epoch ms; `i64::MIN` before data).
-    pub watermark_ms: i64,
-}
-
-/// State of one monitor, for system tables and status lines.
-#[derive(Debug, Clone)]
-pub struct MonitorStatus {
-    /// Monitor name.
-    pub name: String,
-    /// Its CREATE statement.
-    pub sql: String,
-    /// The source it reads.
-    pub source: String,
-    /// Windows emitted.
-    pub windows: u64,
-    /// Result rows written.
-    pub rows_out: u64,
-    /// Late rows kept aside.
-    pub late_rows: u64,
-    /// End of the last emitted window (epoch ms; `i64::MIN` if none yet).
-    pub last_window_end_ms: i64,
-}
-
-/// Everything a system runs, with counters.
-#[derive(Debug, Clone, Default)]
-pub struct SystemSnapshot {
-    /// Sources.
-    pub sources: Vec<SourceStatus>,
-    /// Monitors.
-    pub monitors: Vec<MonitorStatus>,
-    /// Baseline names.
-    pub baselines: Vec<String>,
-}
-
-/// One batch of results of one monitor, as broadcast to live subscribers.
-#[derive(Debug, Clone)]
-pub struct MonitorResult {
-    /// Monitor name.
-    pub monitor: String,
-    /// The rows (one window, for windowed monitors).
-    pub batch: RecordBatch,
-}
-
-/// Result batches buffered per live subscriber; a subscriber further behind loses the
-/// oldest batches and is told how many (tokio broadcast "lagged"): it never stalls monitors.
-pub const FOLLOW_BUFFER: usize = 1024;
-
-/// The result of one statement.
-#[derive(Debug)]
-pub enum Outcome {
-    /// Something was created or dropped.
-    Done(String),
-    /// Rows to show (SHOW …).
-    Rows(RecordBatch),
 }
 
 /// A running Driftwatch system.

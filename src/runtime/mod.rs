@@ -2,15 +2,17 @@
 //! the tasks that run them.
 
 pub mod baselines;
+pub mod control;
 pub mod driver;
 pub mod metrics;
 pub mod monitor_task;
 pub mod sources;
 
-pub use driver::{
-    Control, ControlHandle, Driftwatch, MonitorResult, MonitorStatus, Outcome, RuntimeConfig,
-    SourceStatus, SystemSnapshot, FOLLOW_BUFFER,
+pub use control::{
+    Control, ControlHandle, MonitorResult, MonitorStatus, Outcome, SourceStatus, SystemSnapshot,
+    FOLLOW_BUFFER,
 };
+pub use driver::{Driftwatch, RuntimeConfig};
 pub use monitor_task::ResultObserver;
 
 use driftwatch_sql::{ObjectKind, SqlError};

@@ -37,7 +37,7 @@ struct Cached {
 /// The session (tables of the data dir, baselines, functions) is built once and rebuilt
 /// after DDL; result files written since are seen because DataFusion's list-files cache is
 /// cleared for every request. The `system` tables are refreshed from a snapshot at most every
-/// [`SNAPSHOT_TTL`].
+/// `SNAPSHOT_TTL`.
 pub struct SystemBackend {
     store: ResultStore,
     baselines: Arc<BaselineRegistry>,

@@ -1,4 +1,4 @@
-//! Serving a running system over Arrow Flight SQL: the [`Backend`] the `driftwatch-flight`
+//! Serving a running system over Arrow Flight SQL: the [`Backend`](driftwatch_flight::Backend) the `driftwatch-flight`
 //! crate needs, built from the system's handles.
 //!
 //! - [`backend`]: sessions over the data dir plus the live `system.*` tables, DDL through

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! - [`options`]: the `WITH` options and the client configuration;
-//! - [`format`]: messages → Arrow, metadata columns (`_partition`, `_offset`,
+//! - [`format`](mod@format): messages → Arrow, metadata columns (`_partition`, `_offset`,
 //!   `_timestamp`, `_key`);
 //! - [`group`]: rebalances and offset commits;
 //! - [`consume`]: the consume loop (micro-batches, feed, dead letters);

@@ -1,6 +1,6 @@
 //! Histogram-based drift measures over bins fixed by the baseline.
 //!
-//! Binning: a value v falls in bin i when edges[i] ≤ v < edges[i+1] (the last bin is closed,
+//! Binning: a value v falls in bin i when `edges[i] ≤ v < edges[i+1]` (the last bin is closed,
 //! as `np.histogram`); values below the first / above the last edge are counted in the
 //! first / last bin — never dropped (equivalent to `np.histogram(np.clip(v, e[0], e[-1]), e)`).
 

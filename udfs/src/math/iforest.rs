@@ -190,7 +190,7 @@ impl IsolationForest {
         total / self.trees.len() as f64
     }
 
-    /// Anomaly score 2^(−E[h]/c(ψ)) in (0, 1] (NaN for an empty forest).
+    /// Anomaly score `2^(−E[h]/c(ψ))` in (0, 1] (NaN for an empty forest).
     pub fn score(&self, row: &[f64]) -> f64 {
         if self.trees.is_empty() {
             return f64::NAN;

@@ -27,10 +27,10 @@ const STATE_PER_COLUMN: usize = 2;
 const PARALLEL_MIN_VALUES: usize = 1 << 16;
 
 /// Drift statistics of value columns against one baseline registry, computed from a single
-/// copy of each column's window (see the [module docs](super)). Arguments are the columns'
+/// copy of each column's window (see `FuseDriftAggregates`). Arguments are the columns'
 /// `(value, 'baseline', feature)` triples back to back; the result is a struct with one
-/// Float64 field per statistic ([`field_name`]). Created by the fusion rule; not callable by
-/// name.
+/// Float64 field per statistic, named `{column}_{position}_{statistic}`. Created by the
+/// fusion rule; not callable by name.
 #[derive(Debug)]
 pub struct FusedDriftUdaf {
     columns: Vec<Vec<DriftKind>>,
