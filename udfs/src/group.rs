@@ -1,7 +1,9 @@
 //! One implementation, two DataFusion interfaces: an aggregate's per-group state and logic
 //! ([`Kernel`]) drives both a vectorised [`GroupsAccumulator`] ([`Groups`], used by
 //! DataFusion's hash aggregation and the Driftwatch window operator) and a row
-//! [`Accumulator`] ([`Single`], one group).
+//! [`Accumulator`] ([`Single`], one group). Aggregates whose state is not one value per
+//! group (the fused drift aggregate keeps one `Vec` per column) implement [`GroupedKernel`]
+//! instead and get the same two interfaces.
 
 use std::fmt::Debug;
 
@@ -43,31 +45,98 @@ pub(crate) fn passes(filter: Option<&BooleanArray>, i: usize) -> bool {
     filter.is_none_or(|f| f.is_valid(i) && f.value(i))
 }
 
-/// [`GroupsAccumulator`] over a [`Kernel`].
+/// An aggregate's logic over the state of many groups, whatever that state's layout. Every
+/// [`Kernel`] is one (its store is a `Vec` of per-group states); an aggregate whose natural
+/// layout is different (the fused drift aggregate keeps one `Vec` per column) implements
+/// this directly, and gets both DataFusion interfaces from [`Groups`] and [`Single`].
+pub(crate) trait GroupedKernel: Send + Sync + Debug + 'static {
+    /// State of all groups.
+    type Store: Default + Send + Sync + Debug;
+    /// Makes room for `groups` groups.
+    fn resize(&self, store: &mut Self::Store, groups: usize);
+    /// Removes and returns the groups `emit_to` asks for.
+    fn take(&self, store: &mut Self::Store, emit_to: EmitTo) -> Self::Store;
+    /// See [`Kernel::update`].
+    fn update(
+        &self,
+        store: &mut Self::Store,
+        args: &[ArrayRef],
+        idx: &[usize],
+        filter: Option<&BooleanArray>,
+    ) -> Result<usize>;
+    /// See [`Kernel::merge`].
+    fn merge(&self, store: &mut Self::Store, states: &[ArrayRef], idx: &[usize]) -> Result<usize>;
+    /// See [`Kernel::state`].
+    fn state(&self, store: &mut Self::Store) -> Result<Vec<ArrayRef>>;
+    /// See [`Kernel::evaluate`].
+    fn evaluate(&self, store: &mut Self::Store) -> Result<ArrayRef>;
+    /// Approximate heap size held by the groups' states (O(groups): called when groups are
+    /// taken; in between, [`Groups`] adds what `update` / `merge` report).
+    fn heap_size(&self, store: &Self::Store) -> usize;
+    /// Size of the store's own allocation (O(1) or O(columns)).
+    fn layout_size(&self, store: &Self::Store) -> usize;
+}
+
+impl<K: Kernel> GroupedKernel for K {
+    type Store = Vec<K::Group>;
+
+    fn resize(&self, store: &mut Self::Store, groups: usize) {
+        store.resize_with(groups, Default::default);
+    }
+    fn take(&self, store: &mut Self::Store, emit_to: EmitTo) -> Self::Store {
+        emit_to.take_needed(store)
+    }
+    fn update(
+        &self,
+        store: &mut Self::Store,
+        args: &[ArrayRef],
+        idx: &[usize],
+        filter: Option<&BooleanArray>,
+    ) -> Result<usize> {
+        Kernel::update(self, store, args, idx, filter)
+    }
+    fn merge(&self, store: &mut Self::Store, states: &[ArrayRef], idx: &[usize]) -> Result<usize> {
+        Kernel::merge(self, store, states, idx)
+    }
+    fn state(&self, store: &mut Self::Store) -> Result<Vec<ArrayRef>> {
+        Kernel::state(self, store)
+    }
+    fn evaluate(&self, store: &mut Self::Store) -> Result<ArrayRef> {
+        Kernel::evaluate(self, store)
+    }
+    fn heap_size(&self, store: &Self::Store) -> usize {
+        store.iter().map(|g| self.group_size(g)).sum()
+    }
+    fn layout_size(&self, store: &Self::Store) -> usize {
+        store.capacity() * std::mem::size_of::<K::Group>()
+    }
+}
+
+/// [`GroupsAccumulator`] over a [`GroupedKernel`].
 #[derive(Debug)]
-pub(crate) struct Groups<K: Kernel> {
+pub(crate) struct Groups<K: GroupedKernel> {
     kernel: K,
-    groups: Vec<K::Group>,
+    store: K::Store,
     bytes: usize,
 }
 
-impl<K: Kernel> Groups<K> {
+impl<K: GroupedKernel> Groups<K> {
     pub(crate) fn new(kernel: K) -> Self {
         Self {
             kernel,
-            groups: Vec::new(),
+            store: K::Store::default(),
             bytes: 0,
         }
     }
 
-    fn take(&mut self, emit_to: EmitTo) -> Vec<K::Group> {
-        let taken = emit_to.take_needed(&mut self.groups);
-        self.bytes = self.groups.iter().map(|g| self.kernel.group_size(g)).sum();
+    fn take(&mut self, emit_to: EmitTo) -> K::Store {
+        let taken = self.kernel.take(&mut self.store, emit_to);
+        self.bytes = self.kernel.heap_size(&self.store);
         taken
     }
 }
 
-impl<K: Kernel> GroupsAccumulator for Groups<K> {
+impl<K: GroupedKernel> GroupsAccumulator for Groups<K> {
     fn update_batch(
         &mut self,
         values: &[ArrayRef],
@@ -75,21 +144,21 @@ impl<K: Kernel> GroupsAccumulator for Groups<K> {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        self.groups.resize_with(total_num_groups, Default::default);
+        self.kernel.resize(&mut self.store, total_num_groups);
         self.bytes += self
             .kernel
-            .update(&mut self.groups, values, group_indices, opt_filter)?;
+            .update(&mut self.store, values, group_indices, opt_filter)?;
         Ok(())
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let mut g = self.take(emit_to);
-        self.kernel.evaluate(&mut g)
+        let mut taken = self.take(emit_to);
+        self.kernel.evaluate(&mut taken)
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let mut g = self.take(emit_to);
-        self.kernel.state(&mut g)
+        let mut taken = self.take(emit_to);
+        self.kernel.state(&mut taken)
     }
 
     fn merge_batch(
@@ -98,8 +167,8 @@ impl<K: Kernel> GroupsAccumulator for Groups<K> {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        self.groups.resize_with(total_num_groups, Default::default);
-        self.bytes += self.kernel.merge(&mut self.groups, values, group_indices)?;
+        self.kernel.resize(&mut self.store, total_num_groups);
+        self.bytes += self.kernel.merge(&mut self.store, values, group_indices)?;
         Ok(())
     }
 
@@ -110,33 +179,34 @@ impl<K: Kernel> GroupsAccumulator for Groups<K> {
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
         let n = values.first().map_or(0, |a| a.len());
-        let mut groups: Vec<K::Group> = (0..n).map(|_| K::Group::default()).collect();
+        let mut store = K::Store::default();
+        self.kernel.resize(&mut store, n);
         let idx: Vec<usize> = (0..n).collect();
-        self.kernel.update(&mut groups, values, &idx, opt_filter)?;
-        self.kernel.state(&mut groups)
+        self.kernel.update(&mut store, values, &idx, opt_filter)?;
+        self.kernel.state(&mut store)
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self)
-            + self.groups.capacity() * std::mem::size_of::<K::Group>()
-            + self.bytes
+        std::mem::size_of_val(self) + self.kernel.layout_size(&self.store) + self.bytes
     }
 }
 
-/// Row [`Accumulator`] over a [`Kernel`] (a single group).
+/// Row [`Accumulator`] over a [`GroupedKernel`] (a single group).
 #[derive(Debug)]
-pub(crate) struct Single<K: Kernel> {
+pub(crate) struct Single<K: GroupedKernel> {
     kernel: K,
-    group: [K::Group; 1],
+    store: K::Store,
     zeros: Vec<usize>,
     bytes: usize,
 }
 
-impl<K: Kernel> Single<K> {
+impl<K: GroupedKernel> Single<K> {
     pub(crate) fn new(kernel: K) -> Self {
+        let mut store = K::Store::default();
+        kernel.resize(&mut store, 1);
         Self {
             kernel,
-            group: [K::Group::default()],
+            store,
             zeros: Vec::new(),
             bytes: 0,
         }
@@ -149,28 +219,31 @@ impl<K: Kernel> Single<K> {
     }
 }
 
-impl<K: Kernel> Accumulator for Single<K> {
+impl<K: GroupedKernel> Accumulator for Single<K> {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let n = values.first().map_or(0, |a| a.len());
         self.zeros(n);
         self.bytes += self
             .kernel
-            .update(&mut self.group, values, &self.zeros[..n], None)?;
+            .update(&mut self.store, values, &self.zeros[..n], None)?;
         Ok(())
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let arr = self.kernel.evaluate(&mut self.group)?;
+        let arr = self.kernel.evaluate(&mut self.store)?;
         ScalarValue::try_from_array(&arr, 0)
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.zeros.capacity() * 8 + self.bytes
+        std::mem::size_of_val(self)
+            + self.zeros.capacity() * 8
+            + self.kernel.layout_size(&self.store)
+            + self.bytes
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         self.kernel
-            .state(&mut self.group)?
+            .state(&mut self.store)?
             .iter()
             .map(|a| ScalarValue::try_from_array(a, 0))
             .collect()
@@ -181,7 +254,7 @@ impl<K: Kernel> Accumulator for Single<K> {
         self.zeros(n);
         self.bytes += self
             .kernel
-            .merge(&mut self.group, states, &self.zeros[..n])?;
+            .merge(&mut self.store, states, &self.zeros[..n])?;
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility,
 };
 
-use crate::args::{is_string_type, is_value_type, numeric_column};
+use crate::args::{is_string_type, is_value_type};
 use crate::baseline::BaselineRegistry;
 use crate::drift::udaf::{list_field, literal_f64, resolve};
 use crate::drift::{ListKernel, ListStat};
@@ -85,15 +85,7 @@ impl WindowUdaf {
             }
             WindowKind::Histogram => {
                 let a = resolve("histogram", &self.baselines, exprs, 1)?;
-                if let Some(f) = &a.feature {
-                    numeric_column(&a.profile, f)?;
-                }
-                Built::A(ListKernel {
-                    stat: ListStat::Histogram,
-                    profile: Some(a.profile),
-                    feature: a.feature,
-                    feature_arg: a.feature_arg,
-                })
+                Built::A(ListKernel::against(ListStat::Histogram, a)?)
             }
         })
     }

@@ -15,7 +15,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, UInt64Type};
 use datafusion::common::{internal_err, Result};
 
-use super::DriftKind;
+use super::{take_features, DriftKind, FeatureSlot};
 use crate::args::categorical_column;
 use crate::baseline::BaselineProfile;
 use crate::group::{passes, Kernel};
@@ -52,25 +52,6 @@ pub(crate) struct CatKernel {
 }
 
 impl CatKernel {
-    fn take_features(
-        &self,
-        groups: &mut [CatGroup],
-        col: &ArrayRef,
-        idx: &[usize],
-        filter: Option<&BooleanArray>,
-    ) -> Result<()> {
-        let col = cast(col, &DataType::Utf8)?;
-        let col = col.as_string::<i32>();
-        for (i, &g) in idx.iter().enumerate() {
-            if groups[g].feature.is_none() && col.is_valid(i) && passes(filter, i) {
-                let s = col.value(i);
-                categorical_column(&self.profile, s)?;
-                groups[g].feature = Some(Arc::from(s));
-            }
-        }
-        Ok(())
-    }
-
     fn eval_one(&self, g: &CatGroup) -> Result<Option<f64>> {
         let Some(f) = g.feature.as_deref().or(self.feature.as_deref()) else {
             return Ok(None);
@@ -115,7 +96,9 @@ impl Kernel for CatKernel {
             }
         }
         if let Some(col) = self.feature_arg.and_then(|a| args.get(a)) {
-            self.take_features(groups, col, idx, filter)?;
+            take_features(groups, col, idx, filter, |f| {
+                categorical_column(&self.profile, f).map(|_| ())
+            })?;
         }
         Ok(added)
     }
@@ -142,7 +125,9 @@ impl Kernel for CatKernel {
                 added += groups[g].add(k.value(j), c.value(j));
             }
         }
-        self.take_features(groups, &states[2], idx, None)?;
+        take_features(groups, &states[2], idx, None, |f| {
+            categorical_column(&self.profile, f).map(|_| ())
+        })?;
         Ok(added)
     }
 
@@ -178,5 +163,11 @@ impl Kernel for CatKernel {
 
     fn group_size(&self, g: &CatGroup) -> usize {
         g.counts.capacity() * 40 + g.counts.keys().map(|k| k.len()).sum::<usize>()
+    }
+}
+
+impl FeatureSlot for CatGroup {
+    fn feature_slot(&mut self) -> &mut Option<Arc<str>> {
+        &mut self.feature
     }
 }

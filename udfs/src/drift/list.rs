@@ -11,7 +11,8 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type};
 use datafusion::common::{internal_err, Result};
 
-use super::DriftKind;
+use super::udaf::BaselineArgs;
+use super::{take_features, DriftKind, FeatureSlot};
 use crate::args::numeric_column;
 use crate::baseline::{BaselineProfile, NumericProfile};
 use crate::group::{passes, Kernel};
@@ -65,41 +66,25 @@ pub(crate) fn list_array(lists: Vec<ScalarBuffer<f64>>) -> ListArray {
 }
 
 impl ListKernel {
+    /// A kernel computing `stat` against the resolved baseline arguments `a`; a feature
+    /// fixed at planning time must name a numeric column of the baseline.
+    pub(crate) fn against(stat: ListStat, a: BaselineArgs) -> Result<Self> {
+        if let Some(f) = &a.feature {
+            numeric_column(&a.profile, f)?;
+        }
+        Ok(Self {
+            stat,
+            profile: Some(a.profile),
+            feature: a.feature,
+            feature_arg: a.feature_arg,
+        })
+    }
+
     fn check(&self, f: &str) -> Result<()> {
         match &self.profile {
             Some(p) => numeric_column(p, f).map(|_| ()),
             None => Ok(()),
         }
-    }
-
-    /// Sets the feature of groups that have none from a string column.
-    pub(crate) fn take_features(
-        &self,
-        groups: &mut [ListGroup],
-        col: &ArrayRef,
-        idx: &[usize],
-        filter: Option<&BooleanArray>,
-    ) -> Result<()> {
-        let col = cast(col, &DataType::Utf8)?;
-        let col = col.as_string::<i32>();
-        let mut last: Option<Arc<str>> = None;
-        for (i, &g) in idx.iter().enumerate() {
-            if groups[g].feature.is_some() || !col.is_valid(i) || !passes(filter, i) {
-                continue;
-            }
-            let s = col.value(i);
-            let f = match &last {
-                Some(l) if &**l == s => Arc::clone(l),
-                _ => {
-                    self.check(s)?;
-                    let a: Arc<str> = Arc::from(s);
-                    last = Some(Arc::clone(&a));
-                    a
-                }
-            };
-            groups[g].feature = Some(f);
-        }
-        Ok(())
     }
 
     /// The baseline column a group with `feature` compares against (`None` without a
@@ -182,7 +167,7 @@ impl Kernel for ListKernel {
             }
         }
         if let Some(col) = self.feature_arg.and_then(|a| args.get(a)) {
-            self.take_features(groups, col, idx, filter)?;
+            take_features(groups, col, idx, filter, |f| self.check(f))?;
         }
         Ok(added * 8)
     }
@@ -204,7 +189,7 @@ impl Kernel for ListKernel {
                 groups[g].values.extend_finite(s);
             }
         }
-        self.take_features(groups, &states[1], idx, None)?;
+        take_features(groups, &states[1], idx, None, |f| self.check(f))?;
         Ok(added * 8)
     }
 
@@ -252,5 +237,11 @@ impl Kernel for ListKernel {
 
     fn group_size(&self, g: &ListGroup) -> usize {
         g.values.heap_bytes() + g.feature.as_ref().map_or(0, |f| f.len())
+    }
+}
+
+impl FeatureSlot for ListGroup {
+    fn feature_slot(&mut self) -> &mut Option<Arc<str>> {
+        &mut self.feature
     }
 }

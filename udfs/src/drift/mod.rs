@@ -17,13 +17,60 @@ mod list;
 pub mod mmd;
 pub(crate) mod udaf;
 
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use datafusion::common::Result;
+
 use crate::baseline::NumericProfile;
+use crate::group::passes;
 use crate::math::{anderson, binned, cvm, ks, wasserstein};
 
 pub(crate) use categorical::CatKernel;
 pub use fuse::{FuseDriftAggregates, FusedDriftUdaf};
 pub(crate) use list::{ListKernel, ListStat};
 pub use udaf::{drift_functions, DriftUdaf};
+
+/// A group state carrying the feature of the long (feature, value) form.
+pub(crate) trait FeatureSlot {
+    /// The group's feature, once seen.
+    fn feature_slot(&mut self) -> &mut Option<Arc<str>>;
+}
+
+/// Sets the feature of every group that has none from the string column `col` (the first
+/// non-NULL value that passes `filter`); `check` validates each new name against the
+/// baseline. Repeated names share one allocation.
+pub(crate) fn take_features<G: FeatureSlot>(
+    groups: &mut [G],
+    col: &ArrayRef,
+    idx: &[usize],
+    filter: Option<&BooleanArray>,
+    check: impl Fn(&str) -> Result<()>,
+) -> Result<()> {
+    let col = cast(col, &DataType::Utf8)?;
+    let col = col.as_string::<i32>();
+    let mut last: Option<Arc<str>> = None;
+    for (i, &g) in idx.iter().enumerate() {
+        let slot = groups[g].feature_slot();
+        if slot.is_some() || !col.is_valid(i) || !passes(filter, i) {
+            continue;
+        }
+        let s = col.value(i);
+        let f = match &last {
+            Some(l) if &**l == s => Arc::clone(l),
+            _ => {
+                check(s)?;
+                let a: Arc<str> = Arc::from(s);
+                last = Some(Arc::clone(&a));
+                a
+            }
+        };
+        *slot = Some(f);
+    }
+    Ok(())
+}
 
 /// Which drift statistic an aggregate computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

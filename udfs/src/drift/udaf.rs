@@ -15,9 +15,7 @@ use datafusion::physical_expr::expressions::{CastExpr, Column, Literal, TryCastE
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::{CatKernel, DriftKind, ListKernel, ListStat};
-use crate::args::{
-    categorical_column, is_string_type, is_value_type, lookup, no_feature_error, numeric_column,
-};
+use crate::args::{categorical_column, is_string_type, is_value_type, lookup, no_feature_error};
 use crate::baseline::{BaselineProfile, BaselineRegistry};
 use crate::group::EitherKernel;
 
@@ -140,15 +138,10 @@ impl DriftUdaf {
                 feature_arg: a.feature_arg,
             }));
         }
-        if let Some(f) = &a.feature {
-            numeric_column(&a.profile, f)?;
-        }
-        Ok(Built::A(ListKernel {
-            stat: ListStat::Drift(self.kind),
-            profile: Some(a.profile),
-            feature: a.feature,
-            feature_arg: a.feature_arg,
-        }))
+        Ok(Built::A(ListKernel::against(
+            ListStat::Drift(self.kind),
+            a,
+        )?))
     }
 }
 

@@ -3,21 +3,20 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, StructArray};
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, StructArray};
 use arrow::datatypes::{DataType, Field, FieldRef, Fields};
-use datafusion::common::{internal_err, Result, ScalarValue};
+use datafusion::common::{internal_err, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 use rayon::prelude::*;
 
-use crate::args::numeric_column;
 use crate::baseline::BaselineRegistry;
 use crate::drift::list::ListGroup;
 use crate::drift::udaf::{list_field, resolve};
 use crate::drift::{compute_many, DriftKind, ListKernel, ListStat};
-use crate::group::Kernel;
+use crate::group::{GroupedKernel, Groups, Kernel, Single};
 
 /// Arguments per fused column: value, 'baseline', feature.
 pub(super) const ARGS_PER_COLUMN: usize = 3;
@@ -81,15 +80,7 @@ impl FusedDriftUdaf {
             .zip(args.exprs.chunks(ARGS_PER_COLUMN))
             .map(|(kinds, exprs)| {
                 let a = resolve(&self.name, &self.baselines, exprs, 1)?;
-                if let Some(f) = &a.feature {
-                    numeric_column(&a.profile, f)?;
-                }
-                let kernel = ListKernel {
-                    stat: ListStat::Drift(kinds[0]),
-                    profile: Some(a.profile),
-                    feature: a.feature,
-                    feature_arg: a.feature_arg,
-                };
+                let kernel = ListKernel::against(ListStat::Drift(kinds[0]), a)?;
                 Ok((kernel, kinds.clone()))
             })
             .collect::<Result<_>>()?;
@@ -135,15 +126,7 @@ impl AggregateUDFImpl for FusedDriftUdaf {
             .collect())
     }
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let columns = self.columns(&args)?;
-        let state = (0..columns.kernels.len())
-            .map(|_| vec![ListGroup::default()])
-            .collect();
-        Ok(Box::new(FusedSingle {
-            columns,
-            state,
-            zeros: Vec::new(),
-        }))
+        Ok(Box::new(Single::new(self.columns(&args)?)))
     }
     fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
         true
@@ -152,13 +135,7 @@ impl AggregateUDFImpl for FusedDriftUdaf {
         &self,
         args: AccumulatorArgs,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        let columns = self.columns(&args)?;
-        let state = (0..columns.kernels.len()).map(|_| Vec::new()).collect();
-        Ok(Box::new(FusedGroups {
-            columns,
-            state,
-            bytes: 0,
-        }))
+        Ok(Box::new(Groups::new(self.columns(&args)?)))
     }
 }
 
@@ -197,46 +174,55 @@ impl Columns {
                 .collect()
         }
     }
+}
+
+impl GroupedKernel for Columns {
+    type Store = Vec<ColumnState>;
+
+    fn resize(&self, store: &mut Self::Store, groups: usize) {
+        store.resize_with(self.kernels.len(), Vec::new);
+        for column in store.iter_mut() {
+            column.resize_with(groups, Default::default);
+        }
+    }
+
+    fn take(&self, store: &mut Self::Store, emit_to: EmitTo) -> Self::Store {
+        store
+            .iter_mut()
+            .map(|column| emit_to.take_needed(column))
+            .collect()
+    }
 
     fn update(
         &self,
-        state: &mut [ColumnState],
+        state: &mut Self::Store,
         values: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
-        total_groups: usize,
     ) -> Result<usize> {
         let mut bytes = 0;
         for (c, ((k, _), groups)) in self.kernels.iter().zip(state.iter_mut()).enumerate() {
-            groups.resize_with(total_groups, Default::default);
             let args = &values[c * ARGS_PER_COLUMN..(c + 1) * ARGS_PER_COLUMN];
-            bytes += k.update(groups, args, idx, filter)?;
+            bytes += Kernel::update(k, groups, args, idx, filter)?;
         }
         Ok(bytes)
     }
 
-    fn merge(
-        &self,
-        state: &mut [ColumnState],
-        states: &[ArrayRef],
-        idx: &[usize],
-        total_groups: usize,
-    ) -> Result<usize> {
+    fn merge(&self, state: &mut Self::Store, states: &[ArrayRef], idx: &[usize]) -> Result<usize> {
         if states.len() != STATE_PER_COLUMN * self.kernels.len() {
             return internal_err!("fused drift state has {} columns", states.len());
         }
         let mut bytes = 0;
         for (c, ((k, _), groups)) in self.kernels.iter().zip(state.iter_mut()).enumerate() {
-            groups.resize_with(total_groups, Default::default);
             let s = &states[c * STATE_PER_COLUMN..(c + 1) * STATE_PER_COLUMN];
-            bytes += k.merge(groups, s, idx)?;
+            bytes += Kernel::merge(k, groups, s, idx)?;
         }
         Ok(bytes)
     }
 
     /// State arrays of every column (each column sorts its groups' values: in parallel).
-    fn state(&self, state: &mut [ColumnState]) -> Result<Vec<ArrayRef>> {
-        let per_column = self.each(state, |k, _, groups| k.state(groups));
+    fn state(&self, state: &mut Self::Store) -> Result<Vec<ArrayRef>> {
+        let per_column = self.each(state, |k, _, groups| Kernel::state(k, groups));
         let mut out = Vec::with_capacity(STATE_PER_COLUMN * per_column.len());
         for arrays in per_column {
             out.extend(arrays?);
@@ -245,7 +231,7 @@ impl Columns {
     }
 
     /// The struct of every statistic, one row per group.
-    fn evaluate(&self, state: &mut [ColumnState]) -> Result<ArrayRef> {
+    fn evaluate(&self, state: &mut Self::Store) -> Result<ArrayRef> {
         let per_column = self.each(state, |k, kinds, groups| {
             let mut columns: Vec<Vec<Option<f64>>> =
                 vec![Vec::with_capacity(groups.len()); kinds.len()];
@@ -275,144 +261,18 @@ impl Columns {
         )?))
     }
 
-    fn size(&self, state: &[ColumnState]) -> usize {
+    fn heap_size(&self, state: &Self::Store) -> usize {
         self.kernels
             .iter()
             .zip(state)
             .map(|((k, _), groups)| groups.iter().map(|g| k.group_size(g)).sum::<usize>())
             .sum()
     }
-}
 
-/// [`GroupsAccumulator`] of the fused aggregate.
-#[derive(Debug)]
-struct FusedGroups {
-    columns: Columns,
-    state: Vec<ColumnState>,
-    bytes: usize,
-}
-
-impl FusedGroups {
-    fn take(&mut self, emit_to: EmitTo) -> Vec<ColumnState> {
-        let taken = self
-            .state
-            .iter_mut()
-            .map(|groups| emit_to.take_needed(groups))
-            .collect();
-        self.bytes = self.columns.size(&self.state);
-        taken
-    }
-}
-
-impl GroupsAccumulator for FusedGroups {
-    fn update_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        opt_filter: Option<&BooleanArray>,
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.bytes += self.columns.update(
-            &mut self.state,
-            values,
-            group_indices,
-            opt_filter,
-            total_num_groups,
-        )?;
-        Ok(())
-    }
-
-    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let mut taken = self.take(emit_to);
-        self.columns.evaluate(&mut taken)
-    }
-
-    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let mut taken = self.take(emit_to);
-        self.columns.state(&mut taken)
-    }
-
-    fn merge_batch(
-        &mut self,
-        values: &[ArrayRef],
-        group_indices: &[usize],
-        total_num_groups: usize,
-    ) -> Result<()> {
-        self.bytes +=
-            self.columns
-                .merge(&mut self.state, values, group_indices, total_num_groups)?;
-        Ok(())
-    }
-
-    /// Each input row as its own group's state.
-    fn convert_to_state(
-        &self,
-        values: &[ArrayRef],
-        opt_filter: Option<&BooleanArray>,
-    ) -> Result<Vec<ArrayRef>> {
-        let n = values.first().map_or(0, |a| a.len());
-        let idx: Vec<usize> = (0..n).collect();
-        let mut state: Vec<ColumnState> = (0..self.columns.kernels.len())
-            .map(|_| Vec::new())
-            .collect();
-        self.columns
-            .update(&mut state, values, &idx, opt_filter, n)?;
-        self.columns.state(&mut state)
-    }
-
-    fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.bytes
-    }
-}
-
-/// Row [`Accumulator`] of the fused aggregate (one group).
-#[derive(Debug)]
-struct FusedSingle {
-    columns: Columns,
-    state: Vec<ColumnState>,
-    zeros: Vec<usize>,
-}
-
-impl FusedSingle {
-    /// Makes `zeros` (the group index of every row) at least `n` long.
-    fn zeros(&mut self, n: usize) {
-        if self.zeros.len() < n {
-            self.zeros.resize(n, 0);
-        }
-    }
-}
-
-impl Accumulator for FusedSingle {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let n = values.first().map_or(0, |a| a.len());
-        self.zeros(n);
-        self.columns
-            .update(&mut self.state, values, &self.zeros[..n], None, 1)?;
-        Ok(())
-    }
-
-    fn evaluate(&mut self) -> Result<ScalarValue> {
-        let arr = self.columns.evaluate(&mut self.state)?;
-        ScalarValue::try_from_array(&arr, 0)
-    }
-
-    fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.zeros.capacity() * 8 + self.columns.size(&self.state)
-    }
-
-    fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        self.columns
-            .state(&mut self.state)?
+    fn layout_size(&self, state: &Self::Store) -> usize {
+        state
             .iter()
-            .map(|a| ScalarValue::try_from_array(a, 0))
-            .collect()
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let n = states.first().map_or(0, |a| a.len());
-        self.zeros(n);
-        self.columns
-            .merge(&mut self.state, states, &self.zeros[..n], 1)?;
-        Ok(())
+            .map(|c| c.capacity() * std::mem::size_of::<ListGroup>())
+            .sum()
     }
 }
