@@ -146,7 +146,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 rt.block_on(async {
                     let plan = batch_plan(query, reg, Arc::clone(&schema), data.clone()).await;
-                    let progress = Arc::new(StreamProgress::default());
+                    let progress = Arc::new(StreamProgress::new(true));
                     progress.end();
                     let window = InputWindow {
                         kind: WindowKind::Tumble { size: WINDOW_MS },

@@ -238,11 +238,11 @@ pub async fn run_demo_with(
         chrono::Utc::now().timestamp_millis() + opts.drift_after.as_millis() as i64;
     let observer_summary = Arc::clone(&summary);
     let print = opts.print;
-    let mut system = Driftwatch::new(RuntimeConfig {
+    let mut system = Driftwatch::open(RuntimeConfig {
         data_dir: opts.data_dir.clone(),
         http_listen: opts.http_listen,
-        retention: None,
-    })
+        ..RuntimeConfig::default()
+    })?
     .with_observer(Arc::new(move |monitor, batch| {
         observe_result(monitor, batch, &observer_summary, drift_start_ms, print);
     }));

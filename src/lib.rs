@@ -9,14 +9,21 @@
 //! - [`engine`]: monitor input, watermarks, the streaming window operator, the planner;
 //! - [`sinks`]: where results go (the result store in the data dir);
 //! - [`runtime`]: the catalog of sources, baselines and monitors, and the tasks running them;
+//! - [`checkpoint`]: consistent snapshots of state and source positions, restored after a
+//!   crash or restart;
+//! - [`wal`]: the write-ahead log behind the HTTP ingest's acknowledgements;
+//! - [`durable`]: atomic, fsynced file writes and the data-dir lock;
 //! - [`query`]: ad-hoc SQL over results, baselines and files;
 //! - [`serve`]: the Arrow Flight SQL server's backend over a running system;
 //! - [`demo`]: the Iris example with generated traffic.
 
+pub mod checkpoint;
 pub mod demo;
+pub mod durable;
 pub mod engine;
 pub mod query;
 pub mod runtime;
 pub mod serve;
 pub mod sinks;
 pub mod sources;
+pub mod wal;

@@ -25,10 +25,10 @@ fn write_train(dir: &Path) -> PathBuf {
 }
 
 async fn run_script(data_dir: &Path, sql: &str) -> Driftwatch {
-    let mut system = Driftwatch::new(RuntimeConfig {
+    let mut system = Driftwatch::open(RuntimeConfig {
         data_dir: data_dir.to_path_buf(),
         ..RuntimeConfig::default()
-    });
+    }).unwrap();
     system
         .execute_script(sql)
         .await
@@ -98,6 +98,8 @@ async fn options_reach_the_stored_profile() {
         .unwrap()
         .modified()
         .unwrap();
+    // One system per data dir (its lock): the first one is done.
+    drop(system);
     let again = run_script(&data, &sql).await;
     assert_eq!(again.baselines().get("q").unwrap().options, want);
     let reloaded = std::fs::metadata(&profile_json)
@@ -109,6 +111,7 @@ async fn options_reach_the_stored_profile() {
         "CREATE BASELINE q FROM '{}' WITH (bins = 'sturges');",
         train.display()
     );
+    drop(again);
     let redefined = run_script(&data, &sturges).await;
     let p = redefined.baselines().get("q").unwrap();
     assert_eq!(

@@ -87,10 +87,10 @@ async fn file_replay_and_http_ingest_give_identical_result_tables() {
 
     // 1. File source, fast replay: ends by itself.
     let file_dir = work.path().join("from-file");
-    let mut system = Driftwatch::new(RuntimeConfig {
+    let mut system = Driftwatch::open(RuntimeConfig {
         data_dir: file_dir.clone(),
         ..RuntimeConfig::default()
-    });
+    }).unwrap();
     let sql = format!(
         "{}\n{}",
         source(&format!(
@@ -109,11 +109,11 @@ async fn file_replay_and_http_ingest_give_identical_result_tables() {
 
     // 2. HTTP source fed the same rows by a client, in chunks.
     let http_dir = work.path().join("from-http");
-    let mut system = Driftwatch::new(RuntimeConfig {
+    let mut system = Driftwatch::open(RuntimeConfig {
         data_dir: http_dir.clone(),
         http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        retention: None,
-    });
+        ..RuntimeConfig::default()
+    }).unwrap();
     let sql = format!("{}\n{}", source("connector = 'http'"), monitors());
     system.execute_script(&sql).await.unwrap();
     system.start().await.unwrap();

@@ -10,7 +10,7 @@ use arrow::record_batch::RecordBatch;
 use driftwatch::runtime::metrics::SourceMetrics;
 use driftwatch::sources::file::FileConnector;
 use driftwatch::sources::{
-    Connector, ConnectorSpec, FeedMessage, RejectedRecord, SourceFeed, SourceSchema, TimeFormat,
+    Connector, ConnectorSpec, FeedMessage, RejectMessage, RejectedRecord, SourceFeed, SourceSchema, TimeFormat,
     EVENT_TIME_TYPE,
 };
 use tokio::sync::mpsc;
@@ -26,13 +26,13 @@ fn schema(format: TimeFormat) -> Arc<SourceSchema> {
 }
 
 fn spec(schema: Arc<SourceSchema>, options: &[(&str, &str)]) -> ConnectorSpec {
-    ConnectorSpec {
+    ConnectorSpec::new(
         schema,
-        options: options
+        options
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
-    }
+    )
 }
 
 struct Run {
@@ -85,7 +85,7 @@ async fn run(spec: ConnectorSpec) -> Run {
         reject_tx,
         Arc::new(SourceMetrics::default()),
     );
-    let mut sub = feed.subscribe();
+    let mut sub = feed.subscribe("test");
     let task = tokio::spawn(connector.run(feed, CancellationToken::new()));
     let mut batches = Vec::new();
     loop {
@@ -100,13 +100,13 @@ async fn run(spec: ConnectorSpec) -> Run {
                     let _ = t.send(());
                 }
             }
-            Some(FeedMessage::Watermark(_)) => {}
+            Some(FeedMessage::Watermark(_)) | Some(FeedMessage::Barrier(_)) => {}
             Some(FeedMessage::End) | None => break,
         }
     }
     task.await.unwrap().unwrap();
     let rejected = std::iter::from_fn(|| reject_rx.try_recv().ok())
-        .flatten()
+        .flat_map(|m: RejectMessage| m.records())
         .collect();
     Run { batches, rejected }
 }

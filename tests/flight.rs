@@ -34,11 +34,11 @@ struct Running {
 
 async fn start(auth_file: Option<&str>) -> Running {
     let dir = tempfile::tempdir().unwrap();
-    let mut system = Driftwatch::new(RuntimeConfig {
+    let mut system = Driftwatch::open(RuntimeConfig {
         data_dir: dir.path().join("data"),
         http_listen: "127.0.0.1:0".parse().unwrap(),
-        retention: None,
-    });
+        ..RuntimeConfig::default()
+    }).unwrap();
     system.execute_script(MONITORS).await.unwrap();
     system.start().await.unwrap();
     let auth_file = auth_file.map(|text| {

@@ -9,7 +9,7 @@ use arrow::record_batch::RecordBatch;
 use driftwatch::runtime::metrics::SourceMetrics;
 use driftwatch::sources::http::{HttpConnector, HttpIngest};
 use driftwatch::sources::{
-    Connector, ConnectorSpec, FeedMessage, RejectedRecord, SourceFeed, SourceSchema, TimeFormat,
+    Connector, ConnectorSpec, FeedMessage, RejectMessage, SourceFeed, SourceSchema, TimeFormat,
     EVENT_TIME_TYPE,
 };
 use serde_json::{json, Value};
@@ -35,14 +35,14 @@ fn iris(name: &str) -> Arc<SourceSchema> {
 struct Source {
     feed: SourceFeed,
     rows: mpsc::UnboundedReceiver<RecordBatch>,
-    rejected: mpsc::UnboundedReceiver<Vec<RejectedRecord>>,
+    rejected: mpsc::UnboundedReceiver<RejectMessage>,
 }
 
 /// A feed with one subscriber that forwards batches and acknowledges them.
 fn source(schema: Arc<SourceSchema>) -> Source {
     let (reject_tx, rejected) = mpsc::unbounded_channel();
     let feed = SourceFeed::new(schema, None, reject_tx, Arc::new(SourceMetrics::default()));
-    let mut sub = feed.subscribe();
+    let mut sub = feed.subscribe("test");
     let (tx, rows) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(msg) = sub.recv().await {
@@ -292,7 +292,7 @@ async fn malformed_bodies_are_refused_and_dead_lettered() {
             message.contains(expected),
             "{body}\n→ {message}\nwanted {expected}"
         );
-        let rejected = src.rejected.recv().await.unwrap();
+        let rejected = src.rejected.recv().await.unwrap().records();
         assert_eq!(rejected[0].raw, *body);
         assert_eq!(rejected[0].reason, message);
     }
@@ -331,14 +331,14 @@ async fn connector_lifecycle_default_route_and_log_type() {
     let ingest = HttpIngest::new();
     let (base, _stop) = serve(ingest.clone()).await;
     let mut src = source(iris("iris"));
-    let spec = ConnectorSpec {
-        schema: src.feed.schema().clone(),
-        options: [
+    let spec = ConnectorSpec::new(
+        src.feed.schema().clone(),
+        [
             ("connector".to_string(), "http".to_string()),
             ("log_type".into(), "request".into()),
         ]
         .into(),
-    };
+    );
     let connector = Arc::new(HttpConnector::from_spec(&spec, ingest.clone()).unwrap());
     assert!(!connector.is_bounded());
     let shutdown = CancellationToken::new();
@@ -373,10 +373,7 @@ async fn connector_lifecycle_default_route_and_log_type() {
     task.await.unwrap().unwrap();
     assert_eq!(ingest.source_names(), vec!["other".to_string()]);
 
-    let bad = ConnectorSpec {
-        schema: iris("x"),
-        options: [("topic".to_string(), "t".to_string())].into(),
-    };
+    let bad = ConnectorSpec::new(iris("x"), [("topic".to_string(), "t".to_string())].into());
     let err = HttpConnector::from_spec(&bad, ingest)
         .unwrap_err()
         .to_string();

@@ -39,11 +39,11 @@ fn monitors() -> String {
 }
 
 fn system(dir: &Path) -> Driftwatch {
-    Driftwatch::new(RuntimeConfig {
+    Driftwatch::open(RuntimeConfig {
         data_dir: dir.to_path_buf(),
         http_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        retention: None,
-    })
+        ..RuntimeConfig::default()
+    }).unwrap()
 }
 
 async fn run_to_end(dir: &Path, sql: &str) {
@@ -192,8 +192,8 @@ async fn idle_partition_does_not_stall_windows() {
     assert_eq!(got, "_partition,n,last\n0,1500,1499\n1,1500,1499\n");
 }
 
-/// A second consumer in the same group joins and leaves mid-stream: every row is seen
-/// exactly once over both consumers.
+/// A second consumer in the same group (`assignment = 'group'`) joins and leaves
+/// mid-stream: every row is seen exactly once over both consumers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_joining_and_leaving_loses_and_duplicates_nothing() {
     let rows = iris_rows(9_000, 5);
@@ -203,7 +203,8 @@ async fn consumer_joining_and_leaving_loses_and_duplicates_nothing() {
     let sql = format!(
         "CREATE SOURCE iris ({COLUMNS}, _partition INT, _offset BIGINT) \
          WITH (connector = 'kafka', brokers = '{}', topic = '{topic}', group_id = '{group}', \
-               time_format = 'epoch_ms', batch_size = '200', linger = '10 ms');
+               assignment = 'group', time_format = 'epoch_ms', batch_size = '200', \
+               linger = '10 ms');
          CREATE MONITOR seen AS SELECT request_id, _partition, _offset FROM iris;",
         brokers()
     );

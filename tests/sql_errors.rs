@@ -8,10 +8,10 @@ const SOURCE: &str = "CREATE SOURCE iris (request_id VARCHAR, ts TIMESTAMP, x DO
 
 async fn error_of(sql: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let mut system = Driftwatch::new(RuntimeConfig {
+    let mut system = Driftwatch::open(RuntimeConfig {
         data_dir: dir.path().to_path_buf(),
         ..RuntimeConfig::default()
-    });
+    }).unwrap();
     let err = system
         .execute_script(sql)
         .await

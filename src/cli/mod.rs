@@ -36,6 +36,14 @@ enum Command {
         /// Delete result files older than this many hours.
         #[arg(long)]
         retention_hours: Option<u64>,
+        /// Time between checkpoints (e.g. `5s`, `500ms`), or `off` (nothing is restored and
+        /// HTTP acknowledgements are not durable: benchmarks only).
+        #[arg(long, default_value = "5s", value_parser = parse_interval)]
+        checkpoint_interval: Interval,
+        /// Start over: discard checkpoints, write-ahead logs and committed Kafka offsets, and
+        /// move earlier results aside.
+        #[arg(long)]
+        from_scratch: bool,
     },
     /// Validate a SQL file: parse it, profile its baselines and compile its monitors, without
     /// reading any input.
@@ -70,6 +78,48 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+}
+
+/// A checkpoint interval, `None` when off.
+#[derive(Debug, Clone, Copy)]
+struct Interval(Option<Duration>);
+
+fn parse_interval(s: &str) -> Result<Interval, String> {
+    if s.eq_ignore_ascii_case("off") || s.eq_ignore_ascii_case("none") {
+        return Ok(Interval(None));
+    }
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. '5s', '500ms', 'off')"))?;
+    if d < Duration::from_millis(10) {
+        return Err("a checkpoint interval under 10 ms would checkpoint constantly".into());
+    }
+    Ok(Interval(Some(d)))
+}
+
+/// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or SIGTERM (systemd,
+/// Kubernetes). A second signal ends the process at once.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: stopping (checkpointing open windows); again to quit at once"),
+            _ = term => tracing::info!("SIGTERM: stopping (checkpointing open windows)"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("Ctrl-C: stopping (checkpointing open windows); again to quit at once");
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -150,6 +200,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             common,
             status_every,
             retention_hours,
+            checkpoint_interval,
+            from_scratch,
         } => {
             let sql = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
@@ -157,11 +209,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if let Some(f) = &flight {
                 f.validate()?;
             }
-            let mut system = Driftwatch::new(RuntimeConfig {
+            let mut system = Driftwatch::open(RuntimeConfig {
                 data_dir: common.data_dir,
                 http_listen: common.http_listen,
                 retention: retention_hours.map(|h| Duration::from_secs(h * 3600)),
-            });
+                checkpoint_interval: checkpoint_interval.0,
+                from_scratch,
+            })?;
             for outcome in load_with_catalog(&mut system, &sql)
                 .await
                 .with_context(|| file.display().to_string())?
@@ -174,10 +228,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             let shutdown = system.shutdown_token();
             tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    tracing::info!("Ctrl-C: stopping");
-                    shutdown.cancel();
-                }
+                stop_signal().await;
+                shutdown.cancel();
+                stop_signal().await;
+                tracing::warn!("second signal: exiting without waiting for the final checkpoint");
+                std::process::exit(130);
             });
             let every = (status_every > 0).then(|| Duration::from_secs(status_every));
             system.wait(every).await?;
@@ -188,10 +243,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let sql = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let scratch = tempfile::tempdir()?;
-            let mut system = Driftwatch::new(RuntimeConfig {
+            let mut system = Driftwatch::open(RuntimeConfig {
                 data_dir: scratch.path().to_path_buf(),
                 ..RuntimeConfig::default()
-            });
+            })?;
             let outcomes = system
                 .execute_script(&sql)
                 .await

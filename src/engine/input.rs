@@ -119,15 +119,18 @@ impl InputShape {
     }
 
     /// Splits a source batch into on-time rows (transformed to [`Self::schema`]) and late
-    /// rows (in [`Self::late_schema`]), given the watermark covering earlier batches.
+    /// rows (in [`Self::late_schema`]), given the watermark covering earlier batches and
+    /// the latest plausible event time `future_after` (rows after it are quarantined, see
+    /// [`crate::sources::feed`]).
     pub fn transform(
         &self,
         batch: &RecordBatch,
         watermark: i64,
+        future_after: i64,
     ) -> Result<(Option<RecordBatch>, Option<RecordBatch>)> {
         let (on_time, late) = match &self.window {
             None => (batch.clone(), None),
-            Some(window) => self.split_late(batch, window, watermark)?,
+            Some(window) => self.split_late(batch, window, watermark, future_after)?,
         };
         let on_time = if on_time.num_rows() == 0 {
             None
@@ -142,6 +145,7 @@ impl InputShape {
         batch: &RecordBatch,
         window: &InputWindow,
         watermark: i64,
+        future_after: i64,
     ) -> Result<(RecordBatch, Option<RecordBatch>)> {
         let ts = event_times(batch, window.time_index)?;
         let lateness = window.allowed_lateness_ms;
@@ -157,6 +161,9 @@ impl InputShape {
                     Some(t) if kind.first_window_end(t).saturating_add(lateness) <= watermark => {
                         Some("window already emitted (row later than the watermark allows)")
                     }
+                    Some(t) if t > future_after => Some(
+                        "event time is further ahead of its arrival than the source's max_future",
+                    ),
                     Some(_) => None,
                 };
                 if let Some(r) = reason {
@@ -452,7 +459,6 @@ impl ExecutionPlan for MonitorInputExec {
             feed,
             progress: Arc::clone(&self.progress),
             late: self.late.clone(),
-            pending_watermark: None,
             done: false,
         }))
     }
@@ -465,13 +471,14 @@ struct MonitorInputStream {
     feed: FeedReceiver,
     progress: Arc<StreamProgress>,
     late: mpsc::UnboundedSender<RecordBatch>,
-    pending_watermark: Option<i64>,
     done: bool,
 }
 
 impl MonitorInputStream {
-    fn on_batch(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
-        let (on_time, late) = self.shape.transform(batch, self.progress.watermark())?;
+    fn on_batch(&mut self, batch: &RecordBatch, future_after: i64) -> Result<Option<RecordBatch>> {
+        let (on_time, late) =
+            self.shape
+                .transform(batch, self.progress.watermark(), future_after)?;
         if let Some(late) = late {
             self.progress.add_late(late.num_rows() as u64);
             // The runtime drains this channel into the monitor's late table.
@@ -491,10 +498,9 @@ impl Stream for MonitorInputStream {
         if self.done {
             return Poll::Ready(None);
         }
-        // Publish the watermark received after the last yielded batch: by now that batch has
-        // passed through the pass-through operators into the window operator.
-        if let Some(wm) = self.pending_watermark.take() {
-            self.progress.advance(wm);
+        // Parked at a checkpoint barrier: nothing after it is read until it is released.
+        if self.progress.is_parked(cx.waker()) {
+            return Poll::Pending;
         }
         loop {
             match self.feed.poll_recv(cx) {
@@ -512,8 +518,18 @@ impl Stream for MonitorInputStream {
                     // Everything before this message was yielded in earlier polls.
                     self.progress.advance(wm);
                 }
-                Poll::Ready(Some(FeedMessage::Batch { batch, taken, .. })) => {
-                    let out = self.on_batch(&batch);
+                Poll::Ready(Some(FeedMessage::Barrier(id))) => {
+                    // Everything before the barrier was yielded in earlier polls.
+                    self.progress.park(id, cx.waker());
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(FeedMessage::Batch {
+                    batch,
+                    taken,
+                    future_after,
+                    ..
+                })) => {
+                    let out = self.on_batch(&batch, future_after);
                     if let Some(taken) = taken {
                         let _ = taken.send(());
                     }

@@ -4,6 +4,7 @@
 pub mod input;
 pub mod planner;
 pub mod progress;
+pub mod snapshot;
 pub mod streaming_filter;
 pub mod watermark;
 pub mod window;

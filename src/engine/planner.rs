@@ -162,7 +162,7 @@ pub async fn plan_monitor(
         window,
         input.long_view,
     ));
-    let progress = Arc::new(StreamProgress::default());
+    let progress = Arc::new(StreamProgress::new(window.is_some()));
     let (late_tx, late_rx) = mpsc::unbounded_channel();
     let ctx = streaming_session(baselines);
     let table = MonitorInputTable::new(Arc::clone(&shape), feed, Arc::clone(&progress), late_tx);

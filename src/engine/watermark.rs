@@ -4,14 +4,18 @@
 //! Rules (documented for users in README "Time and watermarks"):
 //! - a partition's watermark is `max event time seen − delay`;
 //! - the source watermark is the minimum over *active* partitions; a partition that has not
-//!   delivered a row for `idle_timeout` stops holding it back;
+//!   delivered a row for `idle_timeout` *and* has consumed everything its source holds
+//!   (Kafka: position at the high watermark; see [`WatermarkTracker::set_caught_up`]) stops
+//!   holding it back — idle means caught up, not merely silent;
 //! - when every partition is idle, event time follows processing time: the watermark becomes
 //!   `max event time seen − delay + time since the last row arrived`, so the last windows close
 //!   even when traffic stops;
 //! - the watermark never goes backwards.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 use crate::sources::PartitionId;
 
@@ -22,6 +26,30 @@ pub const NO_WATERMARK: i64 = i64::MIN;
 struct PartitionClock {
     max_event_ms: Option<i64>,
     last_seen: Instant,
+    /// Whether the partition has nothing left to read (only caught-up partitions go idle).
+    caught_up: bool,
+}
+
+impl PartitionClock {
+    fn new(now: Instant) -> Self {
+        Self {
+            max_event_ms: None,
+            last_seen: now,
+            caught_up: true,
+        }
+    }
+}
+
+/// What a checkpoint keeps of a tracker: event-time progress, not processing-time clocks
+/// (idle timers start afresh after a restore).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatermarkState {
+    /// The watermark (epoch ms; `i64::MIN` before data).
+    pub current: i64,
+    /// Largest event time seen over all partitions.
+    pub max_event_ms: Option<i64>,
+    /// Largest event time seen per partition.
+    pub partitions: BTreeMap<PartitionId, Option<i64>>,
 }
 
 /// Tracks the watermark of one source across its partitions.
@@ -55,10 +83,45 @@ impl WatermarkTracker {
 
     /// Declares a partition before it delivers data, so the watermark waits for it.
     pub fn register(&mut self, partition: PartitionId, now: Instant) {
-        self.partitions.entry(partition).or_insert(PartitionClock {
-            max_event_ms: None,
-            last_seen: now,
-        });
+        self.partitions
+            .entry(partition)
+            .or_insert_with(|| PartitionClock::new(now));
+    }
+
+    /// Says whether `partition` has consumed everything its source holds; a partition that
+    /// is behind never counts as idle. Partitions are caught up unless told otherwise.
+    pub fn set_caught_up(&mut self, partition: PartitionId, caught_up: bool) {
+        if let Some(clock) = self.partitions.get_mut(&partition) {
+            clock.caught_up = caught_up;
+        }
+    }
+
+    /// The event-time state a checkpoint keeps.
+    pub fn state(&self) -> WatermarkState {
+        WatermarkState {
+            current: self.current,
+            max_event_ms: self.max_event_ms,
+            partitions: self
+                .partitions
+                .iter()
+                .map(|(p, c)| (*p, c.max_event_ms))
+                .collect(),
+        }
+    }
+
+    /// Continues from a checkpoint's state; idle timers start at `now`.
+    pub fn restore(&mut self, state: &WatermarkState, now: Instant) {
+        self.current = self.current.max(state.current);
+        self.max_event_ms = state.max_event_ms;
+        self.last_row = state.max_event_ms.map(|_| now);
+        for (p, max) in &state.partitions {
+            let clock = self
+                .partitions
+                .entry(*p)
+                .or_insert_with(|| PartitionClock::new(now));
+            clock.max_event_ms = *max;
+            clock.last_seen = now;
+        }
     }
 
     /// Forgets a partition (revoked by a rebalance, or a finished file).
@@ -75,10 +138,10 @@ impl WatermarkTracker {
         max_event_ms: Option<i64>,
         now: Instant,
     ) -> Option<i64> {
-        let clock = self.partitions.entry(partition).or_insert(PartitionClock {
-            max_event_ms: None,
-            last_seen: now,
-        });
+        let clock = self
+            .partitions
+            .entry(partition)
+            .or_insert_with(|| PartitionClock::new(now));
         clock.last_seen = now;
         if let Some(ts) = max_event_ms {
             clock.max_event_ms = Some(clock.max_event_ms.map_or(ts, |m| m.max(ts)));
@@ -95,8 +158,10 @@ impl WatermarkTracker {
     }
 
     fn is_idle(&self, clock: &PartitionClock, now: Instant) -> bool {
-        self.idle_timeout
-            .is_some_and(|t| now.saturating_duration_since(clock.last_seen) >= t)
+        clock.caught_up
+            && self
+                .idle_timeout
+                .is_some_and(|t| now.saturating_duration_since(clock.last_seen) >= t)
     }
 
     fn candidate(&self, now: Instant) -> Option<i64> {
@@ -173,6 +238,32 @@ mod tests {
         let later = start + Duration::from_secs(11);
         t.observe(1, Some(60_000), later);
         assert_eq!(t.current(), 59_000, "partition 0 went idle");
+    }
+
+    #[test]
+    fn a_partition_behind_its_source_is_never_idle() {
+        let start = Instant::now();
+        let mut t = WatermarkTracker::new(0, Some(Duration::from_secs(1)));
+        t.observe(0, Some(5_000), start);
+        t.set_caught_up(0, false);
+        assert_eq!(t.tick(start + Duration::from_secs(5)), None, "data still waits");
+        t.set_caught_up(0, true);
+        assert_eq!(t.tick(start + Duration::from_secs(5)), Some(10_000));
+    }
+
+    #[test]
+    fn state_round_trips_event_time_and_never_goes_back() {
+        let now = Instant::now();
+        let mut t = WatermarkTracker::new(1_000, None);
+        t.observe(0, Some(10_000), now);
+        t.observe(1, Some(20_000), now);
+        let state = t.state();
+        assert_eq!(state.current, 9_000);
+        let mut r = WatermarkTracker::new(1_000, None);
+        r.restore(&state, now);
+        assert_eq!(r.current(), 9_000);
+        assert_eq!(r.observe(0, Some(12_000), now), Some(11_000));
+        assert_eq!(r.state().partitions[&1], Some(20_000));
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub struct SourceStatus {
     pub rejected: u64,
     /// Current watermark (epoch ms; `i64::MIN` before data).
     pub watermark_ms: i64,
+    /// `running`, `retrying`, `finished` or `failed`.
+    pub status: String,
+    /// The error behind `retrying` / `failed`.
+    pub error: Option<String>,
 }
 
 /// State of one monitor, for system tables and status lines.
@@ -87,6 +91,10 @@ pub struct MonitorStatus {
     pub late_rows: u64,
     /// End of the last emitted window (epoch ms; `i64::MIN` if none yet).
     pub last_window_end_ms: i64,
+    /// `running`, `retrying`, `finished` or `failed`.
+    pub status: String,
+    /// The error behind `retrying` / `failed`.
+    pub error: Option<String>,
 }
 
 /// Everything a system runs, with counters.
@@ -98,6 +106,8 @@ pub struct SystemSnapshot {
     pub monitors: Vec<MonitorStatus>,
     /// Baseline names.
     pub baselines: Vec<String>,
+    /// Figures of the last checkpoint.
+    pub checkpoint: super::checkpointing::CheckpointStats,
 }
 
 /// One batch of results of one monitor, as broadcast to live subscribers.

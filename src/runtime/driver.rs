@@ -1,6 +1,12 @@
 //! [`Driftwatch`]: executes monitor-dialect statements against a running system — creates
-//! sources (and their connectors), baselines and monitors; drops them; lists them — and runs
-//! everything until bounded input ends or shutdown is requested.
+//! sources (and their connectors), baselines and monitors; drops them; lists them. Running
+//! it (start, checkpoints, shutdown) is in [`super::lifecycle`].
+//!
+//! What happens to open windows when a monitor is dropped or redefined: `DROP MONITOR`
+//! discards them (nothing partial is emitted; results already in the store stay);
+//! `CREATE OR REPLACE MONITOR` does the same and the new definition starts with empty
+//! windows at the source's current position. A monitor whose definition changed between
+//! two runs starts the same way: state is restored only into the same definition.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -8,8 +14,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMillisecondArray, UInt32Array};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::array::StringArray;
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use driftwatch_sql::{
     analyze_monitor, analyze_monitor_with, did_you_mean, CreateMonitor, CreateSource, ObjectKind,
@@ -21,29 +27,42 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::baselines::create_baseline;
+use super::checkpointing::Checkpointer;
 use super::control::{
     Control, ControlHandle, MonitorResult, MonitorStatus, Outcome, SourceStatus, SystemSnapshot,
     FOLLOW_BUFFER,
 };
+use super::dead_letters::spawn_dead_letters;
 use super::metrics::{MonitorMetrics, SourceMetrics};
-use super::monitor_task::{run_monitor, ResultObserver};
+use super::monitor_task::{MonitorTask, ResultObserver};
 use super::sources::{build_source, SourceParts};
 use super::RuntimeError;
+use crate::checkpoint::{CheckpointMessage, CheckpointStore, SinkPosition};
+use crate::durable::DataDirLock;
 use crate::engine::{plan_monitor, MonitorPlanOptions};
 use crate::query::QueryEngine;
 use crate::sinks::ResultStore;
 use crate::sources::http::HttpIngest;
-use crate::sources::{Connector, RejectedRecord, SourceFeed, SourceSchema, EVENT_TIME_TYPE};
+use crate::sources::{Connector, SourceFeed, SourceSchema};
+
+/// Default time between checkpoints.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Settings of a running system.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// Data dir: result tables, baselines.
+    /// Data dir: result tables, baselines, checkpoints, write-ahead logs.
     pub data_dir: PathBuf,
     /// Address of the HTTP ingest (used when an `http` source exists).
     pub http_listen: SocketAddr,
     /// Retention of result files.
     pub retention: Option<Duration>,
+    /// Time between checkpoints; `None` turns checkpoints (and the HTTP write-ahead log)
+    /// off: nothing is restored and a restart starts from scratch (benchmarks only).
+    pub checkpoint_interval: Option<Duration>,
+    /// Start over: discard checkpoints, write-ahead logs and committed Kafka offsets, and
+    /// move earlier results aside.
+    pub from_scratch: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -52,50 +71,83 @@ impl Default for RuntimeConfig {
             data_dir: PathBuf::from("driftwatch-data"),
             http_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             retention: None,
+            checkpoint_interval: Some(DEFAULT_CHECKPOINT_INTERVAL),
+            from_scratch: false,
         }
     }
 }
 
-struct SourceEntry {
-    def: CreateSource,
-    schema: Arc<SourceSchema>,
-    feed: SourceFeed,
-    connector: Arc<dyn Connector>,
-    task: Option<JoinHandle<()>>,
-    metrics: Arc<SourceMetrics>,
+pub(super) struct SourceEntry {
+    pub(super) def: CreateSource,
+    pub(super) schema: Arc<SourceSchema>,
+    pub(super) feed: SourceFeed,
+    pub(super) connector: Arc<dyn Connector>,
+    pub(super) task: Option<JoinHandle<()>>,
+    pub(super) metrics: Arc<SourceMetrics>,
+    /// Positions were restored from the checkpoint (its monitors may restore state).
+    pub(super) restored: bool,
 }
 
-struct MonitorEntry {
-    def: CreateMonitor,
-    source: String,
-    task: JoinHandle<Result<(), RuntimeError>>,
-    stop: CancellationToken,
-    metrics: Arc<MonitorMetrics>,
+pub(super) struct MonitorEntry {
+    pub(super) def: CreateMonitor,
+    pub(super) source: String,
+    pub(super) task: JoinHandle<Result<(), RuntimeError>>,
+    pub(super) stop: CancellationToken,
+    pub(super) metrics: Arc<MonitorMetrics>,
 }
 
 /// A running Driftwatch system.
 pub struct Driftwatch {
-    config: RuntimeConfig,
-    store: ResultStore,
-    baselines: Arc<BaselineRegistry>,
-    http: Arc<HttpIngest>,
-    http_addr: Option<SocketAddr>,
-    sources: BTreeMap<String, SourceEntry>,
-    monitors: BTreeMap<String, MonitorEntry>,
-    shutdown: CancellationToken,
-    observer: ResultObserver,
-    control_tx: mpsc::Sender<Control>,
-    control_rx: Option<mpsc::Receiver<Control>>,
-    results: broadcast::Sender<MonitorResult>,
+    pub(super) config: RuntimeConfig,
+    pub(super) store: ResultStore,
+    pub(super) baselines: Arc<BaselineRegistry>,
+    pub(super) http: Arc<HttpIngest>,
+    pub(super) http_addr: Option<SocketAddr>,
+    pub(super) sources: BTreeMap<String, SourceEntry>,
+    pub(super) monitors: BTreeMap<String, MonitorEntry>,
+    /// Cancelled to ask for a graceful stop (Ctrl-C, SIGTERM, tests).
+    pub(super) stop_requested: CancellationToken,
+    /// Stops connectors and the HTTP ingest (first step of a stop).
+    pub(super) inputs: CancellationToken,
+    /// Stops monitors and tickers (last step of a stop).
+    pub(super) engine: CancellationToken,
+    pub(super) observer: ResultObserver,
+    pub(super) control_tx: mpsc::Sender<Control>,
+    pub(super) control_rx: Option<mpsc::Receiver<Control>>,
+    pub(super) results: broadcast::Sender<MonitorResult>,
+    pub(super) checkpointer: Checkpointer,
+    pub(super) checkpoint_tx: mpsc::UnboundedSender<CheckpointMessage>,
+    pub(super) checkpoint_rx: Option<mpsc::UnboundedReceiver<CheckpointMessage>>,
+    _lock: DataDirLock,
 }
 
 impl Driftwatch {
-    /// A system with nothing defined yet.
-    pub fn new(config: RuntimeConfig) -> Self {
+    /// Opens the data dir of `config` with nothing defined yet: takes its lock (a second
+    /// process on the same data dir fails here), loads the newest valid checkpoint and
+    /// deletes the result files it does not cover (see [`crate::checkpoint`]).
+    pub fn open(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let lock = DataDirLock::acquire(&config.data_dir)
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
         let store = ResultStore::new(&config.data_dir);
+        let checkpoints = CheckpointStore::new(&config.data_dir);
+        if config.from_scratch {
+            super::lifecycle::start_from_scratch(&config.data_dir, &checkpoints)?;
+        }
+        let checkpointer = Checkpointer::open(checkpoints, config.checkpoint_interval);
+        if checkpointer.enabled() {
+            let removed = store.discard_uncovered(checkpointer.restored_id())?;
+            if !removed.is_empty() {
+                tracing::info!(
+                    files = removed.len(),
+                    checkpoint = checkpointer.restored_id(),
+                    "deleted result files written after the restored checkpoint; their windows are emitted again"
+                );
+            }
+        }
         let (control_tx, control_rx) = mpsc::channel(64);
         let (results, _) = broadcast::channel(FOLLOW_BUFFER);
-        Self {
+        let (checkpoint_tx, checkpoint_rx) = mpsc::unbounded_channel();
+        Ok(Self {
             control_tx,
             control_rx: Some(control_rx),
             results,
@@ -106,9 +158,15 @@ impl Driftwatch {
             http_addr: None,
             sources: BTreeMap::new(),
             monitors: BTreeMap::new(),
-            shutdown: CancellationToken::new(),
+            stop_requested: CancellationToken::new(),
+            inputs: CancellationToken::new(),
+            engine: CancellationToken::new(),
             observer: Arc::new(|_, _| {}),
-        }
+            checkpointer,
+            checkpoint_tx,
+            checkpoint_rx: Some(checkpoint_rx),
+            _lock: lock,
+        })
     }
 
     /// Sets the callback that sees every result batch.
@@ -141,6 +199,8 @@ impl Driftwatch {
                     rows_in: s.metrics.total_rows(),
                     rejected: s.metrics.total_rejected(),
                     watermark_ms: s.metrics.watermark(),
+                    status: s.metrics.health.health().as_str().to_string(),
+                    error: s.metrics.health.error(),
                 })
                 .collect(),
             monitors: self
@@ -154,13 +214,16 @@ impl Driftwatch {
                     rows_out: m.metrics.total_rows_out(),
                     late_rows: m.metrics.total_late(),
                     last_window_end_ms: m.metrics.last_window_end(),
+                    status: m.metrics.health.health().as_str().to_string(),
+                    error: m.metrics.health.error(),
                 })
                 .collect(),
             baselines,
+            checkpoint: self.checkpointer.stats(),
         }
     }
 
-    async fn serve_control(&mut self, request: Control) {
+    pub(super) async fn serve_control(&mut self, request: Control) {
         match request {
             Control::Execute { sql, reply } => {
                 let mut result = self.execute_script(&sql).await;
@@ -187,9 +250,10 @@ impl Driftwatch {
         &self.store
     }
 
-    /// Token that stops everything when cancelled.
+    /// Token that asks for a graceful stop when cancelled: inputs stop, a final checkpoint
+    /// persists open windows, then everything ends ([`Driftwatch::wait`] returns).
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
+        self.stop_requested.clone()
     }
 
     /// Address the HTTP ingest listens on, once started.
@@ -253,7 +317,8 @@ impl Driftwatch {
             schema,
             connector,
             idle_timeout,
-        } = build_source(&def, &self.http)?;
+            max_future,
+        } = build_source(&def, &self.http, &self.source_context())?;
         let metrics = Arc::new(SourceMetrics::default());
         let (reject_tx, reject_rx) = mpsc::unbounded_channel();
         let feed = SourceFeed::new(
@@ -261,10 +326,28 @@ impl Driftwatch {
             idle_timeout,
             reject_tx,
             Arc::clone(&metrics),
-        );
-        self.spawn_dead_letters(&def.name, reject_rx)?;
+        )
+        .with_max_future(max_future);
+        let restored = match self
+            .checkpointer
+            .restored_source(&def.name, &connector.identity())
+        {
+            Some(entry) => {
+                feed.restore(entry.positions.clone(), &entry.watermark);
+                tracing::info!(source = %def.name, positions = ?entry.positions, "source positions restored");
+                true
+            }
+            None => false,
+        };
+        spawn_dead_letters(
+            &self.store,
+            &def.name,
+            self.checkpointer.first_epoch(),
+            reject_rx,
+            self.checkpoint_tx.clone(),
+        )?;
         if let Some(timeout) = idle_timeout {
-            spawn_ticker(feed.clone(), timeout, self.shutdown.clone());
+            spawn_ticker(feed.clone(), timeout, self.engine.clone());
         }
         let name = def.name.clone();
         self.sources.insert(
@@ -276,57 +359,19 @@ impl Driftwatch {
                 connector,
                 task: None,
                 metrics,
+                restored,
             },
         );
         Ok(Outcome::Done(format!("source {name}")))
     }
 
-    fn spawn_dead_letters(
-        &self,
-        source: &str,
-        mut rx: mpsc::UnboundedReceiver<Vec<RejectedRecord>>,
-    ) -> Result<(), RuntimeError> {
-        let schema: SchemaRef = Arc::new(Schema::new(vec![
-            Field::new("partition", DataType::UInt32, false),
-            Field::new("position", DataType::Int64, true),
-            Field::new("raw", DataType::Utf8, false),
-            Field::new("reason", DataType::Utf8, false),
-            Field::new("received_at", EVENT_TIME_TYPE, false),
-        ]));
-        let mut writer = self
-            .store
-            .open(&format!("{source}_errors"), Arc::clone(&schema))?;
-        let source = source.to_string();
-        tokio::spawn(async move {
-            while let Some(records) = rx.recv().await {
-                let now = chrono::Utc::now().timestamp_millis();
-                let columns: Vec<ArrayRef> = vec![
-                    Arc::new(UInt32Array::from_iter_values(
-                        records.iter().map(|r| r.partition),
-                    )),
-                    Arc::new(Int64Array::from_iter(records.iter().map(|r| r.position))),
-                    Arc::new(StringArray::from_iter_values(
-                        records.iter().map(|r| r.raw.as_str()),
-                    )),
-                    Arc::new(StringArray::from_iter_values(
-                        records.iter().map(|r| r.reason.as_str()),
-                    )),
-                    Arc::new(TimestampMillisecondArray::from(vec![now; records.len()])),
-                ];
-                for r in records.iter().take(3) {
-                    tracing::warn!(source = %source, reason = %r.reason, "record rejected");
-                }
-                match RecordBatch::try_new(Arc::clone(&schema), columns) {
-                    Ok(batch) => {
-                        if let Err(e) = writer.append(batch).and_then(|_| writer.flush()) {
-                            tracing::error!(source = %source, error = %e, "writing dead letters failed");
-                        }
-                    }
-                    Err(e) => tracing::error!(source = %source, error = %e, "dead-letter batch"),
-                }
-            }
-        });
-        Ok(())
+    /// What connectors need to know about the running system.
+    fn source_context(&self) -> super::sources::SourceContext {
+        super::sources::SourceContext {
+            data_dir: self.config.data_dir.clone(),
+            durable: self.checkpointer.enabled(),
+            ignore_committed_offsets: self.config.from_scratch,
+        }
     }
 
     async fn create_monitor(&mut self, def: CreateMonitor) -> Result<Outcome, RuntimeError> {
@@ -378,7 +423,8 @@ impl Driftwatch {
                 input.source.clone(),
             ));
         };
-        let feed = source.feed.subscribe();
+        let source_restored = source.restored;
+        let feed = source.feed.subscribe(&def.name);
         let plan = plan_monitor(
             &def.name,
             &input,
@@ -389,16 +435,41 @@ impl Driftwatch {
         )
         .await?;
         let metrics = Arc::new(MonitorMetrics::default());
-        let stop = self.shutdown.child_token();
-        let task = tokio::spawn(run_monitor(
-            def.name.clone(),
-            plan,
-            self.store.clone(),
+        let mut restore_sinks: BTreeMap<String, SinkPosition> = BTreeMap::new();
+        if source_restored {
+            if let Some((entry, snapshot)) =
+                self.checkpointer
+                    .take_restored_monitor(&def.name, &def.sql, &input.source)
+            {
+                if let Some(snapshot) = snapshot.filter(|_| plan.window.is_some()) {
+                    tracing::info!(
+                        monitor = %def.name,
+                        open_rows = snapshot.rows(),
+                        emitted_until = snapshot.emitted_until,
+                        "window state restored"
+                    );
+                    plan.progress.set_restore(snapshot);
+                }
+                plan.progress.advance(entry.watermark);
+                metrics.restore(&entry.counters);
+                restore_sinks = entry.sinks;
+            }
+        }
+        let stop = self.engine.child_token();
+        let task = MonitorTask {
+            name: def.name.clone(),
+            definition: def.sql.clone(),
+            source: input.source.clone(),
+            store: self.store.clone(),
             sinks,
-            Arc::clone(&metrics),
-            self.observer_with_broadcast(),
-            stop.clone(),
-        ));
+            restore_sinks,
+            metrics: Arc::clone(&metrics),
+            observer: self.observer_with_broadcast(),
+            shutdown: stop.clone(),
+            checkpoints: self.checkpoint_tx.clone(),
+            epoch: self.checkpointer.first_epoch(),
+        };
+        let task = tokio::spawn(task.run(plan));
         let name = def.name.clone();
         self.monitors.insert(
             name.clone(),
@@ -431,8 +502,10 @@ impl Driftwatch {
                 let Some(m) = self.monitors.remove(name) else {
                     return missing();
                 };
+                // Open windows are discarded (never emitted partial); results stay.
                 m.stop.cancel();
                 let _ = m.task.await;
+                self.checkpointer.forget_monitor(name);
             }
             ObjectKind::Source => {
                 let users: Vec<&String> = self
@@ -518,151 +591,10 @@ impl Driftwatch {
         )
         .expect("two utf8 columns")
     }
-
-    /// Starts every connector not started yet (and the HTTP ingest when needed).
-    pub async fn start(&mut self) -> Result<(), RuntimeError> {
-        let needs_http = self.sources.values().any(|s| {
-            s.def.options.get_str("connector").as_deref() == Some("http")
-                || s.def.options.get_str("ingest").as_deref() == Some("http")
-        });
-        if needs_http && self.http_addr.is_none() {
-            let listener = tokio::net::TcpListener::bind(self.config.http_listen)
-                .await
-                .map_err(|e| {
-                    RuntimeError::Invalid(format!(
-                        "HTTP ingest cannot listen on {}: {e}",
-                        self.config.http_listen
-                    ))
-                })?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-            self.http_addr = Some(addr);
-            tracing::info!(%addr, "HTTP ingest listening (POST /ingest/<source>)");
-            let http = Arc::clone(&self.http);
-            let shutdown = self.shutdown.clone();
-            tokio::spawn(async move {
-                if let Err(e) = http.serve(listener, shutdown).await {
-                    tracing::error!(error = %e, "HTTP ingest stopped");
-                }
-            });
-        }
-        for (name, source) in self.sources.iter_mut() {
-            if source.task.is_some() {
-                continue;
-            }
-            let connector = Arc::clone(&source.connector);
-            let feed = source.feed.clone();
-            let shutdown = self.shutdown.clone();
-            let name = name.clone();
-            source.task = Some(tokio::spawn(async move {
-                if let Err(e) = connector.run(feed.clone(), shutdown).await {
-                    tracing::error!(source = %name, error = %e, "source failed");
-                    // End the stream so monitors of a failed bounded source still finish.
-                    let _ = feed.finish().await;
-                }
-            }));
-        }
-        Ok(())
-    }
-
-    /// Whether every source is bounded (the run ends by itself).
-    pub fn is_bounded(&self) -> bool {
-        self.sources.values().all(|s| s.connector.is_bounded())
-    }
-
-    /// One status line: rows in, watermark, windows emitted, late rows.
-    pub fn status_line(&self) -> String {
-        let mut parts = Vec::new();
-        for (name, s) in &self.sources {
-            let wm = s.metrics.watermark();
-            let wm = if wm == i64::MIN {
-                "-".to_string()
-            } else {
-                chrono::DateTime::from_timestamp_millis(wm)
-                    .map(|t| t.format("%H:%M:%S%.3f").to_string())
-                    .unwrap_or_else(|| wm.to_string())
-            };
-            parts.push(format!(
-                "{name}: rows={} rejected={} watermark={wm}",
-                s.metrics.total_rows(),
-                s.metrics.total_rejected()
-            ));
-        }
-        for (name, m) in &self.monitors {
-            parts.push(format!(
-                "{name}: windows={} rows_out={} late={}",
-                m.metrics.total_windows(),
-                m.metrics.total_rows_out(),
-                m.metrics.total_late()
-            ));
-        }
-        parts.join(" | ")
-    }
-
-    /// Runs until bounded input is consumed and every monitor has flushed, or until the
-    /// shutdown token is cancelled. Prints a status line every `status_every`.
-    pub async fn wait(&mut self, status_every: Option<Duration>) -> Result<(), RuntimeError> {
-        let bounded = self.is_bounded();
-        let mut ticker = tokio::time::interval(status_every.unwrap_or(Duration::from_secs(3600)));
-        ticker.tick().await;
-        let retention = self.config.retention;
-        let mut control = self.control_rx.take();
-        let shutdown = self.shutdown.clone();
-        loop {
-            let all_done = self.monitors.values().all(|m| m.task.is_finished())
-                && self
-                    .sources
-                    .values()
-                    .all(|s| s.task.as_ref().is_none_or(|t| t.is_finished()));
-            if bounded && all_done {
-                break;
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                Some(request) = async {
-                    match control.as_mut() {
-                        Some(rx) => rx.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => self.serve_control(request).await,
-                _ = ticker.tick() => {
-                    if status_every.is_some() {
-                        tracing::info!("status: {}", self.status_line());
-                    }
-                    if let Some(r) = retention {
-                        if let Err(e) = self.store.apply_retention(r) {
-                            tracing::warn!(error = %e, "retention");
-                        }
-                    }
-                }
-                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-            }
-        }
-        self.shutdown.cancel();
-        let mut first_error = None;
-        for (name, m) in std::mem::take(&mut self.monitors) {
-            match m.task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(monitor = %name, error = %e, "monitor failed");
-                    first_error.get_or_insert(e);
-                }
-                Err(e) => {
-                    first_error.get_or_insert(RuntimeError::Invalid(format!(
-                        "monitor '{name}' panicked: {e}"
-                    )));
-                }
-            }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
 }
 
-fn spawn_ticker(feed: SourceFeed, idle_timeout: Duration, shutdown: CancellationToken) {
+/// Re-evaluates a source's idle partitions periodically.
+pub(super) fn spawn_ticker(feed: SourceFeed, idle_timeout: Duration, shutdown: CancellationToken) {
     let every = (idle_timeout / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(every);

@@ -1,6 +1,62 @@
-//! Counters shown in the periodic status line and, later, in system tables.
+//! Counters and health shown in the periodic status line and in the `system` tables.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+
+use crate::checkpoint::MonitorCounters;
+
+/// Health of a source or monitor, as `system.sources.status` / `system.monitors.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Working.
+    Running,
+    /// A transient error is being retried with backoff (see `error`).
+    Retrying,
+    /// Bounded input ended and everything was flushed.
+    Finished,
+    /// Stopped by an error (see `error`).
+    Failed,
+}
+
+impl Health {
+    /// The status text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Running => "running",
+            Health::Retrying => "retrying",
+            Health::Finished => "finished",
+            Health::Failed => "failed",
+        }
+    }
+}
+
+/// Health plus the last error, shared by a task and whoever reports on it.
+#[derive(Debug, Default)]
+pub struct HealthCell {
+    state: AtomicU8,
+    error: Mutex<Option<String>>,
+}
+
+impl HealthCell {
+    /// Sets the health and the error that explains it (None clears it).
+    pub fn set(&self, health: Health, error: Option<String>) {
+        self.state.store(health as u8, Ordering::Relaxed);
+        *self.error.lock().unwrap_or_else(|e| e.into_inner()) = error;
+    }
+    /// Current health.
+    pub fn health(&self) -> Health {
+        match self.state.load(Ordering::Relaxed) {
+            1 => Health::Retrying,
+            2 => Health::Finished,
+            3 => Health::Failed,
+            _ => Health::Running,
+        }
+    }
+    /// The last error, if the health has one.
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
 
 /// Counters of one source.
 #[derive(Debug)]
@@ -8,6 +64,8 @@ pub struct SourceMetrics {
     rows_in: AtomicU64,
     rejected: AtomicU64,
     watermark: AtomicI64,
+    /// Health and last error.
+    pub health: HealthCell,
 }
 
 impl Default for SourceMetrics {
@@ -16,6 +74,7 @@ impl Default for SourceMetrics {
             rows_in: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
+            health: HealthCell::default(),
         }
     }
 }
@@ -54,6 +113,8 @@ pub struct MonitorMetrics {
     windows: AtomicU64,
     late_rows: AtomicU64,
     last_window_end: AtomicI64,
+    /// Health and last error.
+    pub health: HealthCell,
 }
 
 impl Default for MonitorMetrics {
@@ -63,11 +124,31 @@ impl Default for MonitorMetrics {
             windows: AtomicU64::new(0),
             late_rows: AtomicU64::new(0),
             last_window_end: AtomicI64::new(i64::MIN),
+            health: HealthCell::default(),
         }
     }
 }
 
 impl MonitorMetrics {
+    /// Continues the counters of a restored checkpoint.
+    pub fn restore(&self, c: &MonitorCounters) {
+        self.rows_out.store(c.rows_out, Ordering::Relaxed);
+        self.windows.store(c.windows, Ordering::Relaxed);
+        self.late_rows.store(c.late_rows, Ordering::Relaxed);
+        self.last_window_end
+            .store(c.last_window_end, Ordering::Relaxed);
+    }
+
+    /// The counters a checkpoint keeps.
+    pub fn counters(&self) -> MonitorCounters {
+        MonitorCounters {
+            windows: self.total_windows(),
+            rows_out: self.total_rows_out(),
+            late_rows: self.total_late(),
+            last_window_end: self.last_window_end(),
+        }
+    }
+
     /// Adds result rows written.
     pub fn rows_out(&self, n: u64) {
         self.rows_out.fetch_add(n, Ordering::Relaxed);

@@ -2,8 +2,11 @@
 //! the tasks that run them.
 
 pub mod baselines;
+pub mod checkpointing;
 pub mod control;
+pub mod dead_letters;
 pub mod driver;
+pub mod lifecycle;
 pub mod metrics;
 pub mod monitor_task;
 pub mod sources;
@@ -12,8 +15,8 @@ pub use control::{
     Control, ControlHandle, MonitorResult, MonitorStatus, Outcome, SourceStatus, SystemSnapshot,
     FOLLOW_BUFFER,
 };
-pub use driver::{Driftwatch, RuntimeConfig};
-pub use monitor_task::ResultObserver;
+pub use driver::{Driftwatch, RuntimeConfig, DEFAULT_CHECKPOINT_INTERVAL};
+pub use monitor_task::{ResultObserver, LATE_SUFFIX};
 
 use driftwatch_sql::{ObjectKind, SqlError};
 

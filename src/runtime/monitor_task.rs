@@ -1,19 +1,29 @@
 //! Runs one compiled monitor: drives its plan, appends results and late rows to the result
-//! store, and reports each emitted window.
+//! store and the monitor's sinks, reports each emitted window, and takes the monitor's part
+//! of every checkpoint (see [`crate::checkpoint`]).
+//!
+//! What an emitted window promises: it was delivered to every sink (acknowledged by Kafka)
+//! and written durably to the result store before the next window is taken up; once the
+//! checkpoint after it completes, no crash removes it. A crash before that checkpoint makes
+//! recovery delete it and emit it again from the same input, once.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::array::TimestampMillisecondArray;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::physical_plan::execute_stream;
 use futures::StreamExt;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::metrics::MonitorMetrics;
+use super::metrics::{Health, MonitorMetrics};
 use super::RuntimeError;
+use crate::checkpoint::{CheckpointMessage, MonitorPart};
 use crate::engine::MonitorPlan;
-use crate::sinks::{ResultSink, ResultStore};
+use crate::sinks::{ResultSink, ResultStore, TableWriter};
 
 /// Called for every batch of results a monitor emits (the CLI prints them).
 pub type ResultObserver = Arc<dyn Fn(&str, &RecordBatch) + Send + Sync>;
@@ -21,83 +31,268 @@ pub type ResultObserver = Arc<dyn Fn(&str, &RecordBatch) + Send + Sync>;
 /// Suffix of a monitor's late-row table.
 pub const LATE_SUFFIX: &str = "_late";
 
-/// Runs `plan` until its input ends or `shutdown` is cancelled.
-pub async fn run_monitor(
-    name: String,
-    mut plan: MonitorPlan,
-    store: ResultStore,
-    sinks: Vec<Arc<dyn ResultSink>>,
-    metrics: Arc<MonitorMetrics>,
-    observer: ResultObserver,
-    shutdown: CancellationToken,
-) -> Result<(), RuntimeError> {
-    let mut results = store.open(&name, Arc::clone(&plan.schema))?;
-    let mut late = store.open(
-        &format!("{name}{LATE_SUFFIX}"),
-        Arc::clone(&plan.late_schema),
-    )?;
-    let windowed = plan.window.is_some();
-    let mut stream = execute_stream(Arc::clone(&plan.plan), Arc::clone(&plan.task_ctx))
-        .map_err(|e| RuntimeError::Invalid(format!("monitor '{name}': {e}")))?;
-    // Row-level results are buffered up to a second; this tick makes them visible even when
-    // traffic stops.
-    let mut flush_tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = flush_tick.tick() => {
-                results.flush()?;
-                late.flush()?;
-            }
-            Some(rows) = plan.late.recv() => {
-                metrics.late(rows.num_rows() as u64);
-                late.append(rows)?;
-            }
-            item = stream.next() => match item {
-                None => break,
-                Some(Err(e)) => {
-                    return Err(RuntimeError::Invalid(format!("monitor '{name}' failed: {e}")));
+/// Everything a running monitor needs besides its plan.
+pub struct MonitorTask {
+    /// Monitor name.
+    pub name: String,
+    /// Its CREATE statement (checkpoints restore state only into the same definition).
+    pub definition: String,
+    /// The source it reads.
+    pub source: String,
+    /// Where results go.
+    pub store: ResultStore,
+    /// External sinks.
+    pub sinks: Vec<Arc<dyn ResultSink>>,
+    /// Sink positions of the restored checkpoint, by sink name: what was written after
+    /// them is read back so it is not written twice.
+    pub restore_sinks: BTreeMap<String, crate::checkpoint::SinkPosition>,
+    /// Counters and health.
+    pub metrics: Arc<MonitorMetrics>,
+    /// Sees every result batch.
+    pub observer: ResultObserver,
+    /// Stops the monitor (open windows are neither emitted nor dropped: the last
+    /// checkpoint holds them).
+    pub shutdown: CancellationToken,
+    /// Where checkpoint parts go.
+    pub checkpoints: mpsc::UnboundedSender<CheckpointMessage>,
+    /// Epoch of the first results (the restored checkpoint's id + 1).
+    pub epoch: u64,
+}
+
+struct Writers {
+    results: TableWriter,
+    late: TableWriter,
+}
+
+impl MonitorTask {
+    /// Runs `plan` until its input ends or the shutdown token is cancelled.
+    pub async fn run(self, mut plan: MonitorPlan) -> Result<(), RuntimeError> {
+        let result = self.drive(&mut plan).await;
+        match &result {
+            Ok(()) => {}
+            Err(e) => self.metrics.health.set(Health::Failed, Some(e.to_string())),
+        }
+        result
+    }
+
+    async fn drive(&self, plan: &mut MonitorPlan) -> Result<(), RuntimeError> {
+        let name = &self.name;
+        let mut w = Writers {
+            results: self
+                .store
+                .open(name, Arc::clone(&plan.schema), self.epoch)?,
+            late: self.store.open(
+                &format!("{name}{LATE_SUFFIX}"),
+                Arc::clone(&plan.late_schema),
+                self.epoch,
+            )?,
+        };
+        let windowed = plan.window.is_some();
+        let progress = Arc::clone(&plan.progress);
+        if !self.prepare_sinks(windowed).await {
+            return Ok(());
+        }
+        let mut stream = execute_stream(Arc::clone(&plan.plan), Arc::clone(&plan.task_ctx))
+            .map_err(|e| RuntimeError::Invalid(format!("monitor '{name}': {e}")))?;
+        // Row-level results are buffered up to a second; this tick makes them visible even
+        // when traffic stops.
+        let mut flush_tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => {
+                    // Results already emitted stay (they are in the current epoch, covered by
+                    // the final checkpoint when one is taken); open windows are not flushed.
+                    self.drain_late(plan, &mut w)?;
+                    w.results.flush()?;
+                    w.late.flush()?;
+                    return Ok(());
                 }
-                Some(Ok(batch)) => {
-                    metrics.rows_out(batch.num_rows() as u64);
-                    if windowed {
-                        metrics.windows(1);
-                        if let Some(end) = batch
-                            .column_by_name("window_end")
-                            .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
-                            .and_then(arrow::compute::max)
-                        {
-                            metrics.window_end(end);
-                        }
-                        tracing::info!(monitor = %name, "{}", describe_window(&batch));
+                item = stream.next() => match item {
+                    None => break,
+                    Some(Err(e)) => {
+                        return Err(RuntimeError::Invalid(format!("monitor '{name}' failed: {e}")));
                     }
-                    observer(&name, &batch);
-                    for sink in &sinks {
-                        sink.send(&name, &batch)
-                            .await
-                            .map_err(|e| RuntimeError::Invalid(format!("monitor '{name}': {e}")))?;
+                    Some(Ok(batch)) => self.emit(batch, windowed, &mut w).await?,
+                },
+                id = progress.drained() => self.checkpoint(id, plan, &mut w).await?,
+                Some(rows) = plan.late.recv() => {
+                    self.metrics.late(rows.num_rows() as u64);
+                    w.late.append(rows)?;
+                }
+                _ = flush_tick.tick() => {
+                    w.results.flush()?;
+                    w.late.flush()?;
+                }
+            }
+        }
+        self.drain_late(plan, &mut w)?;
+        w.results.flush()?;
+        w.late.flush()?;
+        if progress.has_ended() {
+            // Bounded input ended and every window was flushed: what remains (the emitted
+            // horizon) goes into every later checkpoint.
+            let part = self.part(plan, progress.take_final(), Default::default());
+            let _ = self.checkpoints.send(CheckpointMessage::Final(part));
+            self.metrics.health.set(Health::Finished, None);
+        }
+        Ok(())
+    }
+
+    /// Prepares every sink (and reads back what the crashed run wrote after the restored
+    /// checkpoint), retrying with backoff while the sink is unreachable. Returns false when
+    /// stopped meanwhile.
+    async fn prepare_sinks(&self, windowed: bool) -> bool {
+        for sink in &self.sinks {
+            let restored = self.restore_sinks.get(&sink.name());
+            let attempt = || async {
+                sink.prepare().await?;
+                if let Some(position) = restored {
+                    sink.recover(&self.name, position, windowed).await?;
+                }
+                Ok::<(), crate::sinks::SinkError>(())
+            };
+            if !self.retry(&format!("sink {}", sink.name()), attempt).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Runs `attempt` until it succeeds, with exponential backoff (0.5 s to 10 s) and the
+    /// monitor's health showing the error meanwhile. Returns false when stopped first.
+    async fn retry<F, Fut, E>(&self, what: &str, mut attempt: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        let mut backoff = std::time::Duration::from_millis(500);
+        let mut failed = false;
+        loop {
+            let result = tokio::select! {
+                _ = self.shutdown.cancelled() => return false,
+                r = attempt() => r,
+            };
+            match result {
+                Ok(()) => {
+                    if failed {
+                        tracing::info!(monitor = %self.name, "{what} works again");
+                        self.metrics.health.set(Health::Running, None);
                     }
-                    results.append(batch)?;
-                    if windowed {
-                        // Windows are rare and final: make them visible at once.
-                        results.flush()?;
+                    return true;
+                }
+                Err(e) => {
+                    failed = true;
+                    let message = format!("{what}: {e}");
+                    tracing::warn!(monitor = %self.name, error = %message, retry_in_ms = backoff.as_millis() as u64, "retrying");
+                    self.metrics.health.set(Health::Retrying, Some(message));
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return false,
+                        _ = tokio::time::sleep(backoff) => {}
                     }
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
                 }
             }
         }
     }
-    while let Ok(rows) = plan.late.try_recv() {
-        metrics.late(rows.num_rows() as u64);
-        late.append(rows)?;
+
+    async fn emit(
+        &self,
+        batch: RecordBatch,
+        windowed: bool,
+        w: &mut Writers,
+    ) -> Result<(), RuntimeError> {
+        let name = &self.name;
+        self.metrics.rows_out(batch.num_rows() as u64);
+        if windowed {
+            self.metrics.windows(1);
+            if let Some(end) = batch
+                .column_by_name("window_end")
+                .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
+                .and_then(arrow::compute::max)
+            {
+                self.metrics.window_end(end);
+            }
+            tracing::info!(monitor = %name, "{}", describe_window(&batch));
+        }
+        (self.observer)(name, &batch);
+        for sink in &self.sinks {
+            // A failed delivery is retried (what arrived is not sent twice); a stop while
+            // retrying leaves the window to the last checkpoint, to be emitted again.
+            if !self
+                .retry(&format!("sink {}", sink.name()), || sink.send(name, &batch))
+                .await
+            {
+                return Ok(());
+            }
+        }
+        w.results.append(batch)?;
+        if windowed {
+            // Windows are rare and final: make them visible (and durable) at once.
+            w.results.flush()?;
+        }
+        Ok(())
     }
-    results.flush()?;
-    late.flush()?;
-    for sink in &sinks {
-        sink.flush()
-            .await
-            .map_err(|e| RuntimeError::Invalid(format!("monitor '{name}': {e}")))?;
+
+    fn drain_late(&self, plan: &mut MonitorPlan, w: &mut Writers) -> Result<(), RuntimeError> {
+        while let Ok(rows) = plan.late.try_recv() {
+            self.metrics.late(rows.num_rows() as u64);
+            w.late.append(rows)?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Barrier `id` is drained: everything emitted before it is made durable in epoch `id`,
+    /// the part handed in, and the input released.
+    async fn checkpoint(
+        &self,
+        id: u64,
+        plan: &mut MonitorPlan,
+        w: &mut Writers,
+    ) -> Result<(), RuntimeError> {
+        let started = Instant::now();
+        // Late rows of batches before the barrier were sent before the input parked.
+        self.drain_late(plan, w)?;
+        w.results.start_epoch(id + 1)?;
+        w.late.start_epoch(id + 1)?;
+        let mut sinks = BTreeMap::new();
+        for sink in &self.sinks {
+            sink.flush()
+                .await
+                .map_err(|e| RuntimeError::Invalid(format!("monitor '{}': {e}", self.name)))?;
+            if let Some(p) = sink.position() {
+                sinks.insert(sink.name(), p);
+            }
+        }
+        let snapshot = plan.progress.take_snapshot();
+        let mut part = self.part(plan, snapshot, sinks);
+        let stall = plan.progress.release();
+        part.stall = stall.unwrap_or_else(|| started.elapsed());
+        tracing::debug!(monitor = %self.name, checkpoint = id, stall_us = part.stall.as_micros() as u64, "checkpoint part");
+        let _ = self
+            .checkpoints
+            .send(CheckpointMessage::Monitor { id, part });
+        Ok(())
+    }
+
+    fn part(
+        &self,
+        plan: &MonitorPlan,
+        snapshot: Option<crate::engine::snapshot::WindowSnapshot>,
+        sinks: BTreeMap<String, crate::checkpoint::SinkPosition>,
+    ) -> MonitorPart {
+        MonitorPart {
+            monitor: self.name.clone(),
+            definition: self.definition.clone(),
+            source: self.source.clone(),
+            snapshot,
+            watermark: plan.progress.watermark(),
+            counters: self.metrics.counters(),
+            sinks,
+            stall: Default::default(),
+        }
+    }
 }
 
 /// One line describing an emitted window: bounds, rows, and the first row's values.

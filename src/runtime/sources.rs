@@ -18,6 +18,20 @@ pub const CONNECTORS: &[&str] = &["file", "http", "kafka"];
 /// follows processing time so the last windows close (see `engine::watermark`).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default `max_future`: rows stamped further ahead of their arrival are quarantined.
+pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(300);
+
+/// What the running system tells connectors.
+#[derive(Debug, Clone, Default)]
+pub struct SourceContext {
+    /// The data dir.
+    pub data_dir: std::path::PathBuf,
+    /// Checkpoints are on: acknowledgements must be durable.
+    pub durable: bool,
+    /// `--from-scratch`.
+    pub ignore_committed_offsets: bool,
+}
+
 /// What a source needs to run.
 pub struct SourceParts {
     /// Engine-facing schema.
@@ -26,12 +40,15 @@ pub struct SourceParts {
     pub connector: Arc<dyn Connector>,
     /// Idle timeout (None: partitions never count as idle).
     pub idle_timeout: Option<Duration>,
+    /// Rows whose event time is further ahead of their arrival are quarantined (None: off).
+    pub max_future: Option<Duration>,
 }
 
 /// Validates `def` and builds its schema and connector.
 pub fn build_source(
     def: &CreateSource,
     http: &Arc<HttpIngest>,
+    context: &SourceContext,
 ) -> Result<SourceParts, RuntimeError> {
     let invalid = |m: String| RuntimeError::Invalid(format!("source '{}': {m}", def.name));
     let connector = def.options.get_str("connector").ok_or_else(|| {
@@ -49,6 +66,9 @@ pub fn build_source(
     let spec = ConnectorSpec {
         schema: Arc::clone(&schema),
         options,
+        data_dir: context.data_dir.clone(),
+        durable: context.durable,
+        ignore_committed_offsets: context.ignore_committed_offsets,
     };
     let (connector, default_idle): (Arc<dyn Connector>, Option<Duration>) = match connector.as_str()
     {
@@ -77,10 +97,19 @@ pub fn build_source(
             .map(|ms| Duration::from_millis(ms.max(1) as u64)),
         None => default_idle,
     };
+    let max_future = match def.options.get_str("max_future") {
+        Some(v) if v.eq_ignore_ascii_case("none") => None,
+        Some(_) => def
+            .options
+            .get_duration_ms("max_future")?
+            .map(|ms| Duration::from_millis(ms.max(0) as u64)),
+        None => Some(DEFAULT_MAX_FUTURE),
+    };
     Ok(SourceParts {
         schema,
         connector,
         idle_timeout,
+        max_future,
     })
 }
 

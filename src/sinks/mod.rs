@@ -9,6 +9,8 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 use driftwatch_sql::Options;
 
+use crate::checkpoint::SinkPosition;
+
 pub use store::{ResultStore, StoreError, TableWriter};
 
 /// Error from an external sink, naming the sink and what failed.
@@ -24,11 +26,34 @@ pub struct SinkError {
 /// An external destination for a monitor's results, besides the result store.
 #[async_trait::async_trait]
 pub trait ResultSink: Send + Sync + std::fmt::Debug {
+    /// Identifies the sink in checkpoints (`kafka:<topic>`).
+    fn name(&self) -> String;
     /// Delivers one batch of results of `monitor`. Resolves when the sink acknowledged it;
     /// failures are returned (and surfaced by the monitor), never dropped silently.
     async fn send(&self, monitor: &str, batch: &RecordBatch) -> Result<(), SinkError>;
     /// Waits until everything sent is acknowledged.
     async fn flush(&self) -> Result<(), SinkError>;
+    /// Called once before the first result: learns where the sink starts (the Kafka sink
+    /// notes the end of every partition, its checkpoint position until it writes there).
+    async fn prepare(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// How far the sink was written, recorded by every checkpoint (None: nothing to
+    /// record).
+    fn position(&self) -> Option<SinkPosition> {
+        None
+    }
+    /// After a restore from a checkpoint that recorded `position`: learn what was written
+    /// after it (by the run that crashed), so that results emitted again are not written
+    /// twice. `windowed`: results are identified by window and group (else by content).
+    async fn recover(
+        &self,
+        _monitor: &str,
+        _position: &SinkPosition,
+        _windowed: bool,
+    ) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// Monitor options read by the sinks.

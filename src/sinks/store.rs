@@ -2,9 +2,16 @@
 //! Parquet files under `<data dir>/tables/<table>/`, one directory per table, so DataFusion
 //! can query each directory as a listing table.
 //!
-//! Files are named `part-<first write ms>-<seq>.parquet`; retention deletes files whose
+//! Files are named `part-<write ms>-<epoch>-<seq>.parquet`. Retention deletes files whose
 //! write time is older than the retention period. Each table starts with an empty file that
 //! carries its schema, so a monitor that produced nothing yet is still queryable.
+//!
+//! Exactly once across crashes: the *epoch* of a file is the checkpoint that will cover it
+//! (results emitted after checkpoint `n-1`'s barrier and before checkpoint `n`'s are in
+//! epoch `n`). Every file is written durably (temp file, fsync, rename, directory fsync)
+//! before the checkpoint covering it is written. On restart from checkpoint `c`,
+//! [`ResultStore::discard_uncovered`] deletes the files of epochs after `c`: the input they
+//! came from is read again and their windows are emitted again, once.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +23,8 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
+
+use crate::durable;
 
 /// Error writing to the result store.
 #[derive(Debug, thiserror::Error)]
@@ -81,10 +90,54 @@ impl ResultStore {
         self.root.join("baselines").join(baseline)
     }
 
-    /// Opens (creating if needed) a table with `schema` for appending. When the table exists
-    /// with a different schema (the monitor was redefined), old files are moved aside into
-    /// `<table>.replaced-<ms>/`.
-    pub fn open(&self, table: &str, schema: SchemaRef) -> Result<TableWriter, StoreError> {
+    /// Deletes every result file of an epoch after `covered` (and leftover temporary files)
+    /// in every table; returns the files deleted. Called once at start, before any writer
+    /// opens, with the id of the restored checkpoint (0 when there is none).
+    pub fn discard_uncovered(&self, covered: u64) -> Result<Vec<PathBuf>, StoreError> {
+        let mut removed = Vec::new();
+        let Ok(tables) = std::fs::read_dir(self.tables_dir()) else {
+            return Ok(removed);
+        };
+        for table in tables.flatten() {
+            let dir = table.path();
+            let Ok(files) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            let mut changed = false;
+            for f in files.flatten() {
+                let name = f.file_name().to_string_lossy().to_string();
+                let stale_temp = name.starts_with('.') && name.contains(".tmp");
+                if stale_temp || file_epoch(&name).is_some_and(|e| e > covered) {
+                    let path = f.path();
+                    std::fs::remove_file(&path).map_err(|source| StoreError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    if !stale_temp {
+                        removed.push(path);
+                    }
+                    changed = true;
+                }
+            }
+            if changed {
+                durable::sync_dir(&dir).map_err(|source| StoreError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Opens (creating if needed) a table with `schema` for appending results of epoch
+    /// `epoch` (see the module docs). When the table exists with a different schema (the
+    /// monitor was redefined), old files are moved aside into `<table>.replaced-<ms>/`.
+    pub fn open(
+        &self,
+        table: &str,
+        schema: SchemaRef,
+        epoch: u64,
+    ) -> Result<TableWriter, StoreError> {
         let dir = self.table_dir(table);
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -98,16 +151,25 @@ impl ResultStore {
             tracing::warn!(table, moved_to = %aside.display(), "table schema changed; old results moved aside");
         }
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let has_files = std::fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .flatten()
+            .any(|e| file_epoch(&e.file_name().to_string_lossy()).is_some());
         let writer = TableWriter {
             store: self.clone(),
             table: table.to_string(),
             dir,
             schema,
+            epoch,
             buffer: Vec::new(),
             buffered_rows: 0,
             last_flush: Instant::now(),
         };
-        writer.write_file(&[])?;
+        if !has_files {
+            // An empty file carries the schema until the first results arrive. Epoch 0: it
+            // is never discarded by recovery.
+            writer.write_file(&[], 0)?;
+        }
         Ok(writer)
     }
 
@@ -172,6 +234,18 @@ impl ResultStore {
     }
 }
 
+/// The epoch in a result file name: `part-<ms>-<epoch>-<seq>.parquet`, or 0 for files
+/// written before epochs existed (`part-<ms>-<seq>.parquet`). `None`: not a result file.
+pub fn file_epoch(name: &str) -> Option<u64> {
+    let stem = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    let parts: Vec<&str> = stem.split('-').collect();
+    match parts.as_slice() {
+        [_ms, epoch, _seq] => epoch.parse().ok(),
+        [_ms, _seq] => Some(0),
+        _ => None,
+    }
+}
+
 /// Rows buffered before a row-level table is flushed to a file.
 const FLUSH_ROWS: usize = 65_536;
 /// Longest time rows stay buffered.
@@ -183,6 +257,7 @@ pub struct TableWriter {
     table: String,
     dir: PathBuf,
     schema: SchemaRef,
+    epoch: u64,
     buffer: Vec<RecordBatch>,
     buffered_rows: usize,
     last_flush: Instant,
@@ -197,6 +272,14 @@ impl TableWriter {
     /// Schema of the table.
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
+    }
+
+    /// Flushes what is buffered (durably, into the current epoch) and moves to `epoch`:
+    /// called at a checkpoint barrier with the next checkpoint's id.
+    pub fn start_epoch(&mut self, epoch: u64) -> Result<(), StoreError> {
+        self.flush()?;
+        self.epoch = epoch;
+        Ok(())
     }
 
     /// Buffers `batch`; flushes when enough rows or time accumulated.
@@ -220,37 +303,38 @@ impl TableWriter {
         }
         let batches = std::mem::take(&mut self.buffer);
         self.buffered_rows = 0;
-        self.write_file(&batches)
+        self.write_file(&batches, self.epoch)
     }
 
-    fn write_file(&self, batches: &[RecordBatch]) -> Result<(), StoreError> {
+    fn write_file(&self, batches: &[RecordBatch], epoch: u64) -> Result<(), StoreError> {
         let seq = self.store.seq.fetch_add(1, Ordering::Relaxed);
-        let name = format!("part-{:013}-{:06}.parquet", now_ms(), seq);
-        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let name = format!("part-{:013}-{epoch:010}-{seq:06}.parquet", now_ms());
         let path = self.dir.join(&name);
-        let file = std::fs::File::create(&tmp).map_err(|source| StoreError::Io {
-            path: tmp.clone(),
-            source,
-        })?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .build();
-        let parquet_err = |source| StoreError::Parquet {
-            path: path.clone(),
-            source,
-        };
-        let mut writer = ArrowWriter::try_new(file, Arc::clone(&self.schema), Some(props))
-            .map_err(parquet_err)?;
-        for b in batches {
-            writer.write(b).map_err(parquet_err)?;
+        let mut encode_error = None;
+        // Temp file, fsync, rename, directory fsync: readers never see a half-written file
+        // and a file that exists survives a power loss.
+        let written = durable::write_atomic_with(&path, |file| {
+            let result = (|| {
+                let mut writer =
+                    ArrowWriter::try_new(&mut *file, Arc::clone(&self.schema), Some(props))?;
+                for b in batches {
+                    writer.write(b)?;
+                }
+                writer.close()?;
+                Ok(())
+            })();
+            result.map_err(|e: parquet::errors::ParquetError| {
+                encode_error = Some(e);
+                std::io::Error::other("parquet encoding failed")
+            })
+        });
+        if let Some(source) = encode_error {
+            return Err(StoreError::Parquet { path, source });
         }
-        writer.close().map_err(parquet_err)?;
-        // Rename so readers never see a half-written file.
-        std::fs::rename(&tmp, &path).map_err(|source| StoreError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(())
+        written.map_err(|source| StoreError::Io { path, source })
     }
 }
 

@@ -1,11 +1,23 @@
 //! The hand-off between a connector and the monitors that read its source.
 //!
-//! A connector decodes raw input into Arrow micro-batches and [`SourceFeed::push`]es them.
-//! The feed tracks the source's watermark (see [`crate::engine::watermark`]) and forwards
-//! batches and watermark advances, in order, to every subscribed monitor. `push` resolves
-//! once every monitor has taken the batch into its plan, which is what lets the HTTP ingest
-//! answer 2xx only when rows are in the engine, and gives natural back-pressure.
+//! A connector decodes raw input into Arrow micro-batches and [`SourceFeed::deliver`]s them
+//! together with the source position they reach (a Kafka offset, a file offset, a WAL
+//! sequence number) and the records that failed to decode. The feed tracks the source's
+//! watermark (see [`crate::engine::watermark`]) and forwards batches, watermark advances and
+//! checkpoint barriers, in one order, to every subscribed monitor; rejected records go, in
+//! the same order, to the dead-letter writer. `deliver` resolves once every monitor has taken
+//! the batch into its plan, which gives natural back-pressure.
+//!
+//! Positions are what checkpoints are made of: [`SourceFeed::barrier`] records, under the
+//! same lock that orders deliveries, the position of every partition *and* sends the barrier
+//! behind the last delivery it covers, so a checkpoint's positions and its monitors' state
+//! describe exactly the same rows.
+//!
+//! Event time can't be pushed ahead by one bad clock: a row whose event time is more than
+//! `max_future` after its arrival time is left out of the watermark and quarantined by
+//! windowed monitors into their late table.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,9 +25,10 @@ use arrow::array::{Array, TimestampMillisecondArray};
 use arrow::record_batch::RecordBatch;
 use tokio::sync::{mpsc, oneshot};
 
+use super::position::SourcePosition;
 use super::rejected::{PartitionId, RejectedRecord};
 use super::schema::SourceSchema;
-use crate::engine::watermark::{WatermarkTracker, NO_WATERMARK};
+use crate::engine::watermark::{WatermarkState, WatermarkTracker, NO_WATERMARK};
 use crate::runtime::metrics::SourceMetrics;
 
 /// Messages a monitor's input receives from its source, in order.
@@ -27,14 +40,64 @@ pub enum FeedMessage {
         partition: PartitionId,
         /// Rows in the source schema.
         batch: RecordBatch,
+        /// Rows with a later event time are quarantined (`max_future`).
+        future_after: i64,
         /// Signalled when the batch entered the monitor's plan.
         taken: Option<oneshot::Sender<()>>,
     },
     /// The source watermark advanced to this value (epoch milliseconds); it covers every
     /// batch sent before it.
     Watermark(i64),
+    /// Checkpoint barrier: the monitor snapshots what came before it.
+    Barrier(u64),
     /// Bounded input ended: flush every window.
     End,
+}
+
+/// What the dead-letter writer of a source receives, in delivery order.
+#[derive(Debug)]
+pub enum RejectMessage {
+    /// Records that failed to decode.
+    Records(Vec<RejectedRecord>),
+    /// Checkpoint barrier: persist what came before it.
+    Barrier(u64),
+}
+
+impl RejectMessage {
+    /// The records (none for a barrier).
+    pub fn records(self) -> Vec<RejectedRecord> {
+        match self {
+            Self::Records(r) => r,
+            Self::Barrier(_) => Vec::new(),
+        }
+    }
+}
+
+/// One step of a connector on one partition.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    /// Decoded rows, if any.
+    pub batch: Option<RecordBatch>,
+    /// Records that failed to decode.
+    pub rejected: Vec<RejectedRecord>,
+    /// Position of the partition after this delivery (`None`: unchanged).
+    pub position: Option<SourcePosition>,
+    /// When the rows arrived (epoch ms): the reference of `max_future`.
+    pub arrival_ms: i64,
+}
+
+/// What a barrier recorded about its source.
+#[derive(Debug, Clone)]
+pub struct SourceBarrier {
+    /// Position of every partition, covering exactly the rows before the barrier.
+    pub positions: BTreeMap<PartitionId, SourcePosition>,
+    /// Watermark state at the barrier.
+    pub watermark: WatermarkState,
+    /// Whether bounded input had ended (no barrier travels then).
+    pub finished: bool,
+    /// Monitors that received the barrier, each owing a checkpoint part; for a finished
+    /// source the monitors still reading it, each owing its final part.
+    pub monitors: Vec<String>,
 }
 
 /// Error returned when the engine side of a feed has shut down.
@@ -45,9 +108,15 @@ pub struct FeedClosed(pub String);
 /// Channel capacity per subscribed monitor, in messages.
 const SUBSCRIBER_CAPACITY: usize = 16;
 
+struct Subscriber {
+    monitor: String,
+    tx: mpsc::Sender<FeedMessage>,
+}
+
 struct FeedState {
     tracker: WatermarkTracker,
-    subscribers: Vec<mpsc::Sender<FeedMessage>>,
+    subscribers: Vec<Subscriber>,
+    positions: BTreeMap<PartitionId, SourcePosition>,
     ended: bool,
 }
 
@@ -55,11 +124,17 @@ struct FeedState {
 #[derive(Clone)]
 pub struct SourceFeed {
     schema: Arc<SourceSchema>,
+    max_future_ms: Option<i64>,
     state: Arc<Mutex<FeedState>>,
-    /// Serialises pushes so that batches and watermarks reach every subscriber in one order.
+    /// Serialises deliveries and barriers so that every subscriber (and the dead-letter
+    /// writer) sees them in one order.
     order: Arc<tokio::sync::Mutex<()>>,
-    rejected: mpsc::UnboundedSender<Vec<RejectedRecord>>,
+    rejected: mpsc::UnboundedSender<RejectMessage>,
     metrics: Arc<SourceMetrics>,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 impl SourceFeed {
@@ -67,15 +142,17 @@ impl SourceFeed {
     pub fn new(
         schema: Arc<SourceSchema>,
         idle_timeout: Option<Duration>,
-        rejected: mpsc::UnboundedSender<Vec<RejectedRecord>>,
+        rejected: mpsc::UnboundedSender<RejectMessage>,
         metrics: Arc<SourceMetrics>,
     ) -> Self {
         let delay = schema.event_time.as_ref().map_or(0, |e| e.delay_ms);
         Self {
             schema,
+            max_future_ms: None,
             state: Arc::new(Mutex::new(FeedState {
                 tracker: WatermarkTracker::new(delay, idle_timeout),
                 subscribers: Vec::new(),
+                positions: BTreeMap::new(),
                 ended: false,
             })),
             order: Arc::new(tokio::sync::Mutex::new(())),
@@ -84,7 +161,17 @@ impl SourceFeed {
         }
     }
 
-    /// The source's schema: every pushed batch must have exactly this schema.
+    /// Quarantines rows whose event time is more than `max_future` after their arrival.
+    pub fn with_max_future(mut self, max_future: Option<Duration>) -> Self {
+        self.max_future_ms = max_future.map(|d| d.as_millis().min(i64::MAX as u128) as i64);
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The source's schema: every delivered batch must have exactly this schema.
     pub fn schema(&self) -> &Arc<SourceSchema> {
         &self.schema
     }
@@ -94,76 +181,143 @@ impl SourceFeed {
         &self.metrics
     }
 
-    /// Subscribes a monitor; it receives every batch pushed from now on.
-    pub fn subscribe(&self) -> mpsc::Receiver<FeedMessage> {
+    /// Subscribes monitor `monitor`; it receives every batch delivered from now on.
+    pub fn subscribe(&self, monitor: &str) -> mpsc::Receiver<FeedMessage> {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_CAPACITY);
-        let mut state = self.state.lock().expect("feed state poisoned");
+        let mut state = self.lock();
         if state.ended {
             // A monitor created after bounded input ended sees an empty, finished stream.
             let _ = tx.try_send(FeedMessage::End);
         }
-        state.subscribers.push(tx);
+        state.subscribers.push(Subscriber {
+            monitor: monitor.to_string(),
+            tx,
+        });
         rx
     }
 
     /// Current watermark of the source (epoch ms, `i64::MIN` before any data).
     pub fn watermark(&self) -> i64 {
-        self.state
-            .lock()
-            .expect("feed state poisoned")
-            .tracker
-            .current()
+        self.lock().tracker.current()
+    }
+
+    /// Starts from a checkpoint: partition positions and watermark state. Call before the
+    /// connector runs.
+    pub fn restore(
+        &self,
+        positions: BTreeMap<PartitionId, SourcePosition>,
+        watermark: &WatermarkState,
+    ) {
+        let mut state = self.lock();
+        state.positions = positions;
+        state.tracker.restore(watermark, Instant::now());
+        self.metrics.set_watermark(state.tracker.current());
+    }
+
+    /// Position of `partition` reached by the deliveries so far (or restored).
+    pub fn position(&self, partition: PartitionId) -> Option<SourcePosition> {
+        self.lock().positions.get(&partition).cloned()
+    }
+
+    /// Positions of every partition.
+    pub fn positions(&self) -> BTreeMap<PartitionId, SourcePosition> {
+        self.lock().positions.clone()
     }
 
     /// Declares a partition so the watermark waits for its first rows (or its idle timeout).
     pub fn register_partition(&self, partition: PartitionId) {
-        let mut state = self.state.lock().expect("feed state poisoned");
-        state.tracker.register(partition, Instant::now());
+        self.lock().tracker.register(partition, Instant::now());
+    }
+
+    /// Says whether a partition has consumed everything its source holds (Kafka: position at
+    /// the high watermark). A partition that is behind never counts as idle.
+    pub fn set_caught_up(&self, partition: PartitionId, caught_up: bool) {
+        self.lock().tracker.set_caught_up(partition, caught_up);
     }
 
     /// Removes a partition (finished file, revoked Kafka partition).
     pub async fn unregister_partition(&self, partition: PartitionId) -> Result<(), FeedClosed> {
         let _order = self.order.lock().await;
-        let advanced = {
-            let mut state = self.state.lock().expect("feed state poisoned");
-            state.tracker.unregister(partition, Instant::now())
-        };
+        let advanced = self.lock().tracker.unregister(partition, Instant::now());
         if let Some(wm) = advanced {
+            self.metrics.set_watermark(wm);
             self.broadcast(|| FeedMessage::Watermark(wm)).await?;
         }
         Ok(())
     }
 
-    /// Delivers a decoded micro-batch from `partition` to every subscribed monitor. Resolves
-    /// when every monitor's plan has taken the batch.
+    /// Delivers a decoded micro-batch from `partition` with no position, arriving now.
     pub async fn push(&self, partition: PartitionId, batch: RecordBatch) -> Result<(), FeedClosed> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        debug_assert_eq!(batch.schema().fields(), self.schema.arrow.fields());
-        let max_event = self.max_event_time(&batch);
-        self.metrics.rows_in(batch.num_rows() as u64);
-        let _order = self.order.lock().await;
-        let mut waits = Vec::new();
-        self.broadcast(|| {
-            let (tx, rx) = oneshot::channel();
-            waits.push(rx);
-            FeedMessage::Batch {
-                partition,
-                batch: batch.clone(),
-                taken: Some(tx),
+        self.deliver(
+            partition,
+            Delivery {
+                batch: Some(batch),
+                arrival_ms: now_ms(),
+                ..Delivery::default()
+            },
+        )
+        .await
+    }
+
+    /// Delivers one step of a connector: rejected records to the dead-letter writer, rows
+    /// to every subscribed monitor, then the new position. Resolves when every monitor's
+    /// plan has taken the rows.
+    pub async fn deliver(
+        &self,
+        partition: PartitionId,
+        delivery: Delivery,
+    ) -> Result<(), FeedClosed> {
+        let Delivery {
+            batch,
+            rejected,
+            position,
+            arrival_ms,
+        } = delivery;
+        let future_after = self
+            .max_future_ms
+            .map_or(i64::MAX, |m| arrival_ms.saturating_add(m));
+        let batch = batch.filter(|b| b.num_rows() > 0);
+        let max_event = batch
+            .as_ref()
+            .and_then(|b| self.max_event_time(b, future_after));
+        let order = self.order.lock().await;
+        if !rejected.is_empty() {
+            self.metrics.rejected(rejected.len() as u64);
+            if self.rejected.send(RejectMessage::Records(rejected)).is_err() {
+                tracing::error!(source = %self.schema.name, "dead-letter writer is gone");
             }
-        })
-        .await?;
+        }
+        let mut waits = Vec::new();
+        if let Some(batch) = &batch {
+            debug_assert_eq!(batch.schema().fields(), self.schema.arrow.fields());
+            self.metrics.rows_in(batch.num_rows() as u64);
+            self.broadcast(|| {
+                let (tx, rx) = oneshot::channel();
+                waits.push(rx);
+                FeedMessage::Batch {
+                    partition,
+                    batch: batch.clone(),
+                    future_after,
+                    taken: Some(tx),
+                }
+            })
+            .await?;
+        }
         let advanced = {
-            let mut state = self.state.lock().expect("feed state poisoned");
-            state.tracker.observe(partition, max_event, Instant::now())
+            let mut state = self.lock();
+            if let Some(p) = position {
+                state.positions.insert(partition, p);
+            }
+            match &batch {
+                Some(_) => state.tracker.observe(partition, max_event, Instant::now()),
+                None => None,
+            }
         };
         if let Some(wm) = advanced {
             self.metrics.set_watermark(wm);
             self.broadcast(|| FeedMessage::Watermark(wm)).await?;
         }
-        drop(_order);
+        drop(order);
         for rx in waits {
             // A monitor dropped mid-flight is not an error for the producer.
             let _ = rx.await;
@@ -171,11 +325,55 @@ impl SourceFeed {
         Ok(())
     }
 
+    /// Injects checkpoint barrier `id` behind every delivery so far, and records the
+    /// positions and watermark it covers. After bounded input ended nothing travels: the
+    /// result is marked `finished` and the monitors' final states cover the end.
+    pub async fn barrier(&self, id: u64) -> SourceBarrier {
+        let _order = self.order.lock().await;
+        let (positions, watermark, ended) = {
+            let mut state = self.lock();
+            state.subscribers.retain(|s| !s.tx.is_closed());
+            (
+                state.positions.clone(),
+                state.tracker.state(),
+                state.ended,
+            )
+        };
+        if ended {
+            return SourceBarrier {
+                positions,
+                watermark,
+                finished: true,
+                monitors: self.lock().subscribers.iter().map(|s| s.monitor.clone()).collect(),
+            };
+        }
+        let subscribers: Vec<(String, mpsc::Sender<FeedMessage>)> = self
+            .lock()
+            .subscribers
+            .iter()
+            .map(|s| (s.monitor.clone(), s.tx.clone()))
+            .collect();
+        let mut monitors = Vec::new();
+        for (monitor, tx) in subscribers {
+            if tx.send(FeedMessage::Barrier(id)).await.is_ok() {
+                monitors.push(monitor);
+            }
+        }
+        self.lock().subscribers.retain(|s| !s.tx.is_closed());
+        let _ = self.rejected.send(RejectMessage::Barrier(id));
+        SourceBarrier {
+            positions,
+            watermark,
+            finished: false,
+            monitors,
+        }
+    }
+
     /// Re-evaluates idle partitions; called periodically by the runtime.
     pub async fn tick(&self) -> Result<(), FeedClosed> {
         let _order = self.order.lock().await;
         let advanced = {
-            let mut state = self.state.lock().expect("feed state poisoned");
+            let mut state = self.lock();
             if state.ended {
                 return Ok(());
             }
@@ -188,13 +386,14 @@ impl SourceFeed {
         Ok(())
     }
 
-    /// Keeps records that failed to decode (counted, stored with their reason).
+    /// Keeps records that failed to decode and have no source position (counted, stored
+    /// with their reason).
     pub fn reject(&self, records: Vec<RejectedRecord>) {
         if records.is_empty() {
             return;
         }
         self.metrics.rejected(records.len() as u64);
-        if self.rejected.send(records).is_err() {
+        if self.rejected.send(RejectMessage::Records(records)).is_err() {
             tracing::error!(source = %self.schema.name, "dead-letter writer is gone");
         }
     }
@@ -202,16 +401,24 @@ impl SourceFeed {
     /// Signals the end of bounded input: monitors flush every open window.
     pub async fn finish(&self) -> Result<(), FeedClosed> {
         let _order = self.order.lock().await;
-        self.state.lock().expect("feed state poisoned").ended = true;
+        self.lock().ended = true;
         self.broadcast(|| FeedMessage::End).await
     }
 
     /// Whether [`SourceFeed::finish`] was called.
     pub fn is_finished(&self) -> bool {
-        self.state.lock().expect("feed state poisoned").ended
+        self.lock().ended
     }
 
-    fn max_event_time(&self, batch: &RecordBatch) -> Option<i64> {
+    /// Whether any monitor is subscribed (an HTTP source without one answers 503).
+    pub fn has_subscribers(&self) -> bool {
+        let mut state = self.lock();
+        state.subscribers.retain(|s| !s.tx.is_closed());
+        !state.subscribers.is_empty()
+    }
+
+    /// Largest event time of `batch` not after `limit` (the max_future bound).
+    fn max_event_time(&self, batch: &RecordBatch, limit: i64) -> Option<i64> {
         let event = self.schema.event_time.as_ref()?;
         let column = batch
             .column(event.index)
@@ -220,25 +427,23 @@ impl SourceFeed {
         if column.null_count() == column.len() {
             return None;
         }
-        arrow::compute::max(column)
+        if limit == i64::MAX {
+            return arrow::compute::max(column);
+        }
+        column.iter().flatten().filter(|&t| t <= limit).max()
     }
 
     async fn broadcast(&self, mut message: impl FnMut() -> FeedMessage) -> Result<(), FeedClosed> {
-        let subscribers = self
-            .state
-            .lock()
-            .expect("feed state poisoned")
-            .subscribers
-            .clone();
-        let mut closed = Vec::new();
-        for (i, tx) in subscribers.iter().enumerate() {
+        let subscribers: Vec<mpsc::Sender<FeedMessage>> =
+            self.lock().subscribers.iter().map(|s| s.tx.clone()).collect();
+        let mut closed = false;
+        for tx in &subscribers {
             if tx.send(message()).await.is_err() {
-                closed.push(i);
+                closed = true;
             }
         }
-        if !closed.is_empty() {
-            let mut state = self.state.lock().expect("feed state poisoned");
-            state.subscribers.retain(|tx| !tx.is_closed());
+        if closed {
+            self.lock().subscribers.retain(|s| !s.tx.is_closed());
         }
         Ok(())
     }

@@ -5,6 +5,13 @@
 //! Files are decoded on a blocking thread and handed to the async side through a small
 //! channel, so decoding the next chunk overlaps with the engine consuming the previous one.
 //! JSON lines and CSV files are read whole and decoded in chunks of `batch_size` lines.
+//!
+//! Every chunk carries its [`SourcePosition`] (file name, byte or record offset, next line),
+//! so a checkpoint records exactly how far the files were read. A restarted run resumes
+//! there: files before the position are skipped, the file at it is read from its offset,
+//! and running the same script again on the same data dir reads (and stores) nothing twice.
+//! Files added to a directory later, with names after the last one read, are read by the
+//! next run.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,9 +24,10 @@ use axum::http::HeaderMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::connector::{Connector, ConnectorError, ConnectorSpec};
+use super::connector::{Connector, ConnectorError, ConnectorSpec, GENERIC_OPTIONS};
 use super::decode::{self, CsvDecoder, Decoded, HttpDecodeOptions, JsonLinesDecoder};
-use super::feed::SourceFeed;
+use super::feed::{Delivery, SourceFeed};
+use super::position::SourcePosition;
 use super::rejected::RejectedRecord;
 use super::schema::SourceSchema;
 
@@ -33,9 +41,6 @@ pub const FILE_OPTIONS: &[&str] = &[
     "header",
     "delimiter",
 ];
-
-/// Options every source may carry, handled elsewhere.
-const GENERIC_OPTIONS: &[&str] = &["connector", "time_format", "idle_timeout"];
 
 /// File formats the connector reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,8 +227,9 @@ impl FileConnector {
             .collect())
     }
 
-    /// Reads and decodes every file, sending decoded chunks; runs on a blocking thread.
-    fn produce(&self, tx: mpsc::Sender<Result<Decoded, ConnectorError>>) {
+    /// Reads and decodes every file from `start` on, sending decoded chunks with the
+    /// position after each; runs on a blocking thread.
+    fn produce(&self, start: Option<SourcePosition>, tx: mpsc::Sender<Result<Chunk, ConnectorError>>) {
         let io = |message: String| ConnectorError::Io {
             source_name: self.schema.name.clone(),
             message,
@@ -235,40 +241,65 @@ impl FileConnector {
                 return;
             }
         };
+        let resume = match start {
+            Some(SourcePosition::File {
+                file,
+                offset,
+                line,
+                done,
+            }) => Some((file, offset, line, done)),
+            _ => None,
+        };
         for (path, format) in files {
-            tracing::info!(source = %self.schema.name, file = %path.display(), ?format, "reading");
-            let send = |d: Decoded| tx.blocking_send(Ok(d)).is_ok();
-            let ok = match format {
-                FileFormat::Parquet => {
-                    match decode::parquet_batches(&path, &self.schema, 0, self.batch_size) {
-                        Ok(batches) => batches.into_iter().all(|d| match d {
-                            Ok(d) => send(d),
-                            Err(e) => {
-                                let _ = tx.blocking_send(Err(io(e.to_string())));
-                                false
-                            }
-                        }),
-                        Err(e) => {
-                            let _ = tx.blocking_send(Err(io(e.to_string())));
-                            false
-                        }
-                    }
-                }
+            let name = file_name(&path);
+            let from = match &resume {
+                Some((file, _, _, _)) if name < *file => continue,
+                Some((file, _, _, true)) if name == *file => continue,
+                Some((file, offset, line, false)) if name == *file => Resume {
+                    offset: *offset,
+                    line: *line,
+                },
+                _ => Resume::default(),
+            };
+            tracing::info!(source = %self.schema.name, file = %path.display(), ?format, offset = from.offset, "reading");
+            let send = |decoded: Decoded, offset: u64, line: i64, done: bool| {
+                let position = SourcePosition::File {
+                    file: name.clone(),
+                    offset,
+                    line,
+                    done,
+                };
+                tx.blocking_send(Ok(Chunk { decoded, position })).is_ok()
+            };
+            let result = match format {
+                FileFormat::Parquet => self.read_parquet(&path, from, &send),
                 _ => match std::fs::read(&path) {
-                    Ok(bytes) => self.decode_text(format, &path, &bytes, &send),
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(io(format!(
-                            "cannot read '{}': {e}",
-                            path.display()
-                        ))));
-                        false
-                    }
+                    Ok(bytes) => Ok(self.decode_text(format, &path, &bytes, from, &send)),
+                    Err(e) => Err(format!("cannot read '{}': {e}", path.display())),
                 },
             };
-            if !ok {
-                return;
+            match result {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(io(e)));
+                    return;
+                }
             }
         }
+    }
+
+    fn read_parquet(&self, path: &Path, from: Resume, send: &Send<'_>) -> Result<bool, String> {
+        let mut batches =
+            decode::parquet_batches(path, &self.schema, 0, self.batch_size, from.offset as usize)
+                .map_err(|e| e.to_string())?;
+        while let Some(d) = batches.next() {
+            let d = d.map_err(|e| e.to_string())?;
+            if !send(d, batches.next_row(), 0, false) {
+                return Ok(false);
+            }
+        }
+        Ok(send(Decoded::default(), batches.next_row(), 0, true))
     }
 
     fn decode_text(
@@ -276,17 +307,26 @@ impl FileConnector {
         format: FileFormat,
         path: &Path,
         bytes: &[u8],
-        send: &dyn Fn(Decoded) -> bool,
+        from: Resume,
+        send: &Send<'_>,
     ) -> bool {
+        let len = bytes.len() as u64;
         match format {
             FileFormat::JsonLines => {
                 let mut decoder = JsonLinesDecoder::new(self.schema.clone(), self.batch_size);
-                line_chunks(bytes, self.batch_size)
-                    .all(|(line, chunk)| send(decoder.decode(0, line, chunk)))
+                let start = (from.offset as usize).min(bytes.len());
+                let first_line = if from.offset == 0 { 1 } else { from.line };
+                for c in line_chunks(&bytes[start..], first_line, self.batch_size) {
+                    let decoded = decoder.decode(0, c.line, &bytes[start + c.start..start + c.end]);
+                    if !send(decoded, (start + c.end) as u64, c.next_line, false) {
+                        return false;
+                    }
+                }
+                send(Decoded::default(), len, 0, true)
             }
             FileFormat::Csv => {
                 let mut decoder = CsvDecoder::new(self.schema.clone(), self.delimiter);
-                let mut body = bytes;
+                let mut body_start = 0;
                 let mut first = 1;
                 if self.header {
                     let end = bytes
@@ -294,36 +334,87 @@ impl FileConnector {
                         .position(|b| *b == b'\n')
                         .unwrap_or(bytes.len());
                     decoder.set_header(&bytes[..end]);
-                    body = &bytes[(end + 1).min(bytes.len())..];
+                    body_start = (end + 1).min(bytes.len());
                     first = 2;
                 }
-                decode::csv_chunks(body, first, self.batch_size)
-                    .into_iter()
-                    .all(|(line, chunk)| send(decoder.decode(0, line, chunk)))
+                let (start, first) = if from.offset as usize > body_start {
+                    ((from.offset as usize).min(bytes.len()), from.line)
+                } else {
+                    (body_start, first)
+                };
+                let body = &bytes[start..];
+                for (line, chunk) in decode::csv_chunks(body, first, self.batch_size) {
+                    let end = chunk.as_ptr() as usize - bytes.as_ptr() as usize + chunk.len();
+                    let next_line = line + chunk.iter().filter(|b| **b == b'\n').count() as i64;
+                    if !send(decoder.decode(0, line, chunk), end as u64, next_line, false) {
+                        return false;
+                    }
+                }
+                send(Decoded::default(), len, 0, true)
             }
             FileFormat::Json => {
                 let options = HttpDecodeOptions::default();
                 match decode::decode_http_body(&self.schema, &HeaderMap::new(), bytes, &options) {
-                    Ok(body) => slices(&body.batch, self.batch_size).into_iter().all(|b| {
-                        send(Decoded {
-                            batch: Some(b),
-                            rejected: Vec::new(),
-                        })
-                    }),
-                    Err(e) => send(Decoded {
-                        batch: None,
-                        rejected: vec![RejectedRecord::new(
-                            0,
-                            None,
-                            bytes,
-                            format!("{}: {e}", path.display()),
-                        )],
-                    }),
+                    Ok(body) => {
+                        let skip = (from.offset as usize).min(body.batch.num_rows());
+                        let rest = body.batch.slice(skip, body.batch.num_rows() - skip);
+                        let mut rows = skip as u64;
+                        for b in slices(&rest, self.batch_size) {
+                            rows += b.num_rows() as u64;
+                            let decoded = Decoded {
+                                batch: Some(b),
+                                rejected: Vec::new(),
+                            };
+                            if !send(decoded, rows, 0, false) {
+                                return false;
+                            }
+                        }
+                        send(Decoded::default(), rows, 0, true)
+                    }
+                    Err(e) => send(
+                        Decoded {
+                            batch: None,
+                            rejected: vec![RejectedRecord::new(
+                                0,
+                                None,
+                                bytes,
+                                format!("{}: {e}", path.display()),
+                            )],
+                        },
+                        0,
+                        0,
+                        true,
+                    ),
                 }
             }
             FileFormat::Parquet => unreachable!("parquet is read by parquet_batches"),
         }
     }
+}
+
+/// Where reading of one file starts.
+#[derive(Debug, Clone, Copy, Default)]
+struct Resume {
+    /// Bytes (text) or records (Parquet, JSON) already read.
+    offset: u64,
+    /// Line number at `offset` (text formats).
+    line: i64,
+}
+
+/// Sends one decoded chunk with the position after it: `(decoded, offset, next line,
+/// file done)`; false when the receiver is gone.
+type Send<'a> = dyn Fn(Decoded, u64, i64, bool) -> bool + 'a;
+
+/// What the reading thread hands to the async side.
+struct Chunk {
+    decoded: Decoded,
+    position: SourcePosition,
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn format_is_tsv(format: Option<&String>, path: &Path) -> bool {
@@ -335,10 +426,19 @@ fn format_is_tsv(format: Option<&String>, path: &Path) -> bool {
     }
 }
 
-/// Splits text into chunks of at most `lines` lines, each with its first line number.
-fn line_chunks(bytes: &[u8], lines: usize) -> impl Iterator<Item = (i64, &[u8])> {
+/// A chunk of at most `lines` lines of a text: its first line number, byte range and the
+/// number of the line after it.
+struct LineChunk {
+    line: i64,
+    start: usize,
+    end: usize,
+    next_line: i64,
+}
+
+/// Splits text into chunks of at most `lines` lines, numbering lines from `first_line`.
+fn line_chunks(bytes: &[u8], first_line: i64, lines: usize) -> impl Iterator<Item = LineChunk> + '_ {
     let mut start = 0;
-    let mut line_no = 1i64;
+    let mut line_no = first_line;
     std::iter::from_fn(move || {
         if start >= bytes.len() {
             return None;
@@ -352,7 +452,12 @@ fn line_chunks(bytes: &[u8], lines: usize) -> impl Iterator<Item = (i64, &[u8])>
                 .map_or(bytes.len(), |i| end + i + 1);
             n += 1;
         }
-        let chunk = (line_no, &bytes[start..end]);
+        let chunk = LineChunk {
+            line: line_no,
+            start,
+            end,
+            next_line: line_no + n as i64,
+        };
         line_no += n as i64;
         start = end;
         Some(chunk)
@@ -420,6 +525,10 @@ impl Connector for FileConnector {
         true
     }
 
+    fn identity(&self) -> String {
+        format!("file:{}", self.path.display())
+    }
+
     async fn run(
         self: Arc<Self>,
         feed: SourceFeed,
@@ -427,9 +536,10 @@ impl Connector for FileConnector {
     ) -> Result<(), ConnectorError> {
         feed.register_partition(0);
         let (tx, mut rx) = mpsc::channel(2);
+        let start = feed.position(0);
         let producer = {
             let this = self.clone();
-            tokio::task::spawn_blocking(move || this.produce(tx))
+            tokio::task::spawn_blocking(move || this.produce(start, tx))
         };
         let mut pacer = match self.replay {
             Replay::Fast => None,
@@ -445,27 +555,35 @@ impl Connector for FileConnector {
                 _ = shutdown.cancelled() => break,
                 item = rx.recv() => item,
             };
-            let decoded = match item {
+            let Chunk { decoded, position } = match item {
                 None => break,
-                Some(Ok(d)) => d,
+                Some(Ok(c)) => c,
                 Some(Err(e)) => {
                     tracing::error!(source = %self.schema.name, error = %e, "file source failed");
                     result = Err(e);
                     break;
                 }
             };
-            feed.reject(decoded.rejected);
-            let Some(batch) = decoded.batch else { continue };
-            let plan = match pacer.as_mut() {
-                None => vec![(tokio::time::Instant::now(), batch)],
-                Some(p) => p.plan(&batch),
+            let mut rejected = decoded.rejected;
+            let plan = match (decoded.batch, pacer.as_mut()) {
+                (None, _) => vec![(tokio::time::Instant::now(), None)],
+                (Some(batch), None) => vec![(tokio::time::Instant::now(), Some(batch))],
+                (Some(batch), Some(p)) => p.plan(&batch).into_iter().map(|(d, b)| (d, Some(b))).collect(),
             };
-            for (due, slice) in plan {
+            let last = plan.len().saturating_sub(1);
+            for (i, (due, slice)) in plan.into_iter().enumerate() {
                 tokio::select! {
                     _ = shutdown.cancelled() => return Ok(()),
                     _ = tokio::time::sleep_until(due) => {}
                 }
-                if feed.push(0, slice).await.is_err() {
+                let delivery = Delivery {
+                    batch: slice,
+                    rejected: std::mem::take(&mut rejected),
+                    // Only the last slice of a chunk reaches the chunk's position.
+                    position: (i == last).then(|| position.clone()),
+                    arrival_ms: chrono::Utc::now().timestamp_millis(),
+                };
+                if feed.deliver(0, delivery).await.is_err() {
                     tracing::debug!(source = %self.schema.name, "feed closed, stopping file source");
                     return Ok(());
                 }

@@ -7,10 +7,12 @@ pub mod feed;
 pub mod file;
 pub mod http;
 pub mod kafka;
+pub mod position;
 pub mod rejected;
 pub mod schema;
 
 pub use connector::{Connector, ConnectorError, ConnectorSpec, SourceOptions};
-pub use feed::{FeedMessage, SourceFeed};
+pub use feed::{Delivery, FeedMessage, RejectMessage, SourceBarrier, SourceFeed};
+pub use position::SourcePosition;
 pub use rejected::{PartitionId, RejectedRecord};
 pub use schema::{EventTime, SourceSchema, TimeFormat, EVENT_TIME_TYPE};

@@ -10,7 +10,7 @@ use datafusion::physical_plan::execute_stream;
 use driftwatch::engine::{plan_monitor, MonitorPlanOptions, PlanError};
 use driftwatch::runtime::metrics::SourceMetrics;
 use driftwatch::runtime::sources::source_schema;
-use driftwatch::sources::{RejectedRecord, SourceFeed, SourceSchema};
+use driftwatch::sources::{RejectMessage, SourceFeed, SourceSchema};
 use driftwatch_sql::{analyze_monitor, parse_statements, Statement};
 use driftwatch_udfs::BaselineRegistry;
 use futures::StreamExt;
@@ -42,7 +42,7 @@ pub async fn start_with(
         panic!("expected CREATE SOURCE then CREATE MONITOR");
     };
     let schema = source_schema(src).expect("source schema");
-    let (reject_tx, _reject_rx) = mpsc::unbounded_channel::<Vec<RejectedRecord>>();
+    let (reject_tx, _reject_rx) = mpsc::unbounded_channel::<RejectMessage>();
     let feed = SourceFeed::new(
         Arc::clone(&schema),
         idle_timeout,
@@ -61,7 +61,7 @@ pub async fn start_with(
         &mon.name,
         &input,
         Arc::clone(&schema),
-        Some(feed.subscribe()),
+        Some(feed.subscribe(&mon.name)),
         &options,
         baselines,
     )

@@ -99,6 +99,14 @@ impl AggregateSet {
             .collect()
     }
 
+    /// Number of state columns of each aggregate, as snapshots store them.
+    pub fn state_widths(&self) -> Result<Vec<usize>> {
+        self.aggregates
+            .iter()
+            .map(|a| Ok(a.state_fields()?.len()))
+            .collect()
+    }
+
     /// A fresh row accumulator per aggregate (session windows).
     pub fn accumulators(&self) -> Result<Vec<Box<dyn Accumulator>>> {
         self.aggregates

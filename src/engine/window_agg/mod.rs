@@ -35,10 +35,16 @@ pub use aggregates::AggregateSet;
 pub use layout::{Grouping, OutputLayout};
 
 use super::progress::StreamProgress;
+use super::snapshot::WindowSnapshot;
 use super::window::WindowKind;
 
 /// Window state machine behind the operator: tumbling/hopping panes or sessions.
 pub trait WindowState: Send {
+    /// Copies the open state out for a checkpoint, leaving the live state as it was.
+    fn snapshot(&mut self) -> Result<WindowSnapshot>;
+    /// Replaces the state with a snapshot taken by [`WindowState::snapshot`] of the same
+    /// monitor.
+    fn restore(&mut self, snapshot: WindowSnapshot) -> Result<()>;
     /// Adds a batch of on-time rows; returns how many rows were dropped because their window
     /// was already emitted.
     fn update(&mut self, batch: &RecordBatch) -> Result<u64>;
@@ -184,9 +190,13 @@ impl ExecutionPlan for WindowAggregateExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
+        let mut state = self.new_state()?;
+        if let Some(snapshot) = self.progress.take_restore() {
+            state.restore(snapshot)?;
+        }
         Ok(Box::pin(WindowAggregateStream {
             input,
-            state: self.new_state()?,
+            state,
             schema: Arc::clone(&self.layout.schema),
             progress: Arc::clone(&self.progress),
             allowed_lateness_ms: self.allowed_lateness_ms,
@@ -226,6 +236,22 @@ impl WindowAggregateStream {
         }
         Ok(())
     }
+
+    /// The input returned `Pending`: close what the watermark allows and, when the input is
+    /// parked at a checkpoint barrier, snapshot the state (after the windows the barrier's
+    /// watermark closed were emitted) and report the barrier drained once nothing is left to
+    /// hand on. See [`crate::engine::progress`].
+    fn on_input_pending(&mut self) -> Result<()> {
+        self.on_watermark()?;
+        if self.progress.barrier_to_snapshot().is_some() {
+            let snapshot = self.state.snapshot()?;
+            self.progress.deposit(snapshot);
+        }
+        if self.ready.is_empty() {
+            self.progress.mark_drained();
+        }
+        Ok(())
+    }
 }
 
 impl Stream for WindowAggregateStream {
@@ -256,7 +282,13 @@ impl Stream for WindowAggregateStream {
                 Poll::Ready(None) => {
                     self.finished = true;
                     let result = if self.progress.has_ended() {
-                        self.emit_up_to(i64::MAX)
+                        // Bounded input ended: flush every window, then keep what remains
+                        // (the emitted horizon) for the final checkpoint.
+                        self.emit_up_to(i64::MAX).and_then(|_| {
+                            let snapshot = self.state.snapshot()?;
+                            self.progress.deposit_final(snapshot);
+                            Ok(())
+                        })
                     } else {
                         self.on_watermark()
                     };
@@ -265,7 +297,7 @@ impl Stream for WindowAggregateStream {
                     }
                 }
                 Poll::Pending => {
-                    if let Err(e) = self.on_watermark() {
+                    if let Err(e) = self.on_input_pending() {
                         return Poll::Ready(Some(Err(e)));
                     }
                     if self.ready.is_empty() {

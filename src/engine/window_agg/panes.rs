@@ -4,16 +4,24 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{Array, ArrayRef, UInt32Array};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, UInt32Array};
+use arrow::datatypes::Int64Type;
 use arrow::record_batch::RecordBatch;
-use datafusion::common::Result;
+use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 
 use super::aggregates::{AggregateInputs, AggregateSet};
 use super::group_keys::GroupKeys;
 use super::layout::{constant_ts, Grouping, OutputLayout};
 use super::WindowState;
+use crate::engine::snapshot::{concat_parts, snapshot_batch, split_states, WindowSnapshot};
 use crate::engine::window::WindowKind;
+
+/// Bookkeeping columns of a pane snapshot.
+const PANE_START: &str = "_pane_start";
+const PANE_FROZEN: &str = "_frozen";
 
 /// A pane still receiving rows.
 struct OpenPane {
@@ -211,6 +219,133 @@ impl WindowState for PaneWindows {
             self.update_pane(start, &part_keys, &part_inputs, idx.len())?;
         }
         Ok(dropped)
+    }
+
+    fn snapshot(&mut self) -> Result<WindowSnapshot> {
+        let mut starts: Vec<i64> = Vec::new();
+        let mut frozen_flags: Vec<bool> = Vec::new();
+        let mut key_parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); self.grouping.key_types.len()];
+        let mut state_parts: Vec<Vec<Vec<ArrayRef>>> = Vec::new();
+        for (&start, pane) in self.panes.iter_mut() {
+            let (keys, n, states, frozen) = match pane {
+                Pane::Open(open) => {
+                    let n = open.keys.len();
+                    if n == 0 {
+                        continue;
+                    }
+                    // `state` resets an accumulator: merge the state straight back into
+                    // fresh ones so the live computation continues unchanged.
+                    let states = open
+                        .accumulators
+                        .iter_mut()
+                        .map(|a| a.state(EmitTo::All))
+                        .collect::<Result<Vec<_>>>()?;
+                    let mut fresh = self.aggregates.groups_accumulators()?;
+                    let indices: Vec<usize> = (0..n).collect();
+                    for (acc, state) in fresh.iter_mut().zip(&states) {
+                        acc.merge_batch(state, &indices, n)?;
+                    }
+                    open.accumulators = fresh;
+                    (open.keys.key_columns()?, n, states, false)
+                }
+                Pane::Frozen(f) => {
+                    if f.num_groups == 0 {
+                        continue;
+                    }
+                    (f.keys.clone(), f.num_groups, f.states.clone(), true)
+                }
+            };
+            starts.extend(std::iter::repeat_n(start, n));
+            frozen_flags.extend(std::iter::repeat_n(frozen, n));
+            for (part, key) in key_parts.iter_mut().zip(keys) {
+                part.push(key);
+            }
+            state_parts.push(states);
+        }
+        if starts.is_empty() {
+            return Ok(WindowSnapshot::empty(self.emitted_until));
+        }
+        let keys = key_parts
+            .iter()
+            .map(|p| concat_parts(p))
+            .collect::<Result<Vec<_>>>()?;
+        let mut states = Vec::with_capacity(self.aggregates.aggregates().len());
+        for a in 0..self.aggregates.aggregates().len() {
+            let width = state_parts[0][a].len();
+            let mut columns = Vec::with_capacity(width);
+            for f in 0..width {
+                let parts: Vec<ArrayRef> =
+                    state_parts.iter().map(|p| Arc::clone(&p[a][f])).collect();
+                columns.push(concat_parts(&parts)?);
+            }
+            states.push(columns);
+        }
+        let batch = snapshot_batch(
+            vec![
+                (PANE_START, Arc::new(Int64Array::from(starts)) as ArrayRef),
+                (PANE_FROZEN, Arc::new(BooleanArray::from(frozen_flags)) as ArrayRef),
+            ],
+            keys,
+            states,
+        )?;
+        Ok(WindowSnapshot {
+            emitted_until: self.emitted_until,
+            state: Some(batch),
+        })
+    }
+
+    fn restore(&mut self, snapshot: WindowSnapshot) -> Result<()> {
+        self.panes.clear();
+        self.emitted_until = snapshot.emitted_until;
+        let Some(batch) = snapshot.state else {
+            return Ok(());
+        };
+        let num_keys = self.grouping.key_types.len();
+        let widths = self.aggregates.state_widths()?;
+        let expected = 2 + num_keys + widths.iter().sum::<usize>();
+        if batch.num_columns() != expected {
+            return exec_err!(
+                "checkpointed window state has {} columns, this monitor needs {expected}",
+                batch.num_columns()
+            );
+        }
+        let starts = batch.column(0).as_primitive::<Int64Type>().clone();
+        let frozen = batch.column(1).as_boolean().clone();
+        let mut begin = 0;
+        while begin < batch.num_rows() {
+            let start = starts.value(begin);
+            let mut end = begin + 1;
+            while end < batch.num_rows() && starts.value(end) == start {
+                end += 1;
+            }
+            let part = batch.slice(begin, end - begin);
+            let n = part.num_rows();
+            let keys: Vec<ArrayRef> = part.columns()[2..2 + num_keys].to_vec();
+            let states = split_states(&part.columns()[2 + num_keys..], &widths);
+            let pane = if frozen.value(begin) {
+                Pane::Frozen(FrozenPane {
+                    keys,
+                    num_groups: n,
+                    states,
+                })
+            } else {
+                let mut group_keys = GroupKeys::new(&self.grouping.key_types)?;
+                let mut indices = Vec::new();
+                group_keys.intern(&keys, n, &mut indices)?;
+                let total = group_keys.len();
+                let mut accumulators = self.aggregates.groups_accumulators()?;
+                for (acc, state) in accumulators.iter_mut().zip(&states) {
+                    acc.merge_batch(state, &indices, total)?;
+                }
+                Pane::Open(OpenPane {
+                    keys: group_keys,
+                    accumulators,
+                })
+            };
+            self.panes.insert(start, pane);
+            begin = end;
+        }
+        Ok(())
     }
 
     fn emit(&mut self, limit: i64, out: &mut Vec<RecordBatch>) -> Result<usize> {

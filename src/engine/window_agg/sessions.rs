@@ -3,11 +3,14 @@
 //! time plus the gap. Sessions that grow into each other are merged through the
 //! accumulators' `state` / `merge_batch`.
 
-use arrow::array::{Array, ArrayRef, BooleanArray, TimestampMillisecondArray, UInt32Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, TimestampMillisecondArray, UInt32Array,
+};
 use arrow::compute::{filter, take};
+use arrow::datatypes::Int64Type;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
-use datafusion::common::{Result, ScalarValue};
+use datafusion::common::{exec_err, Result, ScalarValue};
 use datafusion::logical_expr::Accumulator;
 use hashbrown::HashMap;
 use std::sync::Arc;
@@ -15,6 +18,11 @@ use std::sync::Arc;
 use super::aggregates::AggregateSet;
 use super::layout::{Grouping, OutputLayout};
 use super::WindowState;
+use crate::engine::snapshot::{snapshot_batch, split_states, WindowSnapshot};
+
+/// Bookkeeping columns of a session snapshot.
+const SESSION_START: &str = "_session_start";
+const SESSION_END: &str = "_session_end";
 
 struct Session {
     start: i64,
@@ -184,6 +192,114 @@ impl WindowState for SessionWindows {
             }
         }
         Ok(dropped)
+    }
+
+    fn snapshot(&mut self) -> Result<WindowSnapshot> {
+        let num_aggs = self.aggregates.aggregates().len();
+        let widths = self.aggregates.state_widths()?;
+        let mut starts = Vec::new();
+        let mut ends = Vec::new();
+        let mut keys: Vec<&[u8]> = Vec::new();
+        let mut states: Vec<Vec<Vec<ScalarValue>>> =
+            widths.iter().map(|w| vec![Vec::new(); *w]).collect();
+        for (key, sessions) in self.sessions.iter_mut() {
+            for session in sessions.iter_mut() {
+                starts.push(session.start);
+                ends.push(session.end);
+                keys.push(key);
+                // `state` consumes an accumulator's state: merge it back into a fresh one.
+                let mut fresh = self.aggregates.accumulators()?;
+                for (a, (acc, new)) in session
+                    .accumulators
+                    .iter_mut()
+                    .zip(fresh.iter_mut())
+                    .enumerate()
+                {
+                    let state = acc.state()?;
+                    let arrays = state
+                        .iter()
+                        .map(|v| v.to_array())
+                        .collect::<Result<Vec<_>>>()?;
+                    new.merge_batch(&arrays)?;
+                    for (f, v) in state.into_iter().enumerate() {
+                        states[a][f].push(v);
+                    }
+                }
+                session.accumulators = fresh;
+            }
+        }
+        if starts.is_empty() {
+            return Ok(WindowSnapshot::empty(self.closed_until));
+        }
+        let key_columns = match &self.converter {
+            Some(c) => {
+                let parser = c.parser();
+                c.convert_rows(keys.iter().map(|k| parser.parse(k)))?
+            }
+            None => Vec::new(),
+        };
+        let state_columns = states
+            .into_iter()
+            .take(num_aggs)
+            .map(|fields| {
+                fields
+                    .into_iter()
+                    .map(ScalarValue::iter_to_array)
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let batch = snapshot_batch(
+            vec![
+                (SESSION_START, Arc::new(Int64Array::from(starts)) as ArrayRef),
+                (SESSION_END, Arc::new(Int64Array::from(ends)) as ArrayRef),
+            ],
+            key_columns,
+            state_columns,
+        )?;
+        Ok(WindowSnapshot {
+            emitted_until: self.closed_until,
+            state: Some(batch),
+        })
+    }
+
+    fn restore(&mut self, snapshot: WindowSnapshot) -> Result<()> {
+        self.sessions.clear();
+        self.closed_until = snapshot.emitted_until;
+        let Some(batch) = snapshot.state else {
+            return Ok(());
+        };
+        let num_keys = self.grouping.key_types.len();
+        let widths = self.aggregates.state_widths()?;
+        let expected = 2 + num_keys + widths.iter().sum::<usize>();
+        if batch.num_columns() != expected {
+            return exec_err!(
+                "checkpointed session state has {} columns, this monitor needs {expected}",
+                batch.num_columns()
+            );
+        }
+        let starts = batch.column(0).as_primitive::<Int64Type>().clone();
+        let ends = batch.column(1).as_primitive::<Int64Type>().clone();
+        let key_rows = match &self.converter {
+            Some(c) => Some(c.convert_columns(&batch.columns()[2..2 + num_keys])?),
+            None => None,
+        };
+        for i in 0..batch.num_rows() {
+            let row = batch.slice(i, 1);
+            let states = split_states(&row.columns()[2 + num_keys..], &widths);
+            let mut accumulators = self.aggregates.accumulators()?;
+            for (acc, state) in accumulators.iter_mut().zip(&states) {
+                acc.merge_batch(state)?;
+            }
+            let key: Box<[u8]> = key_rows
+                .as_ref()
+                .map_or_else(|| Box::from(&[][..]), |r| r.row(i).data().into());
+            self.sessions.entry(key).or_default().push(Session {
+                start: starts.value(i),
+                end: ends.value(i),
+                accumulators,
+            });
+        }
+        Ok(())
     }
 
     fn emit(&mut self, limit: i64, out: &mut Vec<RecordBatch>) -> Result<usize> {

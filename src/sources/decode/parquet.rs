@@ -46,13 +46,14 @@ pub enum ParquetError {
 }
 
 /// Opens `path` and returns an iterator of decoded batches (at most `batch_size` rows each)
-/// in the source schema. Rows whose time value cannot be converted are rejected with their
-/// row index (0-based) as position.
+/// in the source schema, starting after the first `skip_rows` rows. Rows whose time value
+/// cannot be converted are rejected with their row index (0-based) as position.
 pub fn parquet_batches(
     path: impl AsRef<Path>,
     schema: &Arc<SourceSchema>,
     partition: PartitionId,
     batch_size: usize,
+    skip_rows: usize,
 ) -> Result<ParquetBatches, ParquetError> {
     let path = path.as_ref().to_path_buf();
     let open = |e: &dyn std::fmt::Display| ParquetError::Open {
@@ -93,6 +94,7 @@ pub fn parquet_batches(
     let reader = builder
         .with_projection(mask)
         .with_batch_size(batch_size.max(1))
+        .with_offset(skip_rows)
         .build()
         .map_err(|e| open(&e))?;
     Ok(ParquetBatches {
@@ -101,7 +103,7 @@ pub fn parquet_batches(
         partition,
         names,
         reader,
-        row: 0,
+        row: skip_rows as i64,
     })
 }
 
@@ -121,6 +123,13 @@ impl std::fmt::Debug for ParquetBatches {
         f.debug_struct("ParquetBatches")
             .field("path", &self.path)
             .finish()
+    }
+}
+
+impl ParquetBatches {
+    /// Index of the next row to read (rows before it, good or rejected, were returned).
+    pub fn next_row(&self) -> u64 {
+        self.row as u64
     }
 }
 

@@ -1,9 +1,15 @@
-//! Consumer-group membership of a Kafka source: the rebalance callback, what the consume
-//! loop must do after a rebalance, and which offsets may be committed.
+//! Consumer-group membership of a Kafka source (`assignment = 'group'`): the rebalance
+//! callback, what the consume loop must do after a rebalance, and which offsets may be
+//! committed. (With the default static assignment none of this runs: the context only
+//! routes librdkafka's logs.)
 //!
 //! The rules that keep rows neither lost nor double-counted across rebalances:
-//! - an offset is committed only after the feed accepted every row before it
-//!   ([`GroupState::processed`] is updated after `SourceFeed::push` resolved);
+//! - while partitions stay put, only offsets a durable checkpoint covers are committed
+//!   (see [`super::KafkaConnector`]);
+//! - a partition assigned here starts at the later of its committed offset and this
+//!   instance's own position for it (restored from a checkpoint), so a restart continues
+//!   from its checkpoint and a partition that comes back after another member advanced it
+//!   continues from there;
 //! - on revoke, the processed offsets of the revoked partitions are committed
 //!   synchronously inside the callback (nothing is being pushed then: callbacks run inside
 //!   the consume loop's `recv`), and forgotten, so a stale offset is never committed later;
@@ -26,6 +32,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::options::StartPosition;
 use super::producer::TracingContext;
+use crate::sources::feed::SourceFeed;
 
 /// What the consume loop learns from rebalances.
 #[derive(Debug, Default)]
@@ -50,17 +57,21 @@ pub struct GroupContext {
     source: String,
     topic: String,
     start: StartPosition,
+    /// Group mode: the feed whose positions are a lower bound on assign.
+    feed: Option<SourceFeed>,
     /// Shared with the consume loop.
     pub state: Arc<Mutex<GroupState>>,
 }
 
 impl GroupContext {
     /// A context for `source` reading `topic`.
-    pub fn new(source: &str, topic: &str, start: StartPosition) -> Self {
+    /// A context for `source` reading `topic`; `feed` in group mode.
+    pub fn new(source: &str, topic: &str, start: StartPosition, feed: Option<SourceFeed>) -> Self {
         Self {
             source: source.to_string(),
             topic: topic.to_string(),
             start,
+            feed,
             state: Arc::new(Mutex::new(GroupState::default())),
         }
     }
@@ -118,6 +129,7 @@ impl GroupContext {
         if let StartPosition::Timestamp(ms) = self.start {
             self.seek_to_time(consumer, tpl, ms);
         }
+        self.resume_own_positions(consumer, tpl);
         let mut state = self.lock();
         let added: Vec<i32> = partitions
             .iter()
@@ -135,6 +147,39 @@ impl GroupContext {
         state.changes.push((added, removed));
         state.rebalances += 1;
         tracing::info!(source = %self.source, ?partitions, "partitions assigned");
+    }
+
+    /// Starts each partition at the later of its committed offset and the feed's own
+    /// position (restored from a checkpoint or reached before the partition left).
+    fn resume_own_positions(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let Some(feed) = &self.feed else { return };
+        let own: Vec<(i32, i64)> = tpl
+            .elements_for_topic(&self.topic)
+            .iter()
+            .filter_map(|e| {
+                feed.position(e.partition() as u32)
+                    .and_then(|p| p.kafka_offset())
+                    .map(|o| (e.partition(), o))
+            })
+            .collect();
+        if own.is_empty() {
+            return;
+        }
+        let committed = consumer
+            .committed_offsets(tpl.clone(), Duration::from_secs(10))
+            .ok();
+        for (p, o) in own {
+            let c = committed
+                .as_ref()
+                .and_then(|c| c.find_partition(&self.topic, p))
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(c) => Some(c),
+                    _ => None,
+                });
+            if c.is_none_or(|c| o > c) {
+                let _ = tpl.set_partition_offset(&self.topic, p, Offset::Offset(o));
+            }
+        }
     }
 
     /// For partitions without a committed offset, starts at the first message at or after

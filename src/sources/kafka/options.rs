@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 
-use crate::sources::connector::{ConnectorError, ConnectorSpec};
+use crate::sources::connector::{ConnectorError, ConnectorSpec, GENERIC_OPTIONS};
 
 /// Options the Kafka connector understands (besides `properties.*` pass-through keys and
 /// the generic source options).
@@ -22,9 +22,9 @@ pub const KAFKA_OPTIONS: &[&str] = &[
     "stop_at_end",
     "csv_delimiter",
     "ingest",
+    "assignment",
 ];
 
-const GENERIC_OPTIONS: &[&str] = &["connector", "time_format", "idle_timeout"];
 
 /// Prefix of options passed to librdkafka unchanged (`properties.security.protocol = …`).
 pub const PROPERTY_PREFIX: &str = "properties.";
@@ -100,6 +100,21 @@ impl StartPosition {
     }
 }
 
+/// How partitions are given to this consumer (`assignment` option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignment {
+    /// Every partition of the topic, assigned explicitly, starting at the positions of the
+    /// restored checkpoint (default). No consumer-group membership: a restart never waits
+    /// for the broker to evict a killed predecessor. The group is used only to publish
+    /// committed offsets (lag visibility, other tools), and only offsets a durable
+    /// checkpoint covers are committed.
+    Static,
+    /// Partitions shared by the members of the consumer group (rebalances). A partition
+    /// moving here starts at the later of its committed offset and this instance's own
+    /// position; on revoke, what was processed is committed for the next owner.
+    Group,
+}
+
 /// Validated options of one Kafka source.
 #[derive(Debug, Clone)]
 pub struct KafkaSourceOptions {
@@ -131,6 +146,11 @@ pub struct KafkaSourceOptions {
     pub ingest_http: bool,
     /// `properties.*` options, prefix removed.
     pub properties: Vec<(String, String)>,
+    /// How partitions are assigned.
+    pub assignment: Assignment,
+    /// Whether offsets committed to the group are a starting point when no checkpoint has
+    /// a position (`false` with `--from-scratch`).
+    pub use_committed: bool,
 }
 
 impl KafkaSourceOptions {
@@ -208,6 +228,16 @@ impl KafkaSourceOptions {
             Some(v) if v == "\\t" => b'\t',
             Some(v) => return Err(err(format!("csv_delimiter = '{v}' is not one character"))),
         };
+        let assignment = match get("assignment").as_deref() {
+            None | Some("static") => Assignment::Static,
+            Some("group") => Assignment::Group,
+            Some(v) => {
+                return Err(err(format!(
+                    "assignment = '{v}' is not 'static' (every partition, positions from \
+                     checkpoints) or 'group' (partitions shared by the consumer group)"
+                )))
+            }
+        };
         let ingest_http = match get("ingest").as_deref() {
             None | Some("kafka") => false,
             Some("http") => true,
@@ -227,6 +257,8 @@ impl KafkaSourceOptions {
             stop_at_end,
             csv_delimiter,
             properties,
+            assignment,
+            use_committed: !spec.ignore_committed_offsets,
         })
     }
 

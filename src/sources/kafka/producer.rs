@@ -96,14 +96,15 @@ impl KafkaProducer {
         self.failed.load(Ordering::Relaxed)
     }
 
-    /// Sends one message and waits for the broker's acknowledgement.
+    /// Sends one message and waits for the broker's acknowledgement; returns the partition
+    /// and offset the broker stored it at.
     pub async fn send(
         &self,
         topic: &str,
         key: Option<&[u8]>,
         payload: &[u8],
         headers: &[(&str, &[u8])],
-    ) -> Result<(), ProduceError> {
+    ) -> Result<(i32, i64), ProduceError> {
         let mut owned = OwnedHeaders::new_with_capacity(headers.len());
         for (k, v) in headers {
             owned = owned.insert(Header {
@@ -118,9 +119,9 @@ impl KafkaProducer {
             record = record.key(k);
         }
         match self.producer.send(record, Timeout::Never).await {
-            Ok(_) => {
+            Ok(delivery) => {
                 self.sent.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+                Ok((delivery.partition, delivery.offset))
             }
             Err((e, _)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
@@ -144,7 +145,12 @@ impl KafkaProducer {
             .into_iter()
             .map(|(key, payload)| self.send(topic, key, payload, &[]));
         let results = futures::future::join_all(sends).await;
-        results.into_iter().collect()
+        results.into_iter().map(|r| r.map(|_| ())).collect()
+    }
+
+    /// The underlying rdkafka producer (metadata queries).
+    pub fn inner(&self) -> &FutureProducer<TracingContext> {
+        &self.producer
     }
 
     /// Waits until every queued message is delivered (or fails) within `timeout`.

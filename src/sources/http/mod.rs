@@ -11,6 +11,17 @@
 //! rows). A body is taken whole or not at all: any bad instance or line answers 400 with a
 //! message saying what and where, and the raw body is dead-lettered. All HTTP sources use
 //! partition 0.
+//!
+//! What a 2xx means: with checkpoints on (the default) the rows are in the source's
+//! write-ahead log on disk ([`ingest_log`]) and in the engine; after a crash they are
+//! replayed from the log, so every row answered 2xx is counted exactly once. A source with
+//! no running monitor answers 503: nothing would process the rows. (A request that got no
+//! answer — the connection broke — may or may not have been stored; clients that retry it
+//! can count it twice.)
+
+pub mod ingest_log;
+
+pub use ingest_log::{IngestLog, SyncPolicy, WAL_DIR};
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -25,10 +36,12 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::connector::{Connector, ConnectorError, ConnectorSpec};
+use super::connector::{Connector, ConnectorError, ConnectorSpec, GENERIC_OPTIONS};
 use super::decode::{decode_http_body, DecodedBody, HttpDecodeOptions, LogType};
 use super::feed::SourceFeed;
-use super::rejected::RejectedRecord;
+use super::position::SourcePosition;
+use super::rejected::{PartitionId, RejectedRecord, MAX_RAW_LEN};
+use crate::wal::WalEntry;
 
 /// Default largest accepted request body: 16 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -37,9 +50,10 @@ pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 const INLINE_DECODE_LIMIT: usize = 256 * 1024;
 
 /// Options the HTTP connector understands (besides the generic source options).
-pub const HTTP_OPTIONS: &[&str] = &["log_type"];
+pub const HTTP_OPTIONS: &[&str] = &["log_type", "format", "wal_sync", "wal_sync_interval"];
 
-const GENERIC_OPTIONS: &[&str] = &["connector", "time_format", "idle_timeout", "format"];
+/// Default `wal_sync_interval` of `wal_sync = 'interval'`.
+pub const DEFAULT_WAL_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[derive(Clone)]
 struct Registered {
@@ -47,6 +61,33 @@ struct Registered {
     options: HttpDecodeOptions,
     /// When set, validated bodies go there (e.g. a Kafka topic) instead of the feed.
     forward: Option<Arc<dyn BodyForwarder>>,
+    /// When set, accepted rows go through this write-ahead log into the feed.
+    log: Option<IngestLog>,
+}
+
+impl Registered {
+    /// Keeps a rejected body: through the write-ahead log when there is one (so it survives
+    /// a crash), else straight to the dead-letter writer.
+    fn reject(&self, body: &[u8], reason: String) {
+        match &self.log {
+            Some(log) => {
+                let entry = WalEntry::Rejected {
+                    arrival_ms: chrono::Utc::now().timestamp_millis(),
+                    raw: body[..body.len().min(MAX_RAW_LEN)].to_vec(),
+                    reason,
+                };
+                let log = log.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = log.append(entry).await {
+                        tracing::error!(error = %e, "rejected body not kept");
+                    }
+                });
+            }
+            None => self
+                .feed
+                .reject(vec![RejectedRecord::new(0, None, body, reason)]),
+        }
+    }
 }
 
 /// Where a source's HTTP bodies go instead of the engine (a Kafka source with
@@ -124,6 +165,7 @@ impl HttpIngest {
                 feed,
                 options,
                 forward: None,
+                log: None,
             },
         );
         tracing::info!(
@@ -146,6 +188,22 @@ impl HttpIngest {
         let mut sources = self.sources.write().unwrap_or_else(|e| e.into_inner());
         if let Some(reg) = sources.get_mut(&source.to_ascii_lowercase()) {
             reg.forward = Some(forward);
+        }
+        Ok(())
+    }
+
+    /// Registers a source whose accepted rows go through `log` (see [`ingest_log`]).
+    pub fn register_with_log(
+        &self,
+        source: &str,
+        feed: SourceFeed,
+        options: HttpDecodeOptions,
+        log: IngestLog,
+    ) -> Result<(), ConnectorError> {
+        self.register_with(source, feed, options)?;
+        let mut sources = self.sources.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(reg) = sources.get_mut(&source.to_ascii_lowercase()) {
+            reg.log = Some(log);
         }
         Ok(())
     }
@@ -272,8 +330,7 @@ async fn handle(
         return match forward.forward(&headers, &body).await {
             Ok(rows) => (StatusCode::OK, Json(json!({ "forwarded": rows }))).into_response(),
             Err(ForwardError::Invalid(reason)) => {
-                reg.feed
-                    .reject(vec![RejectedRecord::new(0, None, &body, reason.clone())]);
+                reg.reject(&body, reason.clone());
                 error(StatusCode::BAD_REQUEST, reason)
             }
             Err(ForwardError::Unavailable(reason)) => {
@@ -304,15 +361,13 @@ async fn handle(
         Ok(Err(e)) => {
             let reason = e.to_string();
             tracing::debug!(source, %reason, "HTTP body rejected");
-            reg.feed
-                .reject(vec![RejectedRecord::new(0, None, &body, reason.clone())]);
+            reg.reject(&body, reason.clone());
             return error(StatusCode::BAD_REQUEST, reason);
         }
         Err(_) => {
             let reason = "internal error while decoding the body (this is a bug)".to_string();
             tracing::error!(source, "HTTP body decoder panicked");
-            reg.feed
-                .reject(vec![RejectedRecord::new(0, None, &body, reason.clone())]);
+            reg.reject(&body, reason.clone());
             return error(StatusCode::INTERNAL_SERVER_ERROR, reason);
         }
     };
@@ -323,9 +378,25 @@ async fn handle(
             format!("source '{source}' is shut down"),
         );
     }
+    if rows > 0 && !reg.feed.has_subscribers() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("source '{source}' has no running monitor: nothing would process the rows"),
+        );
+    }
     if rows > 0 {
-        if let Err(e) = reg.feed.push(0, decoded.batch).await {
-            return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+        let stored = match &reg.log {
+            Some(log) => {
+                log.append(WalEntry::Batch {
+                    arrival_ms: chrono::Utc::now().timestamp_millis(),
+                    batch: decoded.batch,
+                })
+                .await
+            }
+            None => reg.feed.push(0, decoded.batch).await.map_err(|e| e.to_string()),
+        };
+        if let Err(e) = stored {
+            return error(StatusCode::SERVICE_UNAVAILABLE, e);
         }
     }
     let mut answer = json!({ "accepted": rows });
@@ -342,6 +413,11 @@ pub struct HttpConnector {
     name: String,
     ingest: Arc<HttpIngest>,
     options: HttpDecodeOptions,
+    /// Write-ahead log directory, when acknowledgements are durable.
+    log_dir: Option<std::path::PathBuf>,
+    sync: SyncPolicy,
+    /// The running log (for truncation after checkpoints).
+    log: std::sync::Mutex<Option<IngestLog>>,
 }
 
 impl HttpConnector {
@@ -372,10 +448,31 @@ impl HttpConnector {
             })?,
             None => LogType::Both,
         };
+        let interval = match spec.options.get("wal_sync_interval") {
+            Some(v) => humantime::parse_duration(v)
+                .map_err(|e| err(format!("wal_sync_interval = '{v}': {e} (e.g. '100 ms')")))?,
+            None => DEFAULT_WAL_SYNC_INTERVAL,
+        };
+        let sync = match spec.options.get("wal_sync").map(|v| v.to_ascii_lowercase()) {
+            None => SyncPolicy::Always,
+            Some(v) if v == "always" => SyncPolicy::Always,
+            Some(v) if v == "interval" => SyncPolicy::Interval(interval),
+            Some(v) => {
+                return Err(err(format!(
+                    "wal_sync = '{v}' is not 'always' (fsync before every answer) or 'interval' \
+                     (fsync every wal_sync_interval)"
+                )))
+            }
+        };
         Ok(Self {
             name: name.clone(),
             ingest,
             options: HttpDecodeOptions { log_type },
+            log_dir: spec
+                .durable
+                .then(|| ingest_log::log_dir(&spec.data_dir, &name)),
+            sync,
+            log: std::sync::Mutex::new(None),
         })
     }
 }
@@ -386,15 +483,45 @@ impl Connector for HttpConnector {
         false
     }
 
+    fn identity(&self) -> String {
+        "http".to_string()
+    }
+
     async fn run(
         self: Arc<Self>,
         feed: SourceFeed,
         shutdown: CancellationToken,
     ) -> Result<(), ConnectorError> {
         feed.register_partition(0);
-        self.ingest.register_with(&self.name, feed, self.options)?;
+        match &self.log_dir {
+            Some(dir) => {
+                let log = IngestLog::start(dir.clone(), self.sync, feed.clone())
+                    .await
+                    .map_err(|e| ConnectorError::Io {
+                        source_name: self.name.clone(),
+                        message: format!("write-ahead log: {e}"),
+                    })?;
+                *self.log.lock().unwrap_or_else(|e| e.into_inner()) = Some(log.clone());
+                self.ingest
+                    .register_with_log(&self.name, feed, self.options, log)?;
+            }
+            None => self.ingest.register_with(&self.name, feed, self.options)?,
+        }
         shutdown.cancelled().await;
         self.ingest.unregister(&self.name);
+        *self.log.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(())
+    }
+
+    async fn on_checkpoint(
+        &self,
+        _committed: &std::collections::BTreeMap<PartitionId, SourcePosition>,
+        oldest_kept: &std::collections::BTreeMap<PartitionId, SourcePosition>,
+    ) {
+        let lsn = oldest_kept.get(&0).and_then(SourcePosition::wal_lsn);
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let (Some(lsn), Some(log)) = (lsn, log) {
+            log.truncate_before(lsn);
+        }
     }
 }
