@@ -14,6 +14,20 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Forces every file under `dir` (recursively), and `dir` itself, to disk.
+pub fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            File::open(&path)?.sync_all()?;
+        }
+    }
+    sync_dir(dir)
+}
+
 /// The temporary name a file is written under before it is renamed into place: hidden
 /// (leading dot) so directory listings of readers skip it.
 pub fn temp_path(path: &Path) -> PathBuf {

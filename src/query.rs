@@ -55,11 +55,15 @@ impl QueryEngine {
         Ok(ctx)
     }
 
-    /// Registers every table and baseline of the data dir in `ctx`.
+    /// Registers every table and baseline of the data dir in `ctx`. Unreadable result
+    /// files are moved aside first ([`ResultStore::quarantine_unreadable`], logged as
+    /// warnings); a table that still cannot be registered is skipped with a warning rather
+    /// than failing every query.
     pub async fn register_data_dir(
         ctx: &SessionContext,
         store: &ResultStore,
     ) -> Result<(), RuntimeError> {
+        store.quarantine_unreadable();
         if let Ok(entries) = std::fs::read_dir(store.tables_dir()) {
             let mut dirs: Vec<_> = entries.flatten().map(|e| e.path()).collect();
             dirs.sort();
@@ -71,13 +75,19 @@ impl QueryEngine {
                     continue;
                 }
                 let path = format!("{}/", dir.display());
-                ctx.register_parquet(format!("\"{name}\""), &path, ParquetReadOptions::default())
+                if let Err(e) = ctx
+                    .register_parquet(format!("\"{name}\""), &path, ParquetReadOptions::default())
                     .await
-                    .map_err(|e| RuntimeError::Invalid(format!("table '{name}': {e}")))?;
+                {
+                    tracing::warn!(table = %name, error = %e, "table skipped: it cannot be read");
+                }
             }
         }
         if let Ok(entries) = std::fs::read_dir(store.root().join("baselines")) {
             for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with('.') {
+                    continue;
+                }
                 let data = entry.path().join(DATA_FILE);
                 if !data.exists() {
                     continue;

@@ -4,7 +4,7 @@
 //! profiling again. The statement's `WITH (…)` options choose how the profile is built (see
 //! [`profile_options`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
@@ -166,6 +166,10 @@ fn reuse_stored(dir: &Path, sql: &str, input_print: Option<&str>) -> Option<Base
     BaselineProfile::read_from(dir).ok()
 }
 
+/// Stores a baseline's profile, rows and definition durably, replacing what `dir` held
+/// without a moment where a reader finds neither: everything is written into a hidden
+/// sibling directory and fsynced, then swapped in by two renames (a crash between them leaves
+/// the previous version as `.<name>.old-*`, restored by [`recover_baseline_dirs`]).
 fn persist(
     dir: &Path,
     profile: &BaselineProfile,
@@ -173,19 +177,24 @@ fn persist(
     sql: &str,
     input_print: Option<&str>,
 ) -> Result<(), RuntimeError> {
-    let io = |p: PathBuf| {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
         move |e: std::io::Error| RuntimeError::Invalid(format!("{}: {e}", p.display()))
     };
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(io(dir.to_path_buf()))?;
-    }
-    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stamp = chrono::Utc::now().timestamp_millis();
+    let staging = parent.join(format!(".{name}.new-{stamp}"));
+    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
     profile
-        .write_to(dir)
+        .write_to(&staging)
         .map_err(|e| RuntimeError::Invalid(format!("saving baseline: {e}")))?;
     if let Some(first) = batches.first() {
-        let path = dir.join(DATA_FILE);
-        let file = std::fs::File::create(&path).map_err(io(path.clone()))?;
+        let path = staging.join(DATA_FILE);
+        let file = std::fs::File::create(&path).map_err(io(&path))?;
         let mut writer = parquet::arrow::ArrowWriter::try_new(file, first.schema(), None)
             .map_err(|e| RuntimeError::Invalid(format!("{}: {e}", path.display())))?;
         for b in batches {
@@ -197,11 +206,51 @@ fn persist(
             .close()
             .map_err(|e| RuntimeError::Invalid(format!("{}: {e}", path.display())))?;
     }
-    std::fs::write(dir.join(DEFINITION), sql).map_err(io(dir.join(DEFINITION)))?;
+    std::fs::write(staging.join(DEFINITION), sql).map_err(io(&staging.join(DEFINITION)))?;
     if let Some(p) = input_print {
-        std::fs::write(dir.join(FINGERPRINT), p).map_err(io(dir.join(FINGERPRINT)))?;
+        std::fs::write(staging.join(FINGERPRINT), p).map_err(io(&staging.join(FINGERPRINT)))?;
+    }
+    crate::durable::sync_tree(&staging).map_err(io(&staging))?;
+    let old = parent.join(format!(".{name}.old-{stamp}"));
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(io(dir))?;
+    }
+    std::fs::rename(&staging, dir).map_err(io(dir))?;
+    crate::durable::sync_dir(parent).map_err(io(parent))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(io(&old))?;
     }
     Ok(())
+}
+
+/// Finishes baseline replacements a crash interrupted: a baseline whose directory is
+/// missing gets its previous version (`.<name>.old-*`) back; unfinished new versions are
+/// deleted.
+pub fn recover_baseline_dirs(store: &ResultStore) {
+    let root = store.root().join("baselines");
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix('.') else {
+            continue;
+        };
+        if let Some((name, _)) = rest.split_once(".old-") {
+            let target = root.join(name);
+            let result = if target.exists() {
+                std::fs::remove_dir_all(entry.path())
+            } else {
+                tracing::warn!(baseline = name, "restoring the baseline a crash left mid-replacement");
+                std::fs::rename(entry.path(), &target)
+            };
+            if let Err(e) = result {
+                tracing::warn!(path = %entry.path().display(), error = %e, "baseline recovery");
+            }
+        } else if rest.contains(".new-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Loads every stored baseline of the data dir into `registry` (for `driftwatch query`).
@@ -211,6 +260,9 @@ pub fn load_stored(store: &ResultStore, registry: &BaselineRegistry) -> Vec<Stri
         return loaded;
     };
     for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
         match BaselineProfile::read_from(&entry.path()) {
             Ok(profile) => {
                 loaded.push(profile.name.clone());

@@ -133,6 +133,7 @@ impl Driftwatch {
         if config.from_scratch {
             super::lifecycle::start_from_scratch(&config.data_dir, &checkpoints)?;
         }
+        super::baselines::recover_baseline_dirs(&store);
         let checkpointer = Checkpointer::open(checkpoints, config.checkpoint_interval);
         if checkpointer.enabled() {
             let removed = store.discard_uncovered(checkpointer.restored_id())?;

@@ -97,9 +97,7 @@ impl CatalogFile {
         if let Some(dir) = self.path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let tmp = self.path.with_extension("sql.tmp");
-        std::fs::write(&tmp, out)
-            .and_then(|_| std::fs::rename(&tmp, &self.path))
+        crate::durable::write_atomic(&self.path, out.as_bytes())
             .map_err(|e| RuntimeError::Invalid(format!("writing {}: {e}", self.path.display())))
     }
 }

@@ -1,10 +1,15 @@
 //! The `system` schema: what runs, with its counters, as tables built from a
 //! [`SystemSnapshot`].
 //!
-//! - `system.sources (name, sql, rows_in, rejected, watermark, lag_ms)`: `lag_ms` is how far
-//!   the watermark trails the wall clock (NULL before data);
-//! - `system.monitors (name, sql, source, windows, rows_out, late_rows, last_window_end)`;
+//! - `system.sources (name, sql, rows_in, rejected, watermark, lag_ms, status, error)`:
+//!   `lag_ms` is how far the watermark trails the wall clock (NULL before data); `status` is
+//!   `running`, `retrying` (a transient error is retried with backoff, see `error`),
+//!   `finished` or `failed`;
+//! - `system.monitors (name, sql, source, windows, rows_out, late_rows, last_window_end,
+//!   status, error)`;
 //! - `system.baselines (name)`;
+//! - `system.checkpoints (id, restored, completed, abandoned, duration_ms, max_stall_us,
+//!   bytes)`: the last checkpoint written by this process and the one restored at start;
 //! - `system.counters (kind, name, counter, value)`: every counter above in long form.
 
 use std::sync::Arc;
@@ -46,6 +51,8 @@ pub fn system_tables(
             Field::new("rejected", DataType::UInt64, false),
             Field::new("watermark", EVENT_TIME_TYPE, true),
             Field::new("lag_ms", DataType::Int64, true),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("error", DataType::Utf8, true),
         ],
         vec![
             strings(s.iter().map(|x| x.name.as_str())),
@@ -58,6 +65,8 @@ pub fn system_tables(
             Arc::new(Int64Array::from_iter(
                 s.iter().map(|x| ts(x.watermark_ms).map(|w| now_ms - w)),
             )),
+            strings(s.iter().map(|x| x.status.as_str())),
+            Arc::new(StringArray::from_iter(s.iter().map(|x| x.error.as_deref()))),
         ],
     )?;
     let m = &snap.monitors;
@@ -70,6 +79,8 @@ pub fn system_tables(
             Field::new("rows_out", DataType::UInt64, false),
             Field::new("late_rows", DataType::UInt64, false),
             Field::new("last_window_end", EVENT_TIME_TYPE, true),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("error", DataType::Utf8, true),
         ],
         vec![
             strings(m.iter().map(|x| x.name.as_str())),
@@ -81,6 +92,29 @@ pub fn system_tables(
             Arc::new(TimestampMillisecondArray::from_iter(
                 m.iter().map(|x| ts(x.last_window_end_ms)),
             )),
+            strings(m.iter().map(|x| x.status.as_str())),
+            Arc::new(StringArray::from_iter(m.iter().map(|x| x.error.as_deref()))),
+        ],
+    )?;
+    let c = &snap.checkpoint;
+    let checkpoints = batch(
+        vec![
+            Field::new("id", DataType::UInt64, false),
+            Field::new("restored", DataType::UInt64, false),
+            Field::new("completed", DataType::UInt64, false),
+            Field::new("abandoned", DataType::UInt64, false),
+            Field::new("duration_ms", DataType::UInt64, false),
+            Field::new("max_stall_us", DataType::UInt64, false),
+            Field::new("bytes", DataType::UInt64, false),
+        ],
+        vec![
+            Arc::new(UInt64Array::from(vec![c.id])),
+            Arc::new(UInt64Array::from(vec![c.restored])),
+            Arc::new(UInt64Array::from(vec![c.completed])),
+            Arc::new(UInt64Array::from(vec![c.abandoned])),
+            Arc::new(UInt64Array::from(vec![c.duration.as_millis() as u64])),
+            Arc::new(UInt64Array::from(vec![c.max_stall.as_micros() as u64])),
+            Arc::new(UInt64Array::from(vec![c.bytes])),
         ],
     )?;
     let baselines = batch(
@@ -122,5 +156,6 @@ pub fn system_tables(
         ("monitors", monitors),
         ("baselines", baselines),
         ("counters", counters),
+        ("checkpoints", checkpoints),
     ])
 }

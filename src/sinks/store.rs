@@ -194,6 +194,76 @@ impl ResultStore {
         true
     }
 
+    /// Directory unreadable result files are moved to.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.root.join("quarantine")
+    }
+
+    /// Moves result files whose Parquet footer cannot be read (truncated, overwritten, not
+    /// Parquet) out of their table into `quarantine/<table>/`, so that one damaged file does
+    /// not fail every query of its table; returns what was moved and why. Files already
+    /// checked (same path, size and modification time) are not read again.
+    pub fn quarantine_unreadable(&self) -> Vec<(PathBuf, String)> {
+        static CHECKED: std::sync::OnceLock<
+            std::sync::Mutex<std::collections::HashSet<(PathBuf, u64, SystemTime)>>,
+        > = std::sync::OnceLock::new();
+        let checked = CHECKED.get_or_init(Default::default);
+        let mut moved = Vec::new();
+        let Ok(tables) = std::fs::read_dir(self.tables_dir()) else {
+            return moved;
+        };
+        for table in tables.flatten() {
+            let Ok(files) = std::fs::read_dir(table.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let path = f.path();
+                let name = f.file_name().to_string_lossy().to_string();
+                if name.starts_with('.') || !name.ends_with(".parquet") {
+                    continue;
+                }
+                let Ok(meta) = f.metadata() else { continue };
+                let key = (
+                    path.clone(),
+                    meta.len(),
+                    meta.modified().unwrap_or(UNIX_EPOCH),
+                );
+                if checked.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+                    continue;
+                }
+                let readable = std::fs::File::open(&path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|file| {
+                        parquet::arrow::arrow_reader::ArrowReaderMetadata::load(
+                            &file,
+                            Default::default(),
+                        )
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                    });
+                match readable {
+                    Ok(()) => {
+                        checked.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+                    }
+                    Err(reason) => {
+                        let aside = self.quarantine_dir().join(table.file_name());
+                        let target = aside.join(&name);
+                        let result = std::fs::create_dir_all(&aside)
+                            .and_then(|_| std::fs::rename(&path, &target));
+                        match result {
+                            Ok(()) => {
+                                tracing::warn!(file = %path.display(), moved_to = %target.display(), %reason, "unreadable result file skipped");
+                                moved.push((path, reason));
+                            }
+                            Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot move unreadable result file aside"),
+                        }
+                    }
+                }
+            }
+        }
+        moved
+    }
+
     /// Deletes result files written more than `retention` ago; returns how many.
     pub fn apply_retention(&self, retention: Duration) -> Result<usize, StoreError> {
         let cutoff = now_ms() - retention.as_millis() as i64;

@@ -252,10 +252,11 @@ impl FileConnector {
         };
         for (path, format) in files {
             let name = file_name(&path);
+            // Files are append-only: earlier files are done; the file of the position
+            // continues at its offset (reading what was appended since, if anything).
             let from = match &resume {
                 Some((file, _, _, _)) if name < *file => continue,
-                Some((file, _, _, true)) if name == *file => continue,
-                Some((file, offset, line, false)) if name == *file => Resume {
+                Some((file, offset, line, _)) if name == *file => Resume {
                     offset: *offset,
                     line: *line,
                 },
@@ -316,13 +317,15 @@ impl FileConnector {
                 let mut decoder = JsonLinesDecoder::new(self.schema.clone(), self.batch_size);
                 let start = (from.offset as usize).min(bytes.len());
                 let first_line = if from.offset == 0 { 1 } else { from.line };
+                let mut next_line = first_line;
                 for c in line_chunks(&bytes[start..], first_line, self.batch_size) {
                     let decoded = decoder.decode(0, c.line, &bytes[start + c.start..start + c.end]);
-                    if !send(decoded, (start + c.end) as u64, c.next_line, false) {
+                    next_line = c.next_line;
+                    if !send(decoded, (start + c.end) as u64, next_line, false) {
                         return false;
                     }
                 }
-                send(Decoded::default(), len, 0, true)
+                send(Decoded::default(), len.max(from.offset), next_line, true)
             }
             FileFormat::Csv => {
                 let mut decoder = CsvDecoder::new(self.schema.clone(), self.delimiter);
@@ -343,14 +346,17 @@ impl FileConnector {
                     (body_start, first)
                 };
                 let body = &bytes[start..];
+                let (mut offset, mut next_line) = (start as u64, first);
                 for (line, chunk) in decode::csv_chunks(body, first, self.batch_size) {
-                    let end = chunk.as_ptr() as usize - bytes.as_ptr() as usize + chunk.len();
-                    let next_line = line + chunk.iter().filter(|b| **b == b'\n').count() as i64;
-                    if !send(decoder.decode(0, line, chunk), end as u64, next_line, false) {
+                    // A record's end (before its newline): resuming there reads the newline
+                    // first, so line numbers continue.
+                    offset = (chunk.as_ptr() as usize - bytes.as_ptr() as usize + chunk.len()) as u64;
+                    next_line = line + chunk.iter().filter(|b| **b == b'\n').count() as i64;
+                    if !send(decoder.decode(0, line, chunk), offset, next_line, false) {
                         return false;
                     }
                 }
-                send(Decoded::default(), len, 0, true)
+                send(Decoded::default(), offset, next_line, true)
             }
             FileFormat::Json => {
                 let options = HttpDecodeOptions::default();

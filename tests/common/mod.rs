@@ -7,6 +7,8 @@ use std::time::Duration;
 use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
 use arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::execute_stream;
+use driftwatch::engine::progress::StreamProgress;
+use driftwatch::engine::snapshot::WindowSnapshot;
 use driftwatch::engine::{plan_monitor, MonitorPlanOptions, PlanError};
 use driftwatch::runtime::metrics::SourceMetrics;
 use driftwatch::runtime::sources::source_schema;
@@ -23,6 +25,8 @@ pub struct Harness {
     pub results: Arc<Mutex<Vec<RecordBatch>>>,
     pub late: mpsc::UnboundedReceiver<RecordBatch>,
     pub done: tokio::task::JoinHandle<datafusion::common::Result<()>>,
+    /// Watermark and barrier alignment of the plan.
+    pub progress: Arc<StreamProgress>,
 }
 
 /// The `(source, monitor)` statements of `sql` compiled against each other.
@@ -35,6 +39,17 @@ pub async fn start_with(
     sql: &str,
     idle_timeout: Option<Duration>,
     baselines: &Arc<BaselineRegistry>,
+) -> Result<Harness, PlanError> {
+    start_restored(sql, idle_timeout, baselines, None).await
+}
+
+/// Like [`start_with`], the window operator starting from `restore` (state and the
+/// watermark it had applied) as after a restart from a checkpoint.
+pub async fn start_restored(
+    sql: &str,
+    idle_timeout: Option<Duration>,
+    baselines: &Arc<BaselineRegistry>,
+    restore: Option<(WindowSnapshot, i64)>,
 ) -> Result<Harness, PlanError> {
     let stmts = parse_statements(sql).expect("test SQL parses");
     let (Statement::CreateSource(src), Statement::CreateMonitor(mon)) = (&stmts[0], &stmts[1])
@@ -66,6 +81,11 @@ pub async fn start_with(
         baselines,
     )
     .await?;
+    if let Some((snapshot, watermark)) = restore {
+        plan.progress.set_restore(snapshot);
+        plan.progress.advance(watermark);
+    }
+    let progress = Arc::clone(&plan.progress);
     let results = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&results);
     let mut stream = execute_stream(plan.plan, plan.task_ctx).expect("plan executes");
@@ -81,6 +101,7 @@ pub async fn start_with(
         results,
         late: plan.late,
         done,
+        progress,
     })
 }
 
@@ -101,6 +122,20 @@ impl Harness {
     /// Result batches so far.
     pub fn results(&self) -> Vec<RecordBatch> {
         self.results.lock().unwrap().clone()
+    }
+
+    /// Takes a checkpoint barrier through the plan, as the runtime does: returns the window
+    /// state and the watermark the input had applied, then releases the input.
+    pub async fn checkpoint(&self, id: u64) -> (Option<WindowSnapshot>, i64) {
+        self.feed.barrier(id).await;
+        let drained = tokio::time::timeout(Duration::from_secs(10), self.progress.drained())
+            .await
+            .expect("the barrier drains");
+        assert_eq!(drained, id);
+        let snapshot = self.progress.take_snapshot();
+        let watermark = self.progress.watermark();
+        self.progress.release();
+        (snapshot, watermark)
     }
 }
 
