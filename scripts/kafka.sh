@@ -1,5 +1,13 @@
 #!/usr/bin/env bash
-# A real Kafka-protocol broker for development and tests: tansu (crates.io), in memory.
+# A real Kafka-protocol broker for development and tests: tansu (crates.io), storing records
+# in SQLite under the cache (wiped at every start).
+#
+# Why SQLite and not tansu's `memory://` engine: that engine (dynostore) answers a fetch at an
+# offset inside a stored record batch with the batches *after* it, so a consumer resuming
+# mid-batch — from a committed offset, a checkpoint, or simply the next fetch after a
+# partial response — silently skips the rest of that batch (tansu 0.6
+# `dynostore.rs`: `offsets.split_off(&offset)`). The SQLite engine stores records one by one
+# and fetches exactly from the requested offset; it is also durable across broker restarts.
 #
 #   scripts/kafka.sh install   # cargo install tansu into the cache, only when missing (~11 min cold)
 #   scripts/kafka.sh start     # install if needed, start on 127.0.0.1:9092, wait until it answers
@@ -10,6 +18,7 @@
 #   DRIFTWATCH_KAFKA  host:port (default 127.0.0.1:9092), also read by the tests
 #   TANSU_ROOT        install root (default ~/.cache/driftwatch/tansu)
 #   TANSU_VERSION     crate version to install (default 0.6.0)
+#   TANSU_DATA        directory of the broker's SQLite database (default ~/.cache/driftwatch/tansu-data)
 set -euo pipefail
 
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/driftwatch"
@@ -20,6 +29,7 @@ ADDR="${DRIFTWATCH_KAFKA:-127.0.0.1:9092}"
 HOST="${ADDR%:*}"
 PORT="${ADDR##*:}"
 PIDFILE="$CACHE/tansu.pid"
+TANSU_DATA="${TANSU_DATA:-$CACHE/tansu-data}"
 LOG="$CACHE/tansu.log"
 mkdir -p "$CACHE"
 
@@ -44,12 +54,15 @@ start() {
         return 0
     fi
     install
-    echo "starting tansu on $ADDR (log: $LOG)"
-    nohup "$TANSU" broker \
+    rm -rf "$TANSU_DATA"
+    mkdir -p "$TANSU_DATA"
+    echo "starting tansu on $ADDR (SQLite in $TANSU_DATA, log: $LOG)"
+    # The SQLite path is relative to the working directory.
+    (cd "$TANSU_DATA" && nohup "$TANSU" broker \
         --listener-url "tcp://$ADDR" \
         --advertised-listener-url "tcp://$ADDR" \
-        --storage-engine memory://tansu/ >"$LOG" 2>&1 &
-    echo $! >"$PIDFILE"
+        --storage-engine sqlite://tansu.db >"$LOG" 2>&1 &
+        echo $! >"$PIDFILE")
     for _ in $(seq 1 100); do
         if answers; then
             echo "tansu is up (pid $(cat "$PIDFILE"))"

@@ -129,14 +129,35 @@ impl MonitorTask {
         self.drain_late(plan, &mut w)?;
         w.results.flush()?;
         w.late.flush()?;
+        let Some(sinks) = self.flush_sinks().await else {
+            return Ok(());
+        };
         if progress.has_ended() {
             // Bounded input ended and every window was flushed: what remains (the emitted
             // horizon) goes into every later checkpoint.
-            let part = self.part(plan, progress.take_final(), Default::default());
+            let part = self.part(plan, progress.take_final(), sinks);
             let _ = self.checkpoints.send(CheckpointMessage::Final(part));
             self.metrics.health.set(Health::Finished, None);
         }
         Ok(())
+    }
+
+    /// Waits until every sink acknowledged everything sent (retrying failed deliveries with
+    /// backoff) and returns how far each was written; `None` when stopped meanwhile.
+    async fn flush_sinks(&self) -> Option<BTreeMap<String, crate::checkpoint::SinkPosition>> {
+        let mut positions = BTreeMap::new();
+        for sink in &self.sinks {
+            if !self
+                .retry(&format!("sink {}", sink.name()), || sink.flush())
+                .await
+            {
+                return None;
+            }
+            if let Some(p) = sink.position().await {
+                positions.insert(sink.name(), p);
+            }
+        }
+        Some(positions)
     }
 
     /// Prepares every sink (and reads back what the crashed run wrote after the restored
@@ -256,15 +277,11 @@ impl MonitorTask {
         self.drain_late(plan, w)?;
         w.results.start_epoch(id + 1)?;
         w.late.start_epoch(id + 1)?;
-        let mut sinks = BTreeMap::new();
-        for sink in &self.sinks {
-            sink.flush()
-                .await
-                .map_err(|e| RuntimeError::Invalid(format!("monitor '{}': {e}", self.name)))?;
-            if let Some(p) = sink.position() {
-                sinks.insert(sink.name(), p);
-            }
-        }
+        let Some(sinks) = self.flush_sinks().await else {
+            // Stopped while a sink was failing: the barrier stays unfinished and the
+            // previous checkpoint covers everything.
+            return Ok(());
+        };
         let snapshot = plan.progress.take_snapshot();
         let mut part = self.part(plan, snapshot, sinks);
         let stall = plan.progress.release();

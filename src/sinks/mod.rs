@@ -28,19 +28,20 @@ pub struct SinkError {
 pub trait ResultSink: Send + Sync + std::fmt::Debug {
     /// Identifies the sink in checkpoints (`kafka:<topic>`).
     fn name(&self) -> String;
-    /// Delivers one batch of results of `monitor`. Resolves when the sink acknowledged it;
-    /// failures are returned (and surfaced by the monitor), never dropped silently.
+    /// Hands one batch of results of `monitor` to the sink. It may return before the sink
+    /// acknowledged them; [`ResultSink::flush`] waits for that.
     async fn send(&self, monitor: &str, batch: &RecordBatch) -> Result<(), SinkError>;
-    /// Waits until everything sent is acknowledged.
+    /// Waits until everything sent is acknowledged. A delivery that failed is queued again
+    /// and reported as an error, never dropped: call again (with backoff) until it succeeds.
     async fn flush(&self) -> Result<(), SinkError>;
     /// Called once before the first result: learns where the sink starts (the Kafka sink
     /// notes the end of every partition, its checkpoint position until it writes there).
     async fn prepare(&self) -> Result<(), SinkError> {
         Ok(())
     }
-    /// How far the sink was written, recorded by every checkpoint (None: nothing to
-    /// record).
-    fn position(&self) -> Option<SinkPosition> {
+    /// How far the sink was written, recorded by every checkpoint right after
+    /// [`ResultSink::flush`] (None: nothing to record).
+    async fn position(&self) -> Option<SinkPosition> {
         None
     }
     /// After a restore from a checkpoint that recorded `position`: learn what was written

@@ -5,9 +5,15 @@
 //! value, timestamps as ISO 8601 text), the key is `monitor|window_start|window_end|<text
 //! columns>` (the text columns are the group keys of typical monitors, such as `feature`),
 //! and the `driftwatch_monitor` header names the monitor. The producer is idempotent and
-//! librdkafka retries within `message.timeout.ms`; `send` resolves only when every message
-//! of the batch was acknowledged, and a failed delivery is returned as an error (the
-//! monitor retries it with backoff), counted and logged, never dropped silently.
+//! librdkafka retries within `message.timeout.ms`.
+//!
+//! Deliveries are pipelined: `send` queues a batch's messages and returns; their
+//! acknowledgements are collected as they come, and [`ResultSink::flush`] — called at every
+//! checkpoint barrier and at the end — waits for all of them, queueing again any that
+//! failed (the monitor retries with backoff and shows the error meanwhile). So every result
+//! emitted before a checkpoint is in Kafka before that checkpoint completes, and a slow
+//! broker costs throughput only at checkpoints, not on every window. At most
+//! [`MAX_IN_FLIGHT`] messages wait for their acknowledgement (back-pressure beyond).
 //!
 //! # Exactly once without transactions
 //!
@@ -29,9 +35,13 @@
 
 mod readback;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use futures::FutureExt;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::DeliveryFuture;
+use tokio::sync::Mutex;
 
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::DataType;
@@ -50,6 +60,9 @@ pub const KAFKA_SINK_OPTIONS: &[&str] = &["topic", "brokers", "format", "propert
 /// Header naming the monitor that wrote a result.
 pub const MONITOR_HEADER: &str = "driftwatch_monitor";
 
+/// Messages waiting for their acknowledgement, at most.
+pub const MAX_IN_FLIGHT: usize = 50_000;
+
 /// Identity of a result message (see the module docs).
 type Identity = [u8; 32];
 
@@ -63,8 +76,16 @@ fn identity(key: &[u8], value: Option<&[u8]>) -> Identity {
     *h.finalize().as_bytes()
 }
 
+/// A message queued and not acknowledged yet (kept to be queued again if it fails).
+struct InFlight {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    monitor: Arc<str>,
+    delivery: Option<DeliveryFuture>,
+}
+
 /// What the sink knows about the topic.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Written {
     /// Next offset after this sink's last acknowledged message (or the end when it
     /// started), per partition.
@@ -73,6 +94,21 @@ struct Written {
     skip: HashMap<Identity, u32>,
     /// Identities are of key and value (row-level monitors) rather than key alone.
     by_content: bool,
+    /// Oldest first.
+    in_flight: VecDeque<InFlight>,
+    /// Failed deliveries, to queue again.
+    failed: Vec<(InFlight, String)>,
+}
+
+impl std::fmt::Debug for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Written")
+            .field("next", &self.next)
+            .field("skip", &self.skip.len())
+            .field("in_flight", &self.in_flight.len())
+            .field("failed", &self.failed.len())
+            .finish()
+    }
 }
 
 /// Sends every result row of a monitor to a Kafka topic.
@@ -136,8 +172,73 @@ impl KafkaSink {
         &self.producer
     }
 
-    fn written(&self) -> std::sync::MutexGuard<'_, Written> {
-        self.written.lock().unwrap_or_else(|e| e.into_inner())
+    /// Queues one message; when librdkafka's queue is full, waits for the oldest delivery
+    /// first.
+    async fn queue(&self, w: &mut Written, mut message: InFlight) -> Result<(), SinkError> {
+        loop {
+            let headers: [(&str, &[u8]); 1] = [(MONITOR_HEADER, message.monitor.as_bytes())];
+            match self
+                .producer
+                .enqueue(&self.reader.topic, &message.key, &message.value, &headers)
+            {
+                Ok(delivery) => {
+                    message.delivery = Some(delivery);
+                    w.in_flight.push_back(message);
+                    return Ok(());
+                }
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+                    if !w.in_flight.is_empty() =>
+                {
+                    self.settle_oldest(w).await;
+                }
+                Err(e) => return Err(error(format!("queueing a result: {e}"))),
+            }
+        }
+    }
+
+    /// Waits for the oldest delivery and records its outcome.
+    async fn settle_oldest(&self, w: &mut Written) {
+        if let Some(mut m) = w.in_flight.pop_front() {
+            let result = match m.delivery.take() {
+                Some(d) => d.await,
+                None => return,
+            };
+            self.record(w, m, result);
+        }
+    }
+
+    /// Records the outcomes of deliveries that are done, oldest first, without waiting.
+    fn settle_ready(&self, w: &mut Written) {
+        while let Some(front) = w.in_flight.front_mut() {
+            let Some(result) = front.delivery.as_mut().and_then(|d| d.now_or_never()) else {
+                return;
+            };
+            let m = w.in_flight.pop_front().expect("front exists");
+            self.record(w, m, result);
+        }
+    }
+
+    fn record(
+        &self,
+        w: &mut Written,
+        m: InFlight,
+        result: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
+    ) {
+        match result {
+            Ok(Ok(delivery)) => {
+                self.producer.count(true);
+                let next = w.next.entry(delivery.partition).or_insert(0);
+                *next = (*next).max(delivery.offset + 1);
+            }
+            Ok(Err((e, _))) => {
+                self.producer.count(false);
+                w.failed.push((m, e.to_string()));
+            }
+            Err(_) => {
+                self.producer.count(false);
+                w.failed.push((m, "the producer was closed".into()));
+            }
+        }
     }
 }
 
@@ -176,8 +277,8 @@ impl ResultSink for KafkaSink {
         format!("kafka:{}", self.reader.topic)
     }
 
-    fn position(&self) -> Option<SinkPosition> {
-        Some(self.written().next.clone())
+    async fn position(&self) -> Option<SinkPosition> {
+        Some(self.written.lock().await.next.clone())
     }
 
     async fn prepare(&self) -> Result<(), SinkError> {
@@ -185,7 +286,7 @@ impl ResultSink for KafkaSink {
         let end = tokio::task::spawn_blocking(move || reader.end_offsets())
             .await
             .map_err(|e| error(e.to_string()))??;
-        let mut w = self.written();
+        let mut w = self.written.lock().await;
         for (p, high) in end {
             w.next.entry(p).or_insert(high);
         }
@@ -210,7 +311,7 @@ impl ResultSink for KafkaSink {
             ms = started.elapsed().as_millis() as u64,
             "read back the sink topic after a restart: results found there are not sent again"
         );
-        let mut w = self.written();
+        let mut w = self.written.lock().await;
         w.skip = back.found;
         w.by_content = by_content;
         // Until this sink writes again, the end of what was read back is its position.
@@ -234,66 +335,48 @@ impl ResultSink for KafkaSink {
         if values.len() != keys.len() {
             return Err(error("JSON encoding produced a different number of rows"));
         }
-        // Rows already in the topic (read back after a restart, or delivered by an attempt
-        // that failed half-way) are not sent again.
-        let rows: Vec<(&String, &[u8], Identity)> = {
-            let mut w = self.written();
-            let by_content = w.by_content;
-            keys.iter()
-                .zip(values)
-                .filter_map(|(k, v)| {
-                    let id = identity(k.as_bytes(), by_content.then_some(v));
-                    match w.skip.get_mut(&id) {
-                        Some(n) if *n > 0 => {
-                            *n -= 1;
-                            None
-                        }
-                        _ => Some((k, v, id)),
-                    }
-                })
-                .collect()
-        };
-        let headers: [(&str, &[u8]); 1] = [(MONITOR_HEADER, monitor.as_bytes())];
-        let sends = rows.iter().map(|(k, v, _)| {
-            self.producer
-                .send(&self.reader.topic, Some(k.as_bytes()), v, &headers)
-        });
-        let results = futures::future::join_all(sends).await;
-        let mut w = self.written();
-        let mut delivered = Vec::new();
-        let mut first_error = None;
-        for ((_, _, id), r) in rows.iter().zip(results) {
-            match r {
-                Ok((partition, offset)) => {
-                    let next = w.next.entry(partition).or_insert(0);
-                    *next = (*next).max(offset + 1);
-                    delivered.push(*id);
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+        let mut w = self.written.lock().await;
+        let monitor: Arc<str> = Arc::from(monitor);
+        for (k, v) in keys.iter().zip(values) {
+            // A result already in the topic (read back after a restart) is not sent again.
+            let id = identity(k.as_bytes(), w.by_content.then_some(v));
+            if let Some(n) = w.skip.get_mut(&id).filter(|n| **n > 0) {
+                *n -= 1;
+                continue;
             }
+            let message = InFlight {
+                key: k.clone().into_bytes(),
+                value: v.to_vec(),
+                monitor: Arc::clone(&monitor),
+                delivery: None,
+            };
+            self.queue(&mut w, message).await?;
         }
-        let Some(e) = first_error else {
-            return Ok(());
-        };
-        // The monitor retries the whole batch: what did arrive is skipped then.
-        for id in &delivered {
-            *w.skip.entry(*id).or_insert(0) += 1;
+        self.settle_ready(&mut w);
+        while w.in_flight.len() > MAX_IN_FLIGHT {
+            self.settle_oldest(&mut w).await;
         }
-        Err(error(format!(
-            "monitor '{monitor}': {} of {} result rows were not delivered (the delivered ones \
-             are not sent again): {e}",
-            rows.len() - delivered.len(),
-            rows.len()
-        )))
+        Ok(())
     }
 
     async fn flush(&self) -> Result<(), SinkError> {
-        let producer = Arc::clone(&self.producer);
-        tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(30)))
-            .await
-            .map_err(|e| error(e.to_string()))?
-            .map_err(|e| error(e.to_string()))
+        let mut w = self.written.lock().await;
+        while !w.in_flight.is_empty() {
+            self.settle_oldest(&mut w).await;
+        }
+        if w.failed.is_empty() {
+            return Ok(());
+        }
+        // Queue the failed ones again; the caller retries the flush with backoff until
+        // they are acknowledged.
+        let failed = std::mem::take(&mut w.failed);
+        let n = failed.len();
+        let reason = failed[0].1.clone();
+        for (m, _) in failed {
+            self.queue(&mut w, m).await?;
+        }
+        Err(error(format!(
+            "{n} result messages were not delivered (queued again): {reason}"
+        )))
     }
 }

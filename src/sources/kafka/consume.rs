@@ -356,6 +356,13 @@ impl ConsumeLoop {
             let Some(next) = messages.last().map(|m| m.offset + 1) else {
                 continue;
             };
+            tracing::trace!(
+                partition,
+                first = messages[0].offset,
+                next,
+                messages = messages.len(),
+                "delivering"
+            );
             // Arrival time for `max_future`: the broker/producer timestamp, never later than
             // now (so a replay decides as the first run did).
             let arrival_ms = messages

@@ -134,6 +134,39 @@ impl KafkaProducer {
         }
     }
 
+    /// Queues one message without waiting for it; the returned future resolves with the
+    /// broker's answer. Fails at once when librdkafka's queue is full (wait for earlier
+    /// deliveries, then queue again).
+    pub fn enqueue(
+        &self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        headers: &[(&str, &[u8])],
+    ) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
+        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+        for (k, v) in headers {
+            owned = owned.insert(Header {
+                key: k,
+                value: Some(*v),
+            });
+        }
+        let record = FutureRecord::<[u8], [u8]>::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(owned);
+        self.producer.send_result(record).map_err(|(e, _)| e)
+    }
+
+    /// Counts the outcome of a delivery queued with [`KafkaProducer::enqueue`].
+    pub fn count(&self, delivered: bool) {
+        if delivered {
+            self.sent.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Sends many messages concurrently; resolves when all were acknowledged, or with the
     /// first failure (after every send finished).
     pub async fn send_all<'a>(
