@@ -19,6 +19,7 @@
 #   TANSU_ROOT        install root (default ~/.cache/driftwatch/tansu)
 #   TANSU_VERSION     crate version to install (default 0.6.0)
 #   TANSU_DATA        directory of the broker's SQLite database (default ~/.cache/driftwatch/tansu-data)
+#   TANSU_PIDFILE, TANSU_LOG  pid and log files (a second broker needs its own)
 set -euo pipefail
 
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/driftwatch"
@@ -28,9 +29,9 @@ TANSU="$TANSU_ROOT/bin/tansu"
 ADDR="${DRIFTWATCH_KAFKA:-127.0.0.1:9092}"
 HOST="${ADDR%:*}"
 PORT="${ADDR##*:}"
-PIDFILE="$CACHE/tansu.pid"
+PIDFILE="${TANSU_PIDFILE:-$CACHE/tansu.pid}"
 TANSU_DATA="${TANSU_DATA:-$CACHE/tansu-data}"
-LOG="$CACHE/tansu.log"
+LOG="${TANSU_LOG:-$CACHE/tansu.log}"
 mkdir -p "$CACHE"
 
 answers() { (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; }

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs what the tests need (Python packages from
-# PyPI into a cached venv), builds, then runs the Rust tests (cargo-nextest when present,
-# cargo test otherwise), the doc tests and the Python conformance tests.
+# PyPI into a cached venv, the tansu broker from crates.io), builds, then runs the Rust tests
+# (cargo-nextest when present, cargo test otherwise), the doc tests, and the Python tests
+# (scipy/numpy conformance, Flight and Kafka clients, kill -9 crash tests). Prints each
+# runner's summary and fails when a test was skipped. The long crash test (1 M events) is
+# scripts/crash-test.sh.
 #
 # Caches live outside the clone so warm runs are fast:
 #   CARGO_TARGET_DIR  (default ~/.cache/driftwatch/target)
@@ -38,20 +41,46 @@ cargo build --workspace --all-targets --locked
 cargo build -p driftwatch-udfs --example eval_stats --locked
 
 status=0
+LOGS="$(mktemp -d)"
+# A test that should run and was skipped is a failure: print the runner's summary line and
+# fail when it reports skipped (or ignored) tests.
+no_skips() {
+    local what=$1 log=$2 pattern=$3
+    local summary
+    summary=$(grep -E "$pattern" "$log" || true)
+    echo "$what: ${summary:-no summary line}"
+    if [ -z "$summary" ] || echo "$summary" | grep -Eq '[1-9][0-9]* (skipped|ignored)'; then
+        echo "$what: tests were skipped or the summary is missing" >&2
+        status=1
+    fi
+}
+
 step "Rust tests"
 if command -v cargo-nextest >/dev/null 2>&1; then
-    cargo nextest run --workspace --locked --no-fail-fast || status=1
-    cargo test --workspace --doc --locked || status=1
+    cargo nextest run --workspace --locked --no-fail-fast 2>&1 | tee "$LOGS/nextest.log" || status=1
+    no_skips "cargo nextest" "$LOGS/nextest.log" 'Summary \['
+    cargo test --workspace --doc --locked 2>&1 | tee "$LOGS/doctest.log" || status=1
+    no_skips "doc tests" "$LOGS/doctest.log" '^test result:'
 else
-    cargo test --workspace --locked --no-fail-fast || status=1
+    cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$LOGS/cargo-test.log" || status=1
+    if grep -Eq '[1-9][0-9]* ignored' "$LOGS/cargo-test.log"; then
+        echo "cargo test: ignored tests" >&2
+        status=1
+    fi
 fi
 
 step "API docs (rustdoc, warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet || status=1
 
-step "Python tests (scipy/numpy conformance)"
+step "Python tests (scipy/numpy conformance, Flight clients, Kafka clients, crash tests)"
 export DRIFTWATCH_EVAL_STATS="$CARGO_TARGET_DIR/debug/examples/eval_stats"
 export DRIFTWATCH_BIN="$CARGO_TARGET_DIR/debug/driftwatch"
-"$VENV/bin/python" -m pytest -q tests/python || status=1
+export DRIFTWATCH_TANSU="${DRIFTWATCH_TANSU:-$CACHE/tansu/bin/tansu}"
+"$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider tests/python 2>&1 | tee "$LOGS/pytest.log" || status=1
+no_skips "pytest" "$LOGS/pytest.log" '[0-9]+ (passed|failed)'
+
+step "Summary"
+grep -hE 'Summary \[|^test result:|[0-9]+ (passed|failed).* in ' "$LOGS"/*.log || true
+rm -rf "$LOGS"
 
 exit $status

@@ -193,7 +193,10 @@ mod tests {
         let first = DataDirLock::acquire(dir.path()).unwrap();
         let err = DataDirLock::acquire(dir.path()).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("in use") && msg.contains(&std::process::id().to_string()), "{msg}");
+        assert!(
+            msg.contains("in use") && msg.contains(&std::process::id().to_string()),
+            "{msg}"
+        );
         drop(first);
         DataDirLock::acquire(dir.path()).expect("free again once released");
     }

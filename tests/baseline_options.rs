@@ -28,7 +28,8 @@ async fn run_script(data_dir: &Path, sql: &str) -> Driftwatch {
     let mut system = Driftwatch::open(RuntimeConfig {
         data_dir: data_dir.to_path_buf(),
         ..RuntimeConfig::default()
-    }).unwrap();
+    })
+    .unwrap();
     system
         .execute_script(sql)
         .await

@@ -90,7 +90,8 @@ async fn file_replay_and_http_ingest_give_identical_result_tables() {
     let mut system = Driftwatch::open(RuntimeConfig {
         data_dir: file_dir.clone(),
         ..RuntimeConfig::default()
-    }).unwrap();
+    })
+    .unwrap();
     let sql = format!(
         "{}\n{}",
         source(&format!(
@@ -113,7 +114,8 @@ async fn file_replay_and_http_ingest_give_identical_result_tables() {
         data_dir: http_dir.clone(),
         http_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         ..RuntimeConfig::default()
-    }).unwrap();
+    })
+    .unwrap();
     let sql = format!("{}\n{}", source("connector = 'http'"), monitors());
     system.execute_script(&sql).await.unwrap();
     system.start().await.unwrap();

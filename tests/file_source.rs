@@ -10,8 +10,8 @@ use arrow::record_batch::RecordBatch;
 use driftwatch::runtime::metrics::SourceMetrics;
 use driftwatch::sources::file::FileConnector;
 use driftwatch::sources::{
-    Connector, ConnectorSpec, FeedMessage, RejectMessage, RejectedRecord, SourceFeed, SourceSchema, TimeFormat,
-    EVENT_TIME_TYPE,
+    Connector, ConnectorSpec, FeedMessage, RejectMessage, RejectedRecord, SourceFeed,
+    SourcePosition, SourceSchema, TimeFormat, EVENT_TIME_TYPE,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -76,6 +76,12 @@ impl Run {
 
 /// Runs the connector to completion with an acknowledging subscriber.
 async fn run(spec: ConnectorSpec) -> Run {
+    run_from(spec, None).await.0
+}
+
+/// Runs the connector from `start` (as restored from a checkpoint) to completion; returns
+/// what it delivered and the position it reached.
+async fn run_from(spec: ConnectorSpec, start: Option<SourcePosition>) -> (Run, SourcePosition) {
     let connector = Arc::new(FileConnector::from_spec(&spec).unwrap());
     assert!(connector.is_bounded());
     let (reject_tx, mut reject_rx) = mpsc::unbounded_channel();
@@ -85,8 +91,11 @@ async fn run(spec: ConnectorSpec) -> Run {
         reject_tx,
         Arc::new(SourceMetrics::default()),
     );
+    if let Some(p) = start {
+        feed.restore([(0, p)].into_iter().collect(), &Default::default());
+    }
     let mut sub = feed.subscribe("test");
-    let task = tokio::spawn(connector.run(feed, CancellationToken::new()));
+    let task = tokio::spawn(connector.run(feed.clone(), CancellationToken::new()));
     let mut batches = Vec::new();
     loop {
         match tokio::time::timeout(Duration::from_secs(30), sub.recv())
@@ -108,7 +117,10 @@ async fn run(spec: ConnectorSpec) -> Run {
     let rejected = std::iter::from_fn(|| reject_rx.try_recv().ok())
         .flat_map(|m: RejectMessage| m.records())
         .collect();
-    Run { batches, rejected }
+    let position = feed
+        .position(0)
+        .expect("a file source records its position");
+    (Run { batches, rejected }, position)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
@@ -329,4 +341,130 @@ fn option_errors() {
     assert!(e.contains("needs option path"), "{e}");
     let e = err(&[("path", "/tmp"), ("format", "xml")]);
     assert!(e.contains("format 'xml'"), "{e}");
+}
+
+/// Resuming from a position reads exactly what was appended after it, with line numbers
+/// that continue: JSON lines (with a bad line on each side), CSV with a header, Parquet
+/// rewritten with more rows, and a directory that gained a file.
+#[tokio::test]
+async fn resumes_where_the_position_says_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |i: usize| {
+        format!(
+            r#"{{"request_id":"r{i}","ts":{},"x":{i}}}"#,
+            1_700_000_000_000i64 + i as i64
+        )
+    };
+    let ids = |from: usize, to: usize| (from..to).map(|i| format!("r{i}")).collect::<Vec<_>>();
+
+    // JSON lines, decoded in chunks of 7 lines.
+    let mut text: String = (0..20).map(|i| line(i) + "\n").collect();
+    text.push_str("not json\n");
+    let path = write(dir.path(), "a.jsonl", &text);
+    let opts = [
+        ("path", path.as_str()),
+        ("format", "jsonl"),
+        ("batch_size", "7"),
+    ];
+    let (first, at) = run_from(spec(schema(TimeFormat::EpochMillis), &opts), None).await;
+    assert_eq!(first.ids(), ids(0, 20));
+    assert_eq!(first.rejected[0].position, Some(21));
+    for i in 20..45 {
+        text.push_str(&(line(i) + "\n"));
+    }
+    text.push_str("{broken\n");
+    std::fs::write(&path, &text).unwrap();
+    let (second, at2) = run_from(
+        spec(schema(TimeFormat::EpochMillis), &opts),
+        Some(at.clone()),
+    )
+    .await;
+    assert_eq!(second.ids(), ids(20, 45), "only the appended lines");
+    assert_eq!(second.rejected.len(), 1);
+    assert_eq!(
+        second.rejected[0].position,
+        Some(47),
+        "line numbers continue"
+    );
+    let (third, _) = run_from(spec(schema(TimeFormat::EpochMillis), &opts), Some(at2)).await;
+    assert!(third.ids().is_empty(), "nothing new: nothing read");
+
+    // CSV with a header line.
+    let csv_line = |i: usize| format!("r{i},{},{i}\n", 1_700_000_000_000i64 + i as i64);
+    let mut csv = String::from("request_id,ts,x\n");
+    csv.extend((0..10).map(csv_line));
+    let path = write(dir.path(), "b.csv", &csv);
+    let opts = [("path", path.as_str()), ("batch_size", "4")];
+    let (first, at) = run_from(spec(schema(TimeFormat::EpochMillis), &opts), None).await;
+    assert_eq!(first.ids(), ids(0, 10));
+    csv.extend((10..15).map(csv_line));
+    csv.push_str("r15,not-a-time,1\n");
+    std::fs::write(&path, &csv).unwrap();
+    let (second, _) = run_from(spec(schema(TimeFormat::EpochMillis), &opts), Some(at)).await;
+    assert_eq!(second.ids(), ids(10, 15));
+    assert_eq!(second.rejected.len(), 1);
+    assert!(
+        second.rejected[0].reason.contains("line 17"),
+        "{:?}",
+        second.rejected
+    );
+
+    // Parquet: the position is a row count.
+    let parquet = |n: usize| {
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("request_id", DataType::Utf8, false),
+                Field::new(
+                    "ts",
+                    DataType::Timestamp(TimeUnit::Millisecond, None),
+                    false,
+                ),
+                Field::new("x", DataType::Float64, false),
+            ])),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    (0..n).map(|i| format!("r{i}")),
+                )),
+                Arc::new(arrow::array::TimestampMillisecondArray::from_iter_values(
+                    (0..n).map(|i| 1_700_000_000_000i64 + i as i64),
+                )),
+                Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64))),
+            ],
+        )
+        .unwrap();
+        let path = dir.path().join("c.parquet");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        path.display().to_string()
+    };
+    let path = parquet(30);
+    let opts = [("path", path.as_str()), ("batch_size", "8")];
+    let (first, at) = run_from(spec(schema(TimeFormat::Auto), &opts), None).await;
+    assert_eq!(first.ids(), ids(0, 30));
+    parquet(42);
+    let (second, _) = run_from(spec(schema(TimeFormat::Auto), &opts), Some(at)).await;
+    assert_eq!(second.ids(), ids(30, 42));
+
+    // A directory: files before the position are done; a new file is read.
+    let d = dir.path().join("d");
+    std::fs::create_dir(&d).unwrap();
+    write(
+        &d,
+        "01.jsonl",
+        &(0..5).map(|i| line(i) + "\n").collect::<String>(),
+    );
+    let dpath = d.display().to_string();
+    let opts = [("path", dpath.as_str()), ("format", "jsonl")];
+    let (first, at) = run_from(spec(schema(TimeFormat::EpochMillis), &opts), None).await;
+    assert_eq!(first.ids(), ids(0, 5));
+    write(
+        &d,
+        "02.jsonl",
+        &(5..9).map(|i| line(i) + "\n").collect::<String>(),
+    );
+    let (second, at) = run_from(spec(schema(TimeFormat::EpochMillis), &opts), Some(at)).await;
+    assert_eq!(second.ids(), ids(5, 9));
+    assert!(matches!(at, SourcePosition::File { file, .. } if file == "02.jsonl"));
 }

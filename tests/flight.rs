@@ -38,7 +38,8 @@ async fn start(auth_file: Option<&str>) -> Running {
         data_dir: dir.path().join("data"),
         http_listen: "127.0.0.1:0".parse().unwrap(),
         ..RuntimeConfig::default()
-    }).unwrap();
+    })
+    .unwrap();
     system.execute_script(MONITORS).await.unwrap();
     system.start().await.unwrap();
     let auth_file = auth_file.map(|text| {

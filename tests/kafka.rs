@@ -43,7 +43,8 @@ fn system(dir: &Path) -> Driftwatch {
         data_dir: dir.to_path_buf(),
         http_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         ..RuntimeConfig::default()
-    }).unwrap()
+    })
+    .unwrap()
 }
 
 async fn run_to_end(dir: &Path, sql: &str) {

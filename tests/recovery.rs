@@ -102,7 +102,12 @@ async fn start_http(dir: &Path) -> Http {
 async fn post(url: &str, rows: &[String]) {
     let client = reqwest::Client::new();
     for chunk in rows.chunks(50) {
-        let resp = client.post(url).body(chunk.join("\n")).send().await.unwrap();
+        let resp = client
+            .post(url)
+            .body(chunk.join("\n"))
+            .send()
+            .await
+            .unwrap();
         assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
     }
 }
@@ -177,9 +182,20 @@ async fn graceful_stops_mid_window_then_restarts_equal_one_uninterrupted_run() {
         run.stop().await;
         // Nothing partial was emitted: every stored window is complete (same as the
         // reference), and open windows are not in the store yet.
-        let stored = query(&dir, "SELECT window_start, k, n FROM tumbled ORDER BY window_start, k").await;
-        let reference = query(&want, "SELECT window_start, k, n FROM tumbled ORDER BY window_start, k").await;
-        assert!(reference.starts_with(&stored), "a stored window differs:\n{stored}");
+        let stored = query(
+            &dir,
+            "SELECT window_start, k, n FROM tumbled ORDER BY window_start, k",
+        )
+        .await;
+        let reference = query(
+            &want,
+            "SELECT window_start, k, n FROM tumbled ORDER BY window_start, k",
+        )
+        .await;
+        assert!(
+            reference.starts_with(&stored),
+            "a stored window differs:\n{stored}"
+        );
         assert!(stored.lines().count() < reference.lines().count());
     }
     let run = start_http(&dir).await;
@@ -239,7 +255,11 @@ async fn running_the_same_file_script_twice_stores_each_window_once() {
     drop(system);
     let (full, _) = reference(&work.path().join("more"), &more).await;
     let n = |d: PathBuf| async move { query(&d, "SELECT count(*) AS c FROM big").await };
-    assert_eq!(n(dir.clone()).await, n(full).await, "appended rows counted once");
+    assert_eq!(
+        n(dir.clone()).await,
+        n(full).await,
+        "appended rows counted once"
+    );
     // `--from-scratch` starts over: earlier results move aside, nothing is stored twice.
     let mut cfg = config(&dir);
     cfg.from_scratch = true;
@@ -319,13 +339,21 @@ async fn a_far_future_row_is_quarantined_and_the_watermark_keeps_moving() {
     let now = chrono::Utc::now().timestamp_millis();
     let future = now + 86_400_000;
     let mut batch: Vec<String> = (0..20)
-        .map(|i| format!(r#"{{"id":"n{i}","ts":{},"k":"a","v":1.0}}"#, now - 20_000 + i * 500))
+        .map(|i| {
+            format!(
+                r#"{{"id":"n{i}","ts":{},"k":"a","v":1.0}}"#,
+                now - 20_000 + i * 500
+            )
+        })
         .collect();
     batch.insert(7, format!(r#"{{"id":"f","ts":{future},"k":"a","v":99.5}}"#));
     post(&run.url, &batch).await;
     post(
         &run.url,
-        &[format!(r#"{{"id":"n20","ts":{},"k":"a","v":1.0}}"#, now - 5_000)],
+        &[format!(
+            r#"{{"id":"n20","ts":{},"k":"a","v":1.0}}"#,
+            now - 5_000
+        )],
     )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -344,7 +372,10 @@ async fn a_far_future_row_is_quarantined_and_the_watermark_keeps_moving() {
     ))
     .map(|t| t.timestamp_millis())
     .unwrap_or(0);
-    assert!(end > now - 20_000 && end < now, "windows closed up to {end}");
+    assert!(
+        end > now - 20_000 && end < now,
+        "windows closed up to {end}"
+    );
     // Row-level monitors score every row, the future one included.
     assert!(query(&dir, "SELECT id FROM big").await.contains("\nf\n"));
 }
@@ -375,8 +406,14 @@ async fn an_http_source_without_a_monitor_answers_503() {
 async fn a_second_system_on_one_data_dir_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let first = Driftwatch::open(config(work.path())).unwrap();
-    let err = Driftwatch::open(config(work.path())).err().unwrap().to_string();
-    assert!(err.contains("in use by another driftwatch process"), "{err}");
+    let err = Driftwatch::open(config(work.path()))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("in use by another driftwatch process"),
+        "{err}"
+    );
     drop(first);
     Driftwatch::open(config(work.path())).unwrap();
 }

@@ -56,7 +56,10 @@ fn events(seed: u64, n: usize) -> Vec<(i64, &'static str, f64)> {
 
 async fn push_all(h: &common::Harness, ev: &[(i64, &str, f64)]) {
     for chunk in ev.chunks(37) {
-        h.feed.push(0, common::rows(&h.schema, chunk)).await.unwrap();
+        h.feed
+            .push(0, common::rows(&h.schema, chunk))
+            .await
+            .unwrap();
     }
 }
 
@@ -105,11 +108,15 @@ async fn check(monitor: &str, what: &str) {
         let before = first.results();
         drop(first);
         let snapshot = snapshot.expect("windowed monitors snapshot their state");
-        let second =
-            common::start_restored(&sql, None, &reg, Some((snapshot, watermark))).await.unwrap();
+        let second = common::start_restored(&sql, None, &reg, Some((snapshot, watermark)))
+            .await
+            .unwrap();
         push_all(&second, &ev[cut..]).await;
         let (after, late) = second.finish().await;
-        assert!(late.iter().all(|b| b.num_rows() == 0), "{what}: nothing late");
+        assert!(
+            late.iter().all(|b| b.num_rows() == 0),
+            "{what}: nothing late"
+        );
         let mut combined = before;
         combined.extend(after);
         assert_same(&rows(&combined), &whole, &format!("{what}, cut at {cut}"));
@@ -167,9 +174,7 @@ async fn unkeyed_windows_restore_exactly() {
 
 #[tokio::test]
 async fn row_level_monitors_pass_barriers_without_state() {
-    let sql = format!(
-        "{SOURCE}\nCREATE MONITOR m AS SELECT ts, k, v * 2 AS w FROM s WHERE v > 0;"
-    );
+    let sql = format!("{SOURCE}\nCREATE MONITOR m AS SELECT ts, k, v * 2 AS w FROM s WHERE v > 0;");
     let ev = events(3, 500);
     let h = common::start(&sql, None).await.unwrap();
     push_all(&h, &ev[..250]).await;

@@ -11,7 +11,8 @@ async fn error_of(sql: &str) -> String {
     let mut system = Driftwatch::open(RuntimeConfig {
         data_dir: dir.path().to_path_buf(),
         ..RuntimeConfig::default()
-    }).unwrap();
+    })
+    .unwrap();
     let err = system
         .execute_script(sql)
         .await

@@ -38,8 +38,10 @@ pub struct MonitorPart {
     /// How far each external sink was written.
     pub sinks: BTreeMap<String, SinkPosition>,
     /// How long ingestion of this monitor stood still for the barrier (parked input to
-    /// release).
+    /// release): the state copy plus making what was emitted before the barrier durable.
     pub stall: Duration,
+    /// How long copying the window state took.
+    pub copy: Duration,
 }
 
 /// A message to the coordinator.
@@ -229,6 +231,15 @@ impl Pending {
         self.parts
             .values()
             .map(|p| p.stall)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// The longest state copy any monitor reported.
+    pub fn max_copy(&self) -> Duration {
+        self.parts
+            .values()
+            .map(|p| p.copy)
             .max()
             .unwrap_or_default()
     }

@@ -129,10 +129,14 @@ impl<'a> Bytes<'a> {
         Ok(out)
     }
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 }
 
@@ -269,7 +273,9 @@ impl CheckpointStore {
         for id in self.ids().into_iter().rev() {
             match self.read(id) {
                 Ok(c) => return Some(c),
-                Err(e) => tracing::warn!(error = %e, "skipping unusable checkpoint; trying the previous one"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping unusable checkpoint; trying the previous one")
+                }
             }
         }
         None

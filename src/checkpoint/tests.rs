@@ -17,8 +17,12 @@ fn state_batch(rows: i64) -> RecordBatch {
     ]));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from_iter_values(0..rows)),
-        Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("k{i}")))),
-        Arc::new(Float64Array::from_iter_values((0..rows).map(|i| i as f64 / 3.0))),
+        Arc::new(StringArray::from_iter_values(
+            (0..rows).map(|i| format!("k{i}")),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            (0..rows).map(|i| i as f64 / 3.0),
+        )),
     ];
     RecordBatch::try_new(schema, columns).unwrap()
 }
@@ -78,7 +82,9 @@ fn checkpoint(id: u64) -> Checkpoint {
             sources,
             monitors,
         },
-        states: [("stats".to_string(), state_batch(50))].into_iter().collect(),
+        states: [("stats".to_string(), state_batch(50))]
+            .into_iter()
+            .collect(),
     }
 }
 

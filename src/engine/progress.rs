@@ -41,6 +41,8 @@ struct BarrierSlot {
     /// Whether everything before the parked barrier left the plan.
     drained: bool,
     snapshot: Option<WindowSnapshot>,
+    /// How long taking the snapshot took (the state copy).
+    snapshot_time: Duration,
     input_waker: Option<Waker>,
     /// State after bounded input ended and every window was flushed.
     final_snapshot: Option<WindowSnapshot>,
@@ -134,11 +136,19 @@ impl StreamProgress {
         slot.parked.filter(|_| !slot.snapshotted)
     }
 
-    /// Window-operator side: hands over the snapshot for the parked barrier.
-    pub fn deposit(&self, snapshot: WindowSnapshot) {
+    /// Window-operator side: hands over the snapshot for the parked barrier, and how long
+    /// copying the state took.
+    pub fn deposit(&self, snapshot: WindowSnapshot, took: Duration) {
         let mut slot = self.slot();
         slot.snapshot = Some(snapshot);
+        slot.snapshot_time = took;
         slot.snapshotted = true;
+    }
+
+    /// Monitor-task side: how long the window operator took to copy its state for the
+    /// drained barrier (zero for row-level plans).
+    pub fn snapshot_time(&self) -> Duration {
+        self.slot().snapshot_time
     }
 
     /// Window-operator side: everything emitted before the parked barrier has been handed
@@ -179,6 +189,7 @@ impl StreamProgress {
             slot.snapshotted = false;
             slot.drained = false;
             slot.snapshot = None;
+            slot.snapshot_time = Duration::ZERO;
             (slot.input_waker.take(), slot.parked_at.take())
         };
         if let Some(w) = waker {

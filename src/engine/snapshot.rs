@@ -20,7 +20,6 @@ use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::Result;
 
-
 /// State of one monitor's window operator at a barrier.
 #[derive(Debug, Clone)]
 pub struct WindowSnapshot {
@@ -46,9 +45,7 @@ impl WindowSnapshot {
 
     /// Memory held by the state arrays.
     pub fn bytes(&self) -> usize {
-        self.state
-            .as_ref()
-            .map_or(0, |b| b.get_array_memory_size())
+        self.state.as_ref().map_or(0, |b| b.get_array_memory_size())
     }
 }
 
@@ -72,7 +69,11 @@ pub fn snapshot_batch(
     }
     for (i, agg) in states.into_iter().enumerate() {
         for (j, a) in agg.into_iter().enumerate() {
-            fields.push(Field::new(format!("_s{i}_{j}"), a.data_type().clone(), true));
+            fields.push(Field::new(
+                format!("_s{i}_{j}"),
+                a.data_type().clone(),
+                true,
+            ));
             columns.push(a);
         }
     }

@@ -246,7 +246,11 @@ mod tests {
         let mut t = WatermarkTracker::new(0, Some(Duration::from_secs(1)));
         t.observe(0, Some(5_000), start);
         t.set_caught_up(0, false);
-        assert_eq!(t.tick(start + Duration::from_secs(5)), None, "data still waits");
+        assert_eq!(
+            t.tick(start + Duration::from_secs(5)),
+            None,
+            "data still waits"
+        );
         t.set_caught_up(0, true);
         assert_eq!(t.tick(start + Duration::from_secs(5)), Some(10_000));
     }

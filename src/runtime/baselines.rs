@@ -241,7 +241,10 @@ pub fn recover_baseline_dirs(store: &ResultStore) {
             let result = if target.exists() {
                 std::fs::remove_dir_all(entry.path())
             } else {
-                tracing::warn!(baseline = name, "restoring the baseline a crash left mid-replacement");
+                tracing::warn!(
+                    baseline = name,
+                    "restoring the baseline a crash left mid-replacement"
+                );
                 std::fs::rename(entry.path(), &target)
             };
             if let Err(e) = result {

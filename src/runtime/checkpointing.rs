@@ -30,6 +30,8 @@ pub struct CheckpointStats {
     pub duration: Duration,
     /// Longest time a monitor's ingestion stood still for it.
     pub max_stall: Duration,
+    /// Longest time a window operator took to copy its state for it.
+    pub max_copy: Duration,
     /// File size.
     pub bytes: u64,
     /// Checkpoints completed by this process.
@@ -142,7 +144,10 @@ impl Checkpointer {
         name: &str,
         definition: &str,
         source: &str,
-    ) -> Option<(MonitorEntry, Option<crate::engine::snapshot::WindowSnapshot>)> {
+    ) -> Option<(
+        MonitorEntry,
+        Option<crate::engine::snapshot::WindowSnapshot>,
+    )> {
         let c = self.restored.as_mut()?;
         let entry = c.manifest.monitors.remove(name)?;
         if entry.definition.trim() != definition.trim() || entry.source != source {
@@ -202,9 +207,9 @@ impl Checkpointer {
     /// waited too long. Call after every message and periodically.
     pub fn poll_pending(&mut self) {
         let Some(p) = &self.pending else { return };
-        let timeout = self
-            .interval
-            .map_or(MIN_CHECKPOINT_TIMEOUT, |i| (i * 10).max(MIN_CHECKPOINT_TIMEOUT));
+        let timeout = self.interval.map_or(MIN_CHECKPOINT_TIMEOUT, |i| {
+            (i * 10).max(MIN_CHECKPOINT_TIMEOUT)
+        });
         if !p.is_complete() {
             if p.age() > timeout {
                 tracing::warn!(
@@ -255,11 +260,16 @@ impl Checkpointer {
         let (written, pending) = match result {
             Ok(Ok(w)) => w,
             Ok(Err(e)) => return Some(Err(e)),
-            Err(e) => return Some(Err(RuntimeError::Invalid(format!("checkpoint writer: {e}")))),
+            Err(e) => {
+                return Some(Err(RuntimeError::Invalid(format!(
+                    "checkpoint writer: {e}"
+                ))))
+            }
         };
         self.stats.id = written.id;
         self.stats.bytes = written.bytes;
         self.stats.max_stall = pending.max_stall();
+        self.stats.max_copy = pending.max_copy();
         self.stats.duration = age;
         self.stats.completed += 1;
         tracing::info!(
@@ -267,6 +277,7 @@ impl Checkpointer {
             bytes = written.bytes,
             ms = age.as_millis() as u64,
             max_stall_us = self.stats.max_stall.as_micros() as u64,
+            max_copy_us = self.stats.max_copy.as_micros() as u64,
             "checkpoint written"
         );
         self.history.push_back((written.id, positions.clone()));

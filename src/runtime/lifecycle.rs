@@ -27,9 +27,9 @@ use std::time::Duration;
 use super::driver::Driftwatch;
 use super::metrics::{Health, SourceMetrics};
 use super::RuntimeError;
+use crate::checkpoint::CheckpointMessage;
 use crate::checkpoint::CheckpointStore;
 use crate::sources::{Connector, SourceFeed};
-use crate::checkpoint::CheckpointMessage;
 
 /// Consecutive failures after which a bounded source stops the run.
 pub const BOUNDED_SOURCE_ATTEMPTS: u32 = 5;
@@ -43,7 +43,10 @@ const FINAL_CHECKPOINT_TIMEOUT: Duration = Duration::from_secs(60);
 /// `--from-scratch`: deletes checkpoints and write-ahead logs and moves earlier results
 /// aside (into `tables.before-<ms>/`), so the run starts over without storing any window
 /// twice. Baselines and the catalog stay.
-pub fn start_from_scratch(data_dir: &Path, checkpoints: &CheckpointStore) -> Result<(), RuntimeError> {
+pub fn start_from_scratch(
+    data_dir: &Path,
+    checkpoints: &CheckpointStore,
+) -> Result<(), RuntimeError> {
     let io = |what: &Path, e: std::io::Error| {
         RuntimeError::Invalid(format!("--from-scratch: {}: {e}", what.display()))
     };
@@ -234,7 +237,11 @@ impl Driftwatch {
         };
         let mut barriers = Vec::new();
         for (name, s) in &self.sources {
-            barriers.push((name.clone(), s.connector.identity(), s.feed.barrier(id).await));
+            barriers.push((
+                name.clone(),
+                s.connector.identity(),
+                s.feed.barrier(id).await,
+            ));
         }
         let finals = self.checkpointer.finals().clone();
         if let Some(p) = self.checkpointer.pending_mut() {
@@ -262,7 +269,10 @@ impl Driftwatch {
     }
 
     /// Takes the checkpoint messages that arrived, and starts writing a complete checkpoint.
-    fn drain_checkpoint_messages(&mut self, rx: &mut tokio::sync::mpsc::UnboundedReceiver<CheckpointMessage>) {
+    fn drain_checkpoint_messages(
+        &mut self,
+        rx: &mut tokio::sync::mpsc::UnboundedReceiver<CheckpointMessage>,
+    ) {
         while let Ok(m) = rx.try_recv() {
             self.checkpointer.on_message(m);
         }
@@ -279,17 +289,22 @@ impl Driftwatch {
                      (restart to resume from the last one)"
                 )));
             }
-            if m.task.is_finished() && m.metrics.health.health() == Health::Running
+            if m.task.is_finished()
+                && m.metrics.health.health() == Health::Running
                 && !self.is_bounded()
             {
                 // A monitor task that ended on its own in an unbounded run has panicked.
-                return Some(RuntimeError::Invalid(format!("monitor '{name}' stopped unexpectedly")));
+                return Some(RuntimeError::Invalid(format!(
+                    "monitor '{name}' stopped unexpectedly"
+                )));
             }
         }
         for (name, s) in &self.sources {
             if s.metrics.health.health() == Health::Failed {
                 let e = s.metrics.health.error().unwrap_or_default();
-                return Some(RuntimeError::Invalid(format!("source '{name}' failed: {e}")));
+                return Some(RuntimeError::Invalid(format!(
+                    "source '{name}' failed: {e}"
+                )));
             }
         }
         None
@@ -379,10 +394,7 @@ impl Driftwatch {
     }
 
     /// Graceful stop: inputs first, then a final checkpoint, then the monitors.
-    async fn stop(
-        &mut self,
-        parts: &mut tokio::sync::mpsc::UnboundedReceiver<CheckpointMessage>,
-    ) {
+    async fn stop(&mut self, parts: &mut tokio::sync::mpsc::UnboundedReceiver<CheckpointMessage>) {
         self.inputs.cancel();
         for s in self.sources.values_mut() {
             if let Some(task) = s.task.take() {

@@ -2,10 +2,11 @@
 //! store and the monitor's sinks, reports each emitted window, and takes the monitor's part
 //! of every checkpoint (see [`crate::checkpoint`]).
 //!
-//! What an emitted window promises: it was delivered to every sink (acknowledged by Kafka)
-//! and written durably to the result store before the next window is taken up; once the
-//! checkpoint after it completes, no crash removes it. A crash before that checkpoint makes
-//! recovery delete it and emit it again from the same input, once.
+//! What an emitted window promises: it is written durably to the result store before the
+//! next window is taken up, and queued to every sink, which acknowledges it before the next
+//! checkpoint completes; once that checkpoint completes no crash removes it. A crash before
+//! it makes recovery delete the window from the store and emit it again from the same input,
+//! once (sinks skip what they already hold, see [`crate::sinks::kafka`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -284,6 +285,7 @@ impl MonitorTask {
         };
         let snapshot = plan.progress.take_snapshot();
         let mut part = self.part(plan, snapshot, sinks);
+        part.copy = plan.progress.snapshot_time();
         let stall = plan.progress.release();
         part.stall = stall.unwrap_or_else(|| started.elapsed());
         tracing::debug!(monitor = %self.name, checkpoint = id, stall_us = part.stall.as_micros() as u64, "checkpoint part");
@@ -308,6 +310,7 @@ impl MonitorTask {
             counters: self.metrics.counters(),
             sinks,
             stall: Default::default(),
+            copy: Default::default(),
         }
     }
 }

@@ -9,7 +9,7 @@
 //!   status, error)`;
 //! - `system.baselines (name)`;
 //! - `system.checkpoints (id, restored, completed, abandoned, duration_ms, max_stall_us,
-//!   bytes)`: the last checkpoint written by this process and the one restored at start;
+//!   max_copy_us, bytes)`: the last checkpoint written by this process and the one restored at start;
 //! - `system.counters (kind, name, counter, value)`: every counter above in long form.
 
 use std::sync::Arc;
@@ -105,6 +105,7 @@ pub fn system_tables(
             Field::new("abandoned", DataType::UInt64, false),
             Field::new("duration_ms", DataType::UInt64, false),
             Field::new("max_stall_us", DataType::UInt64, false),
+            Field::new("max_copy_us", DataType::UInt64, false),
             Field::new("bytes", DataType::UInt64, false),
         ],
         vec![
@@ -114,6 +115,7 @@ pub fn system_tables(
             Arc::new(UInt64Array::from(vec![c.abandoned])),
             Arc::new(UInt64Array::from(vec![c.duration.as_millis() as u64])),
             Arc::new(UInt64Array::from(vec![c.max_stall.as_micros() as u64])),
+            Arc::new(UInt64Array::from(vec![c.max_copy.as_micros() as u64])),
             Arc::new(UInt64Array::from(vec![c.bytes])),
         ],
     )?;

@@ -228,7 +228,11 @@ impl ResultStore {
                     meta.len(),
                     meta.modified().unwrap_or(UNIX_EPOCH),
                 );
-                if checked.lock().unwrap_or_else(|e| e.into_inner()).contains(&key) {
+                if checked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .contains(&key)
+                {
                     continue;
                 }
                 let readable = std::fs::File::open(&path)
@@ -243,7 +247,10 @@ impl ResultStore {
                     });
                 match readable {
                     Ok(()) => {
-                        checked.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+                        checked
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(key);
                     }
                     Err(reason) => {
                         let aside = self.quarantine_dir().join(table.file_name());
@@ -255,7 +262,9 @@ impl ResultStore {
                                 tracing::warn!(file = %path.display(), moved_to = %target.display(), %reason, "unreadable result file skipped");
                                 moved.push((path, reason));
                             }
-                            Err(e) => tracing::warn!(file = %path.display(), error = %e, "cannot move unreadable result file aside"),
+                            Err(e) => {
+                                tracing::warn!(file = %path.display(), error = %e, "cannot move unreadable result file aside")
+                            }
                         }
                     }
                 }

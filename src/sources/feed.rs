@@ -283,7 +283,11 @@ impl SourceFeed {
         let order = self.order.lock().await;
         if !rejected.is_empty() {
             self.metrics.rejected(rejected.len() as u64);
-            if self.rejected.send(RejectMessage::Records(rejected)).is_err() {
+            if self
+                .rejected
+                .send(RejectMessage::Records(rejected))
+                .is_err()
+            {
                 tracing::error!(source = %self.schema.name, "dead-letter writer is gone");
             }
         }
@@ -333,18 +337,19 @@ impl SourceFeed {
         let (positions, watermark, ended) = {
             let mut state = self.lock();
             state.subscribers.retain(|s| !s.tx.is_closed());
-            (
-                state.positions.clone(),
-                state.tracker.state(),
-                state.ended,
-            )
+            (state.positions.clone(), state.tracker.state(), state.ended)
         };
         if ended {
             return SourceBarrier {
                 positions,
                 watermark,
                 finished: true,
-                monitors: self.lock().subscribers.iter().map(|s| s.monitor.clone()).collect(),
+                monitors: self
+                    .lock()
+                    .subscribers
+                    .iter()
+                    .map(|s| s.monitor.clone())
+                    .collect(),
             };
         }
         let subscribers: Vec<(String, mpsc::Sender<FeedMessage>)> = self
@@ -434,8 +439,12 @@ impl SourceFeed {
     }
 
     async fn broadcast(&self, mut message: impl FnMut() -> FeedMessage) -> Result<(), FeedClosed> {
-        let subscribers: Vec<mpsc::Sender<FeedMessage>> =
-            self.lock().subscribers.iter().map(|s| s.tx.clone()).collect();
+        let subscribers: Vec<mpsc::Sender<FeedMessage>> = self
+            .lock()
+            .subscribers
+            .iter()
+            .map(|s| s.tx.clone())
+            .collect();
         let mut closed = false;
         for tx in &subscribers {
             if tx.send(message()).await.is_err() {

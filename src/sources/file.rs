@@ -229,7 +229,11 @@ impl FileConnector {
 
     /// Reads and decodes every file from `start` on, sending decoded chunks with the
     /// position after each; runs on a blocking thread.
-    fn produce(&self, start: Option<SourcePosition>, tx: mpsc::Sender<Result<Chunk, ConnectorError>>) {
+    fn produce(
+        &self,
+        start: Option<SourcePosition>,
+        tx: mpsc::Sender<Result<Chunk, ConnectorError>>,
+    ) {
         let io = |message: String| ConnectorError::Io {
             source_name: self.schema.name.clone(),
             message,
@@ -350,7 +354,8 @@ impl FileConnector {
                 for (line, chunk) in decode::csv_chunks(body, first, self.batch_size) {
                     // A record's end (before its newline): resuming there reads the newline
                     // first, so line numbers continue.
-                    offset = (chunk.as_ptr() as usize - bytes.as_ptr() as usize + chunk.len()) as u64;
+                    offset =
+                        (chunk.as_ptr() as usize - bytes.as_ptr() as usize + chunk.len()) as u64;
                     next_line = line + chunk.iter().filter(|b| **b == b'\n').count() as i64;
                     if !send(decoder.decode(0, line, chunk), offset, next_line, false) {
                         return false;
@@ -442,7 +447,11 @@ struct LineChunk {
 }
 
 /// Splits text into chunks of at most `lines` lines, numbering lines from `first_line`.
-fn line_chunks(bytes: &[u8], first_line: i64, lines: usize) -> impl Iterator<Item = LineChunk> + '_ {
+fn line_chunks(
+    bytes: &[u8],
+    first_line: i64,
+    lines: usize,
+) -> impl Iterator<Item = LineChunk> + '_ {
     let mut start = 0;
     let mut line_no = first_line;
     std::iter::from_fn(move || {
@@ -574,7 +583,11 @@ impl Connector for FileConnector {
             let plan = match (decoded.batch, pacer.as_mut()) {
                 (None, _) => vec![(tokio::time::Instant::now(), None)],
                 (Some(batch), None) => vec![(tokio::time::Instant::now(), Some(batch))],
-                (Some(batch), Some(p)) => p.plan(&batch).into_iter().map(|(d, b)| (d, Some(b))).collect(),
+                (Some(batch), Some(p)) => p
+                    .plan(&batch)
+                    .into_iter()
+                    .map(|(d, b)| (d, Some(b)))
+                    .collect(),
             };
             let last = plan.len().saturating_sub(1);
             for (i, (due, slice)) in plan.into_iter().enumerate() {

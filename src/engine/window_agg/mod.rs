@@ -244,8 +244,9 @@ impl WindowAggregateStream {
     fn on_input_pending(&mut self) -> Result<()> {
         self.on_watermark()?;
         if self.progress.barrier_to_snapshot().is_some() {
+            let started = std::time::Instant::now();
             let snapshot = self.state.snapshot()?;
-            self.progress.deposit(snapshot);
+            self.progress.deposit(snapshot, started.elapsed());
         }
         if self.ready.is_empty() {
             self.progress.mark_drained();

@@ -283,7 +283,10 @@ impl WindowState for PaneWindows {
         let batch = snapshot_batch(
             vec![
                 (PANE_START, Arc::new(Int64Array::from(starts)) as ArrayRef),
-                (PANE_FROZEN, Arc::new(BooleanArray::from(frozen_flags)) as ArrayRef),
+                (
+                    PANE_FROZEN,
+                    Arc::new(BooleanArray::from(frozen_flags)) as ArrayRef,
+                ),
             ],
             keys,
             states,

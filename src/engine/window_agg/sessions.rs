@@ -250,7 +250,10 @@ impl WindowState for SessionWindows {
             .collect::<Result<Vec<_>>>()?;
         let batch = snapshot_batch(
             vec![
-                (SESSION_START, Arc::new(Int64Array::from(starts)) as ArrayRef),
+                (
+                    SESSION_START,
+                    Arc::new(Int64Array::from(starts)) as ArrayRef,
+                ),
                 (SESSION_END, Arc::new(Int64Array::from(ends)) as ArrayRef),
             ],
             key_columns,

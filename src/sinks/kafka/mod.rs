@@ -222,7 +222,10 @@ impl KafkaSink {
         &self,
         w: &mut Written,
         m: InFlight,
-        result: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
+        result: Result<
+            rdkafka::producer::future_producer::OwnedDeliveryResult,
+            futures::channel::oneshot::Canceled,
+        >,
     ) {
         match result {
             Ok(Ok(delivery)) => {

@@ -36,30 +36,26 @@ pub const WAL_DIR: &str = "wal";
 const MAX_GROUP: usize = 512;
 
 /// When the log is forced to disk (`wal_sync` option).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SyncPolicy {
     /// fsync every group before answering.
+    #[default]
     Always,
     /// fsync at most this long after a write; answer after the write.
     Interval(Duration),
 }
 
-impl Default for SyncPolicy {
-    fn default() -> Self {
-        Self::Always
-    }
-}
-
 enum Command {
-    Append {
-        entry: WalEntry,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
+    Append { entry: WalEntry, reply: Reply },
     Truncate(u64),
 }
 
+/// Where the answer to one request goes.
+type Reply = oneshot::Sender<Result<(), String>>;
+
+/// Entries written together, with their LSNs and the requests waiting for them.
 struct Group {
-    entries: Vec<(u64, WalEntry, oneshot::Sender<Result<(), String>>)>,
+    entries: Vec<(u64, WalEntry, Reply)>,
 }
 
 /// The write-ahead log of one HTTP source.
@@ -106,14 +102,13 @@ impl IngestLog {
     ) -> Result<Self, WalError> {
         let from = feed.position(0).and_then(|p| p.wal_lsn()).unwrap_or(0);
         let open_dir = dir.clone();
-        let writer = tokio::task::spawn_blocking(move || {
-            WalWriter::open(&open_dir, WalOptions::default())
-        })
-        .await
-        .map_err(|e| WalError::Io {
-            path: dir.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })??;
+        let writer =
+            tokio::task::spawn_blocking(move || WalWriter::open(&open_dir, WalOptions::default()))
+                .await
+                .map_err(|e| WalError::Io {
+                    path: dir.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })??;
         let replayed = Self::replay(&dir, from, &feed).await?;
         if replayed > 0 {
             tracing::info!(source = %feed.schema().name, entries = replayed, from, "write-ahead log replayed");
@@ -247,7 +242,9 @@ fn write_loop(
                     replies.push(reply);
                 }
                 Command::Truncate(lsn) => match writer.truncate_before(lsn) {
-                    Ok(n) if n > 0 => tracing::debug!(segments = n, lsn, "write-ahead log truncated"),
+                    Ok(n) if n > 0 => {
+                        tracing::debug!(segments = n, lsn, "write-ahead log truncated")
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "write-ahead log truncation failed"),
                 },

@@ -393,7 +393,11 @@ async fn handle(
                 })
                 .await
             }
-            None => reg.feed.push(0, decoded.batch).await.map_err(|e| e.to_string()),
+            None => reg
+                .feed
+                .push(0, decoded.batch)
+                .await
+                .map_err(|e| e.to_string()),
         };
         if let Err(e) = stored {
             return error(StatusCode::SERVICE_UNAVAILABLE, e);

@@ -36,7 +36,9 @@ pub fn topic_partitions<C: ConsumerContext>(
         partitions.extend(t.partitions().iter().map(|p| p.id()));
     }
     if partitions.is_empty() {
-        return Err(format!("topic '{topic}' has no partitions (does it exist?)"));
+        return Err(format!(
+            "topic '{topic}' has no partitions (does it exist?)"
+        ));
     }
     Ok(partitions)
 }

@@ -265,7 +265,9 @@ impl ConsumeLoop {
                     self.feed.set_caught_up(*p as u32, false);
                 }
             }
-            Err(e) => tracing::warn!(source = %self.feed.schema().name, error = %e, "new partitions"),
+            Err(e) => {
+                tracing::warn!(source = %self.feed.schema().name, error = %e, "new partitions")
+            }
         }
     }
 

@@ -164,7 +164,11 @@ impl Connector for KafkaConnector {
         }
         match self.options.assignment {
             Assignment::Group => {
-                let tx = self.group_commits.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let tx = self
+                    .group_commits
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 if let Some(tx) = tx {
                     let _ = tx.send(offsets);
                 }

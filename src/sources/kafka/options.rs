@@ -25,7 +25,6 @@ pub const KAFKA_OPTIONS: &[&str] = &[
     "assignment",
 ];
 
-
 /// Prefix of options passed to librdkafka unchanged (`properties.security.protocol = …`).
 pub const PROPERTY_PREFIX: &str = "properties.";
 

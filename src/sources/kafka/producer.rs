@@ -178,7 +178,7 @@ impl KafkaProducer {
             .into_iter()
             .map(|(key, payload)| self.send(topic, key, payload, &[]));
         let results = futures::future::join_all(sends).await;
-        results.into_iter().map(|r| r.map(|_| ())).collect()
+        results.into_iter().try_for_each(|r| r.map(|_| ()))
     }
 
     /// The underlying rdkafka producer (metadata queries).
