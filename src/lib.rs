@@ -13,6 +13,7 @@
 //!   crash or restart;
 //! - [`wal`]: the write-ahead log behind the HTTP ingest's acknowledgements;
 //! - [`durable`]: atomic, fsynced file writes and the data-dir lock;
+//! - [`metrics`]: counters and health of sources and monitors;
 //! - [`query`]: ad-hoc SQL over results, baselines and files;
 //! - [`serve`]: the Arrow Flight SQL server's backend over a running system;
 //! - [`demo`]: the Iris example with generated traffic.
@@ -21,6 +22,7 @@ pub mod checkpoint;
 pub mod demo;
 pub mod durable;
 pub mod engine;
+pub mod metrics;
 pub mod query;
 pub mod runtime;
 pub mod serve;

@@ -417,3 +417,121 @@ async fn a_second_system_on_one_data_dir_is_refused() {
     drop(first);
     Driftwatch::open(config(work.path())).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_monitor_stops_the_run_with_its_error_and_status() {
+    let work = tempfile::tempdir().unwrap();
+    let mut system = Driftwatch::open(config(work.path())).unwrap();
+    system
+        .execute_script(&format!(
+            "{}\nCREATE MONITOR bad AS SELECT id, CAST(k AS INT) AS n FROM ev;",
+            source("connector = 'http'")
+        ))
+        .await
+        .unwrap();
+    system.start().await.unwrap();
+    let url = format!("http://{}/ingest/ev", system.http_addr().unwrap());
+    let snapshot = system.control();
+    let runner = tokio::spawn(async move { system.wait(None).await });
+    // A row the monitor cannot process: its plan fails at run time.
+    let _ = reqwest::Client::new()
+        .post(&url)
+        .body(format!(r#"{{"id":"x","ts":{T0},"k":"not a number","v":1}}"#))
+        .send()
+        .await
+        .unwrap();
+    let mut failed = None;
+    for _ in 0..100 {
+        match snapshot.snapshot().await {
+            Ok(s) => {
+                if let Some(m) = s.monitors.iter().find(|m| m.status == "failed") {
+                    failed = Some((m.name.clone(), m.error.clone()));
+                    break;
+                }
+            }
+            Err(_) => break, // the system already stopped
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let err = tokio::time::timeout(Duration::from_secs(30), runner)
+        .await
+        .expect("the run stops by itself")
+        .unwrap()
+        .expect_err("the run fails");
+    let message = err.to_string();
+    assert!(
+        message.contains("monitor 'bad' failed") && message.contains("not a number"),
+        "{message}"
+    );
+    if let Some((name, error)) = failed {
+        assert_eq!(name, "bad");
+        assert!(error.unwrap_or_default().contains("not a number"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_broker_is_retried_and_shown_never_flushing_windows() {
+    let work = tempfile::tempdir().unwrap();
+    let mut system = Driftwatch::open(config(work.path())).unwrap();
+    system
+        .execute_script(&format!(
+            "{}\n{MONITORS}",
+            source("connector = 'kafka', brokers = '127.0.0.1:1', topic = 'nowhere'")
+        ))
+        .await
+        .unwrap();
+    system.start().await.unwrap();
+    let control = system.control();
+    let stop = system.shutdown_token();
+    let runner = tokio::spawn(async move { system.wait(None).await });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let s = control.snapshot().await.unwrap();
+        let source = s.sources.iter().find(|s| s.name == "ev").unwrap().clone();
+        if source.status == "retrying" || tokio::time::Instant::now() > deadline {
+            break source;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.status, "retrying", "{status:?}");
+    assert!(status.error.unwrap_or_default().contains("nowhere"));
+    stop.cancel();
+    runner.await.unwrap().unwrap();
+    assert_eq!(
+        query(work.path(), "SELECT count(*) AS c FROM tumbled").await,
+        "c\n0\n",
+        "no window was flushed because of the source error"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_result_file_is_set_aside_and_queries_go_on() {
+    let work = tempfile::tempdir().unwrap();
+    let all = rows(1_000, 4);
+    let (dir, _) = reference(work.path(), &all).await;
+    let before = query(&dir, "SELECT count(*) AS c FROM big").await;
+    let table = dir.join("tables").join("tumbled");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&table)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    // Damage the last result file of `tumbled` (cut it in half).
+    let victim = files.last().unwrap().clone();
+    let len = std::fs::metadata(&victim).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&victim)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let windows = query(&dir, "SELECT count(*) AS c FROM tumbled").await;
+    assert!(windows.starts_with("c\n"), "{windows}");
+    assert_eq!(query(&dir, "SELECT count(*) AS c FROM big").await, before);
+    let aside = dir
+        .join("quarantine")
+        .join("tumbled")
+        .join(victim.file_name().unwrap());
+    assert!(aside.exists(), "the damaged file was moved to {}", aside.display());
+    assert!(!victim.exists());
+}

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::snapshot::WindowSnapshot;
 use crate::engine::watermark::WatermarkState;
+pub use crate::metrics::MonitorCounters;
 use crate::sources::{PartitionId, SourcePosition};
 
 /// Version of the manifest layout; a checkpoint of another version is not restored.
@@ -51,19 +52,6 @@ pub struct SourceEntry {
     pub positions: BTreeMap<PartitionId, SourcePosition>,
     /// Watermark state.
     pub watermark: WatermarkState,
-}
-
-/// Counters of a monitor carried across restarts.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct MonitorCounters {
-    /// Windows emitted.
-    pub windows: u64,
-    /// Result rows written.
-    pub rows_out: u64,
-    /// Late rows kept aside.
-    pub late_rows: u64,
-    /// End of the last emitted window (epoch ms; `i64::MIN` if none).
-    pub last_window_end: i64,
 }
 
 /// Next offset to read back per partition of a Kafka sink topic: everything the monitor

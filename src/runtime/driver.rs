@@ -33,7 +33,7 @@ use super::control::{
     FOLLOW_BUFFER,
 };
 use super::dead_letters::spawn_dead_letters;
-use super::metrics::{MonitorMetrics, SourceMetrics};
+use crate::metrics::{MonitorMetrics, SourceMetrics};
 use super::monitor_task::{MonitorTask, ResultObserver};
 use super::sources::{build_source, SourceParts};
 use super::RuntimeError;

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::driver::Driftwatch;
-use super::metrics::{Health, SourceMetrics};
+use crate::metrics::{Health, SourceMetrics};
 use super::RuntimeError;
 use crate::checkpoint::CheckpointMessage;
 use crate::checkpoint::CheckpointStore;

@@ -7,10 +7,11 @@ pub mod control;
 pub mod dead_letters;
 pub mod driver;
 pub mod lifecycle;
-pub mod metrics;
 pub mod monitor_task;
 pub mod sources;
 
+/// Counters and health (also at [`crate::metrics`]).
+pub use crate::metrics;
 pub use control::{
     Control, ControlHandle, MonitorResult, MonitorStatus, Outcome, SourceStatus, SystemSnapshot,
     FOLLOW_BUFFER,

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::metrics::{Health, MonitorMetrics};
+use crate::metrics::{Health, MonitorMetrics};
 use super::RuntimeError;
 use crate::checkpoint::{CheckpointMessage, MonitorPart};
 use crate::engine::MonitorPlan;

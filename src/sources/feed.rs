@@ -29,7 +29,7 @@ use super::position::SourcePosition;
 use super::rejected::{PartitionId, RejectedRecord};
 use super::schema::SourceSchema;
 use crate::engine::watermark::{WatermarkState, WatermarkTracker, NO_WATERMARK};
-use crate::runtime::metrics::SourceMetrics;
+use crate::metrics::SourceMetrics;
 
 /// Messages a monitor's input receives from its source, in order.
 #[derive(Debug)]

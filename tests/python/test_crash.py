@@ -6,9 +6,10 @@ answered 2xx is counted exactly once. Also: SIGTERM in the middle of a window, t
 restart, gives the complete window; a broker restart mid-stream (tansu on durable storage)
 loses nothing.
 
-Needs the broker of scripts/kafka.sh (DRIFTWATCH_KAFKA) and the binary (DRIFTWATCH_BIN);
-scripts/test.sh provides both, and DRIFTWATCH_TANSU (the tansu binary) for the broker
-restart. Sizes: see crash_support (scripts/crash-test.sh runs 1 M events)."""
+Each Kafka test starts a broker of its own (tansu, DRIFTWATCH_TANSU, on fresh SQLite storage:
+see scripts/kafka.sh for why not its memory engine) and needs the binary (DRIFTWATCH_BIN);
+scripts/test.sh provides both. Sizes: see crash_support (scripts/crash-test.sh runs 1 M
+events)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,53 @@ CHECKS = {
 }
 
 
+TANSU = os.environ.get("DRIFTWATCH_TANSU",
+                       str(Path.home() / ".cache" / "driftwatch" / "tansu" / "bin" / "tansu"))
+
+
+class Broker:
+    """A tansu broker of the test's own, on fresh SQLite storage (which survives its
+    restarts): a crash test gets a broker that neither the data nor the load of other tests
+    slow down."""
+
+    def __init__(self, dir: Path):
+        self.dir, self.port = dir, free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.dir / "tansu.log", "ab")
+        self.proc = subprocess.Popen(
+            [TANSU, "broker", "--listener-url", f"tcp://{self.addr}",
+             "--advertised-listener-url", f"tcp://{self.addr}", "--storage-engine",
+             "sqlite://tansu.db"], cwd=self.dir, stdout=log, stderr=subprocess.STDOUT)
+        _wait_tcp(self.port)
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.kill()
+
+
+def _wait_tcp(port: int, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}")
+
+
 def kafka_sql(path: Path, topic: str, sink: str, brokers: str, stop_at_end: bool = True) -> Path:
     path.write_text(f"""
 CREATE SOURCE ev (id VARCHAR, ts TIMESTAMP, model VARCHAR, user_id VARCHAR, x DOUBLE, y DOUBLE,
@@ -74,18 +122,23 @@ def compare_runs(got: cs.Driftwatch, want: cs.Driftwatch, events: int) -> None:
 
 
 def test_kill_9_at_random_moments_changes_no_result_or_sink_message(tmp_path):
+    with Broker(tmp_path / "broker") as broker:
+        kill_9_at_random_moments(tmp_path, broker.addr)
+
+
+def kill_9_at_random_moments(tmp_path: Path, brokers: str) -> None:
     events = CI_EVENTS
     topic, ref_sink, crash_sink = cs.unique("crash-in"), cs.unique("ref-out"), cs.unique("crash-out")
-    cs.create_topics(cs.BROKERS, topic, ref_sink, crash_sink)
-    cs.produce_events(cs.BROKERS, topic, events)
+    cs.create_topics(brokers, topic, ref_sink, crash_sink)
+    cs.produce_events(brokers, topic, events)
 
     interval = ("--checkpoint-interval", "300ms")
-    ref = cs.Driftwatch(kafka_sql(tmp_path / "ref.sql", topic, ref_sink, cs.BROKERS),
+    ref = cs.Driftwatch(kafka_sql(tmp_path / "ref.sql", topic, ref_sink, brokers),
                         tmp_path / "ref", *interval)
     ref.start()
     assert ref.wait() == 0, ref.tail()
 
-    crashed = cs.Driftwatch(kafka_sql(tmp_path / "crash.sql", topic, crash_sink, cs.BROKERS),
+    crashed = cs.Driftwatch(kafka_sql(tmp_path / "crash.sql", topic, crash_sink, brokers),
                             tmp_path / "crash", *interval)
     rng = random.Random(cs.SEED)
     kills = cs.crash_repeatedly(crashed, cs.KILLS, rng, alive=(3.0, 6.0))
@@ -96,18 +149,23 @@ def test_kill_9_at_random_moments_changes_no_result_or_sink_message(tmp_path):
     assert log.count("restoring checkpoint") >= kills // 2, "restarts restored checkpoints"
 
     compare_runs(crashed, ref, events)
-    cs.assert_same_messages(cs.read_topic(cs.BROKERS, crash_sink),
-                            cs.read_topic(cs.BROKERS, ref_sink), "sink topic")
+    cs.assert_same_messages(cs.read_topic(brokers, crash_sink),
+                            cs.read_topic(brokers, ref_sink), "sink topic")
 
 
 def test_sigterm_mid_window_then_restart_gives_the_complete_window(tmp_path):
+    with Broker(tmp_path / "broker") as broker:
+        sigterm_mid_window(tmp_path, broker.addr)
+
+
+def sigterm_mid_window(tmp_path: Path, brokers: str) -> None:
     events = 30_000  # 120 s of event time: 8 tumbling windows of 15 s per model
     topic, sink = cs.unique("term-in"), cs.unique("term-out")
-    cs.create_topics(cs.BROKERS, topic, sink)
+    cs.create_topics(brokers, topic, sink)
     # Half the events now; the stream is unbounded (no stop_at_end), so windows are open
     # when SIGTERM arrives.
-    cs.produce_events(cs.BROKERS, topic, events // 2)
-    sql = kafka_sql(tmp_path / "m.sql", topic, sink, cs.BROKERS, stop_at_end=False)
+    cs.produce_events(brokers, topic, events // 2)
+    sql = kafka_sql(tmp_path / "m.sql", topic, sink, brokers, stop_at_end=False)
     dw = cs.Driftwatch(sql, tmp_path / "data")
     dw.start()
     deadline = time.time() + 60
@@ -124,8 +182,8 @@ def test_sigterm_mid_window_then_restart_gives_the_complete_window(tmp_path):
     assert stored and all(r[2] == full for r in stored), stored[-3:]
     assert len(stored) < 4 * 5, "the window SIGTERM interrupted was not emitted partial"
     # The second half arrives; a bounded rerun reads to the end and flushes.
-    _produce_range_to(cs.BROKERS, topic, events // 2, events)
-    kafka_sql(tmp_path / "m.sql", topic, sink, cs.BROKERS, stop_at_end=True)
+    _produce_range_to(brokers, topic, events // 2, events)
+    kafka_sql(tmp_path / "m.sql", topic, sink, brokers, stop_at_end=True)
     dw.start()
     assert dw.wait() == 0, dw.tail()
     rows = dw.query("SELECT window_start, model, n FROM per_model ORDER BY window_start, model")
@@ -229,46 +287,9 @@ def _wait_port(port: int, timeout: float = 30) -> None:
     raise AssertionError(f"driftwatch did not listen on {port}")
 
 
-TANSU = os.environ.get("DRIFTWATCH_TANSU",
-                       str(Path.home() / ".cache" / "driftwatch" / "tansu" / "bin" / "tansu"))
-
-
-class DurableBroker:
-    """A tansu broker of this test's own, on SQLite storage that survives its restarts."""
-
-    def __init__(self, dir: Path):
-        self.dir, self.port = dir, free_port()
-        self.addr = f"127.0.0.1:{self.port}"
-        self.proc = None
-
-    def start(self):
-        self.dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.dir / "tansu.log", "ab")
-        self.proc = subprocess.Popen(
-            [TANSU, "broker", "--listener-url", f"tcp://{self.addr}",
-             "--advertised-listener-url", f"tcp://{self.addr}", "--storage-engine",
-             "sqlite://tansu.db"], cwd=self.dir, stdout=log, stderr=subprocess.STDOUT)
-        _wait_tcp(self.port)
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait(timeout=30)
-
-
-def _wait_tcp(port: int, timeout: float = 30) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port}")
-
-
 def test_broker_restart_mid_stream_loses_nothing(tmp_path):
     assert Path(TANSU).exists(), f"{TANSU} missing: scripts/kafka.sh install"
-    broker = DurableBroker(tmp_path / "broker")
+    broker = Broker(tmp_path / "broker")
     broker.start()
     try:
         events = 40_000

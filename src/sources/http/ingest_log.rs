@@ -10,7 +10,7 @@
 //!
 //! So an answer means "in the log and in the engine", and the feed's position is always a
 //! prefix of the log: a checkpoint at position `n` covers exactly the entries below `n`, a
-//! restart replays the entries from `n` ([`IngestLog::replay`]), and segments below the oldest
+//! restart replays the entries from `n` ([`IngestLog::start`]), and segments below the oldest
 //! kept checkpoint are deleted ([`IngestLog::truncate_before`]).
 //!
 //! `wal_sync = 'always'` (default) fsyncs each group before answering: a 2xx survives a

@@ -23,7 +23,7 @@ use super::format::{MessageDecoder, RawMessage};
 use super::group::GroupContext;
 use super::options::{Assignment, KafkaSourceOptions, MessageFormat};
 use super::producer::KafkaProducer;
-use crate::runtime::metrics::Health;
+use crate::metrics::Health;
 use crate::sources::connector::ConnectorError;
 use crate::sources::feed::{Delivery, SourceFeed};
 use crate::sources::position::SourcePosition;

@@ -1,9 +1,24 @@
-//! Counters and health shown in the periodic status line and in the `system` tables.
+//! Counters and health of sources and monitors: shown in the periodic status line and in the
+//! `system` tables, and (for monitors) carried across restarts by checkpoints.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
-use crate::checkpoint::MonitorCounters;
+use serde::{Deserialize, Serialize};
+
+/// Counters of a monitor carried across restarts.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MonitorCounters {
+    /// Windows emitted.
+    pub windows: u64,
+    /// Result rows written.
+    pub rows_out: u64,
+    /// Late rows kept aside.
+    pub late_rows: u64,
+    /// End of the last emitted window (epoch ms; `i64::MIN` if none).
+    pub last_window_end: i64,
+}
+
 
 /// Health of a source or monitor, as `system.sources.status` / `system.monitors.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
