@@ -19,7 +19,6 @@ pub struct MonitorCounters {
     pub last_window_end: i64,
 }
 
-
 /// Health of a source or monitor, as `system.sources.status` / `system.monitors.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {

@@ -83,20 +83,36 @@ async fn query(dir: &Path, sql: &str) -> String {
 struct Http {
     url: String,
     stop: tokio_util::sync::CancellationToken,
+    control: driftwatch::runtime::ControlHandle,
     runner: tokio::task::JoinHandle<Result<(), driftwatch::runtime::RuntimeError>>,
 }
 
 async fn start_http(dir: &Path) -> Http {
+    spawn(
+        dir,
+        &format!("{}\n{MONITORS}", source("connector = 'http'")),
+    )
+    .await
+}
+
+/// Runs `sql` in a system on `dir` until stopped; the URL is of the HTTP source, if any.
+async fn spawn(dir: &Path, sql: &str) -> Http {
     let mut system = Driftwatch::open(config(dir)).unwrap();
-    system
-        .execute_script(&format!("{}\n{MONITORS}", source("connector = 'http'")))
-        .await
-        .unwrap();
+    system.execute_script(sql).await.unwrap();
     system.start().await.unwrap();
-    let url = format!("http://{}/ingest/ev", system.http_addr().unwrap());
+    let url = system
+        .http_addr()
+        .map(|a| format!("http://{a}/ingest/ev"))
+        .unwrap_or_default();
     let stop = system.shutdown_token();
+    let control = system.control();
     let runner = tokio::spawn(async move { system.wait(None).await });
-    Http { url, stop, runner }
+    Http {
+        url,
+        stop,
+        control,
+        runner,
+    }
 }
 
 async fn post(url: &str, rows: &[String]) {
@@ -421,22 +437,25 @@ async fn a_second_system_on_one_data_dir_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_monitor_stops_the_run_with_its_error_and_status() {
     let work = tempfile::tempdir().unwrap();
-    let mut system = Driftwatch::open(config(work.path())).unwrap();
-    system
-        .execute_script(&format!(
+    let Http {
+        url,
+        control: snapshot,
+        runner,
+        ..
+    } = spawn(
+        work.path(),
+        &format!(
             "{}\nCREATE MONITOR bad AS SELECT id, CAST(k AS INT) AS n FROM ev;",
             source("connector = 'http'")
-        ))
-        .await
-        .unwrap();
-    system.start().await.unwrap();
-    let url = format!("http://{}/ingest/ev", system.http_addr().unwrap());
-    let snapshot = system.control();
-    let runner = tokio::spawn(async move { system.wait(None).await });
+        ),
+    )
+    .await;
     // A row the monitor cannot process: its plan fails at run time.
     let _ = reqwest::Client::new()
         .post(&url)
-        .body(format!(r#"{{"id":"x","ts":{T0},"k":"not a number","v":1}}"#))
+        .body(format!(
+            r#"{{"id":"x","ts":{T0},"k":"not a number","v":1}}"#
+        ))
         .send()
         .await
         .unwrap();
@@ -472,18 +491,15 @@ async fn a_failing_monitor_stops_the_run_with_its_error_and_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_broker_is_retried_and_shown_never_flushing_windows() {
     let work = tempfile::tempdir().unwrap();
-    let mut system = Driftwatch::open(config(work.path())).unwrap();
-    system
-        .execute_script(&format!(
+    let run = spawn(
+        work.path(),
+        &format!(
             "{}\n{MONITORS}",
             source("connector = 'kafka', brokers = '127.0.0.1:1', topic = 'nowhere'")
-        ))
-        .await
-        .unwrap();
-    system.start().await.unwrap();
-    let control = system.control();
-    let stop = system.shutdown_token();
-    let runner = tokio::spawn(async move { system.wait(None).await });
+        ),
+    )
+    .await;
+    let control = run.control.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let status = loop {
         let s = control.snapshot().await.unwrap();
@@ -495,8 +511,7 @@ async fn an_unreachable_broker_is_retried_and_shown_never_flushing_windows() {
     };
     assert_eq!(status.status, "retrying", "{status:?}");
     assert!(status.error.unwrap_or_default().contains("nowhere"));
-    stop.cancel();
-    runner.await.unwrap().unwrap();
+    run.stop().await;
     assert_eq!(
         query(work.path(), "SELECT count(*) AS c FROM tumbled").await,
         "c\n0\n",
@@ -532,6 +547,10 @@ async fn an_unreadable_result_file_is_set_aside_and_queries_go_on() {
         .join("quarantine")
         .join("tumbled")
         .join(victim.file_name().unwrap());
-    assert!(aside.exists(), "the damaged file was moved to {}", aside.display());
+    assert!(
+        aside.exists(),
+        "the damaged file was moved to {}",
+        aside.display()
+    );
     assert!(!victim.exists());
 }

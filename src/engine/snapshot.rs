@@ -87,6 +87,25 @@ pub fn concat_parts(parts: &[ArrayRef]) -> Result<ArrayRef> {
     Ok(arrow::compute::concat(&refs)?)
 }
 
+/// Checks that a snapshot batch has the columns a window operator expects: `leading`
+/// bookkeeping columns, `num_keys` key columns and `widths` state columns per aggregate (a
+/// checkpoint of another monitor definition does not fit).
+pub fn check_columns(
+    batch: &RecordBatch,
+    leading: usize,
+    num_keys: usize,
+    widths: &[usize],
+) -> Result<()> {
+    let expected = leading + num_keys + widths.iter().sum::<usize>();
+    if batch.num_columns() != expected {
+        return datafusion::common::exec_err!(
+            "checkpointed window state has {} columns, this monitor needs {expected}",
+            batch.num_columns()
+        );
+    }
+    Ok(())
+}
+
 /// Splits the state columns of a snapshot batch into one `Vec` per aggregate, `widths`
 /// columns each.
 pub fn split_states(columns: &[ArrayRef], widths: &[usize]) -> Vec<Vec<ArrayRef>> {

@@ -33,13 +33,13 @@ use super::control::{
     FOLLOW_BUFFER,
 };
 use super::dead_letters::spawn_dead_letters;
-use crate::metrics::{MonitorMetrics, SourceMetrics};
 use super::monitor_task::{MonitorTask, ResultObserver};
 use super::sources::{build_source, SourceParts};
 use super::RuntimeError;
 use crate::checkpoint::{CheckpointMessage, CheckpointStore, SinkPosition};
 use crate::durable::DataDirLock;
 use crate::engine::{plan_monitor, MonitorPlanOptions};
+use crate::metrics::{MonitorMetrics, SourceMetrics};
 use crate::query::QueryEngine;
 use crate::sinks::ResultStore;
 use crate::sources::http::HttpIngest;

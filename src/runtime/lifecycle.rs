@@ -25,10 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::driver::Driftwatch;
-use crate::metrics::{Health, SourceMetrics};
 use super::RuntimeError;
 use crate::checkpoint::CheckpointMessage;
 use crate::checkpoint::CheckpointStore;
+use crate::metrics::{Health, SourceMetrics};
 use crate::sources::{Connector, SourceFeed};
 
 /// Consecutive failures after which a bounded source stops the run.

@@ -20,10 +20,10 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{Health, MonitorMetrics};
 use super::RuntimeError;
 use crate::checkpoint::{CheckpointMessage, MonitorPart};
 use crate::engine::MonitorPlan;
+use crate::metrics::{Health, MonitorMetrics};
 use crate::sinks::{ResultSink, ResultStore, TableWriter};
 
 /// Called for every batch of results a monitor emits (the CLI prints them).

@@ -274,11 +274,11 @@ def test_every_row_answered_2xx_is_counted_exactly_once_across_kill_9(tmp_path):
 
 
 def _wait_port(port: int, timeout: float = 30) -> None:
+    """Waits until driftwatch answers on its HTTP port."""
     deadline = time.time() + timeout
     while time.time() < deadline:
+        _wait_tcp(port, timeout=deadline - time.time())
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                pass
             req = urllib.request.Request(f"http://127.0.0.1:{port}/healthz")
             with urllib.request.urlopen(req, timeout=1):
                 return

@@ -9,14 +9,16 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, UInt32Array};
 use arrow::datatypes::Int64Type;
 use arrow::record_batch::RecordBatch;
-use datafusion::common::{exec_err, Result};
+use datafusion::common::Result;
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 
 use super::aggregates::{AggregateInputs, AggregateSet};
 use super::group_keys::GroupKeys;
 use super::layout::{constant_ts, Grouping, OutputLayout};
 use super::WindowState;
-use crate::engine::snapshot::{concat_parts, snapshot_batch, split_states, WindowSnapshot};
+use crate::engine::snapshot::{
+    check_columns, concat_parts, snapshot_batch, split_states, WindowSnapshot,
+};
 use crate::engine::window::WindowKind;
 
 /// Bookkeeping columns of a pane snapshot.
@@ -305,13 +307,7 @@ impl WindowState for PaneWindows {
         };
         let num_keys = self.grouping.key_types.len();
         let widths = self.aggregates.state_widths()?;
-        let expected = 2 + num_keys + widths.iter().sum::<usize>();
-        if batch.num_columns() != expected {
-            return exec_err!(
-                "checkpointed window state has {} columns, this monitor needs {expected}",
-                batch.num_columns()
-            );
-        }
+        check_columns(&batch, 2, num_keys, &widths)?;
         let starts = batch.column(0).as_primitive::<Int64Type>().clone();
         let frozen = batch.column(1).as_boolean().clone();
         let mut begin = 0;

@@ -10,7 +10,7 @@ use arrow::compute::{filter, take};
 use arrow::datatypes::Int64Type;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
-use datafusion::common::{exec_err, Result, ScalarValue};
+use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::Accumulator;
 use hashbrown::HashMap;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use super::aggregates::AggregateSet;
 use super::layout::{Grouping, OutputLayout};
 use super::WindowState;
-use crate::engine::snapshot::{snapshot_batch, split_states, WindowSnapshot};
+use crate::engine::snapshot::{check_columns, snapshot_batch, split_states, WindowSnapshot};
 
 /// Bookkeeping columns of a session snapshot.
 const SESSION_START: &str = "_session_start";
@@ -273,13 +273,7 @@ impl WindowState for SessionWindows {
         };
         let num_keys = self.grouping.key_types.len();
         let widths = self.aggregates.state_widths()?;
-        let expected = 2 + num_keys + widths.iter().sum::<usize>();
-        if batch.num_columns() != expected {
-            return exec_err!(
-                "checkpointed session state has {} columns, this monitor needs {expected}",
-                batch.num_columns()
-            );
-        }
+        check_columns(&batch, 2, num_keys, &widths)?;
         let starts = batch.column(0).as_primitive::<Int64Type>().clone();
         let ends = batch.column(1).as_primitive::<Int64Type>().clone();
         let key_rows = match &self.converter {
