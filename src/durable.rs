@@ -67,6 +67,41 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic_with(path, |f| f.write_all(bytes))
 }
 
+/// [`write_atomic`] for a file holding secrets: readable and writable by its owner only
+/// (mode 0600 on Unix), from its first byte on.
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |f| {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        f.write_all(bytes)
+    })
+}
+
+/// `parent/name` for a `name` taken from input (an object name), refusing any name that is
+/// not one plain path component: separators, `.`, `..`, a root or a prefix would make the
+/// path leave `parent`.
+pub fn child_path(parent: &Path, name: &str) -> std::io::Result<PathBuf> {
+    let mut parts = Path::new(name).components();
+    match (parts.next(), parts.next()) {
+        (Some(std::path::Component::Normal(part)), None)
+            if part == std::ffi::OsStr::new(name) && !name.contains(['/', '\\', '\0']) =>
+        {
+            Ok(parent.join(name))
+        }
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "'{}' is not a plain name: a path derived from it would leave {}",
+                name.escape_default(),
+                parent.display()
+            ),
+        )),
+    }
+}
+
 /// Removes a file and makes the removal durable.
 pub fn remove_durably(path: &Path) -> std::io::Result<()> {
     std::fs::remove_file(path)?;
@@ -158,6 +193,26 @@ impl DataDirLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn child_paths_stay_in_their_directory() {
+        let root = Path::new("/data/tables");
+        assert_eq!(child_path(root, "iris").unwrap(), root.join("iris"));
+        for bad in ["", ".", "..", "../x", "a/b", "/etc", "a\\b", "x\0y"] {
+            assert!(child_path(root, bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sql");
+        write_atomic_private(&path, b"secret").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp_file() {

@@ -27,14 +27,27 @@ pub enum OutputFormat {
     Json,
 }
 
+/// Whether a session may read files named as tables (`SELECT * FROM 'x.csv'`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileAccess {
+    /// Yes: the local user's own files (`driftwatch query`, monitor files).
+    Paths,
+    /// No: only the catalog's tables (Flight SQL clients).
+    CatalogOnly,
+}
+
 /// Batch SQL over a data dir.
 pub struct QueryEngine;
 
 impl QueryEngine {
-    /// A session over `store` with Driftwatch's functions bound to `baselines`.
+    /// A session over `store` with Driftwatch's functions bound to `baselines`. With
+    /// [`FileAccess::Paths`], a path named as a table in FROM reads that file (the local
+    /// user's command line and monitor files); sessions for Flight SQL clients use
+    /// [`FileAccess::CatalogOnly`].
     pub fn session(
         store: &ResultStore,
         baselines: &Arc<BaselineRegistry>,
+        files: FileAccess,
     ) -> Result<SessionContext, RuntimeError> {
         // DataFusion settings can be overridden from the environment
         // (`DATAFUSION_EXECUTION_TARGET_PARTITIONS=8`, …), as in datafusion-cli.
@@ -43,7 +56,11 @@ impl QueryEngine {
                 RuntimeError::Invalid(format!("DataFusion settings from the environment: {e}"))
             })?
             .with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config).enable_url_table();
+        let ctx = SessionContext::new_with_config(config);
+        let ctx = match files {
+            FileAccess::Paths => ctx.enable_url_table(),
+            FileAccess::CatalogOnly => ctx,
+        };
         driftwatch_udfs::register_all(&ctx, baselines);
         let catalog = ctx
             .catalog("datafusion")
@@ -109,7 +126,7 @@ impl QueryEngine {
     pub async fn run(store: &ResultStore, sql: &str) -> Result<Vec<RecordBatch>, RuntimeError> {
         let baselines = Arc::new(BaselineRegistry::new());
         load_stored(store, &baselines);
-        let ctx = Self::session(store, &baselines)?;
+        let ctx = Self::session(store, &baselines, FileAccess::Paths)?;
         Self::register_data_dir(&ctx, store).await?;
         let df = ctx
             .sql(sql)

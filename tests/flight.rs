@@ -8,10 +8,11 @@ use std::time::Duration;
 use arrow::array::{AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use driftwatch::runtime::{Driftwatch, RuntimeConfig};
-use driftwatch::serve::{start_flight, FlightConfig};
+use driftwatch::serve::{start_flight, DdlPolicy, FlightConfig};
 use driftwatch_flight::arrow_flight::sql::client::FlightSqlServiceClient;
 use driftwatch_flight::arrow_flight::sql::CommandGetTables;
 use driftwatch_flight::arrow_flight::{FlightInfo, Ticket};
+use driftwatch_flight::auth::hash_password;
 use driftwatch_flight::tonic::transport::{Channel, Endpoint};
 use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
@@ -52,7 +53,8 @@ async fn start(auth_file: Option<&str>) -> Running {
         auth_file,
         ..FlightConfig::default()
     };
-    let server = start_flight(&system, &config).await.unwrap();
+    let policy = DdlPolicy::new([dir.path().to_path_buf()]);
+    let server = start_flight(&system, &config, policy).await.unwrap();
     let ingest = format!("http://{}/ingest/s", system.http_addr().unwrap());
     let shutdown = system.shutdown_token();
     tokio::spawn(async move { system.wait(None).await });
@@ -195,9 +197,13 @@ async fn queries_parameters_metadata_ddl_and_follow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_and_roles() {
-    let users = "[[users]]\nname = \"a\"\npassword = \"pa\"\nrole = \"admin\"\n\
-                 [[users]]\nname = \"r\"\npassword = \"pr\"\nrole = \"read\"\n";
-    let sys = start(Some(users)).await;
+    let users = format!(
+        "[[users]]\nname = \"a\"\npassword_hash = \"{}\"\nrole = \"admin\"\n\
+         [[users]]\nname = \"r\"\npassword_hash = \"{}\"\nrole = \"read\"\n",
+        hash_password("pa"),
+        hash_password("pr")
+    );
+    let sys = start(Some(&users)).await;
     let mut anon = client(sys.flight).await;
     assert!(anon.execute("SELECT 1".into(), None).await.is_err());
     assert!(anon.handshake("a", "wrong").await.is_err());

@@ -7,7 +7,7 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Field, Float64Type, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
 use driftwatch::runtime::metrics::SourceMetrics;
-use driftwatch::sources::http::{HttpConnector, HttpIngest};
+use driftwatch::sources::http::{HttpConnector, HttpIngest, HttpSettings};
 use driftwatch::sources::{
     Connector, ConnectorSpec, FeedMessage, RejectMessage, SourceFeed, SourceSchema, TimeFormat,
     EVENT_TIME_TYPE,
@@ -255,7 +255,10 @@ async fn kserve_cloudevents_and_plain_rows() {
 
 #[tokio::test]
 async fn malformed_bodies_are_refused_and_dead_lettered() {
-    let ingest = HttpIngest::with_body_limit(4096);
+    let ingest = HttpIngest::with_settings(HttpSettings {
+        body_limit: 4096,
+        ..HttpSettings::default()
+    });
     let mut src = source(iris("iris"));
     ingest.register("iris", src.feed.clone()).unwrap();
     let (base, _stop) = serve(ingest).await;

@@ -1,8 +1,16 @@
-//! Server settings ([`FlightConfig`]) and the bind rule: without auth the server only listens
-//! on loopback, unless `insecure_public` says otherwise explicitly.
+//! Server settings ([`FlightConfig`]) and the bind rules: without auth the server only listens
+//! on loopback, unless `insecure_public` says otherwise explicitly; with auth on a
+//! non-loopback address it needs TLS (passwords and tokens would cross the network in
+//! clear), unless `insecure_plaintext` says otherwise explicitly.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use std::sync::Arc;
+
+use crate::auth::{Authenticator, TOKEN_TTL};
+use crate::limits::QueryLimits;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -14,6 +22,9 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// Private key (PEM).
     pub key: PathBuf,
+    /// CA certificate(s) (PEM) that client certificates must chain to; when set, every
+    /// client must present one (mutual TLS).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Settings of the Flight SQL server.
@@ -23,10 +34,19 @@ pub struct FlightConfig {
     pub listen: SocketAddr,
     /// Users and tokens file (TOML or JSON, see [`crate::auth`]); `None` disables auth.
     pub auth_file: Option<PathBuf>,
+    /// The authenticator of `auth_file`, when the caller loaded it already (to share it with
+    /// the HTTP ingest); loaded from `auth_file` otherwise.
+    pub auth: Option<Arc<Authenticator>>,
     /// TLS certificate and key; `None` serves plaintext.
     pub tls: Option<TlsFiles>,
     /// Allow a non-loopback bind without auth.
     pub insecure_public: bool,
+    /// Allow auth without TLS on a non-loopback address.
+    pub insecure_plaintext: bool,
+    /// How long a token issued by the handshake stays valid.
+    pub token_ttl: Duration,
+    /// Memory, time and thread limits of client queries.
+    pub limits: QueryLimits,
 }
 
 impl Default for FlightConfig {
@@ -34,8 +54,12 @@ impl Default for FlightConfig {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             auth_file: None,
+            auth: None,
             tls: None,
             insecure_public: false,
+            insecure_plaintext: false,
+            token_ttl: TOKEN_TTL,
+            limits: QueryLimits::default(),
         }
     }
 }
@@ -49,6 +73,13 @@ pub enum ConfigError {
          listen on loopback (127.0.0.1), or pass --insecure-public to accept the risk"
     )]
     PublicWithoutAuth(SocketAddr),
+    /// Public bind with auth but without TLS.
+    #[error(
+        "refusing to serve Flight SQL with authentication on {0} without TLS: passwords and \
+         tokens would cross the network in clear. Give --tls-cert and --tls-key, listen on \
+         loopback (127.0.0.1), or pass --insecure-plaintext to accept the risk"
+    )]
+    AuthWithoutTls(SocketAddr),
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -60,10 +91,16 @@ pub enum ConfigError {
 }
 
 impl FlightConfig {
-    /// Checks the bind rule: a non-loopback address needs auth or `insecure_public`.
+    /// Checks the bind rules: a non-loopback address needs auth or `insecure_public`, and
+    /// auth there needs TLS or `insecure_plaintext`.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.auth_file.is_none() && !self.listen.ip().is_loopback() && !self.insecure_public {
+        let public = !self.listen.ip().is_loopback();
+        let auth = self.auth_file.is_some() || self.auth.is_some();
+        if !auth && public && !self.insecure_public {
             return Err(ConfigError::PublicWithoutAuth(self.listen));
+        }
+        if auth && public && self.tls.is_none() && !self.insecure_plaintext {
+            return Err(ConfigError::AuthWithoutTls(self.listen));
         }
         Ok(())
     }
@@ -87,6 +124,15 @@ mod tests {
         assert!(c.validate().is_ok());
         c.insecure_public = false;
         c.auth_file = Some("users.toml".into());
+        assert!(matches!(c.validate(), Err(ConfigError::AuthWithoutTls(_))));
+        c.insecure_plaintext = true;
+        assert!(c.validate().is_ok());
+        c.insecure_plaintext = false;
+        c.tls = Some(TlsFiles {
+            cert: "c.pem".into(),
+            key: "k.pem".into(),
+            client_ca: None,
+        });
         assert!(c.validate().is_ok());
         assert!(FlightConfig::default().validate().is_ok());
     }

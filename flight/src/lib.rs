@@ -3,9 +3,12 @@
 //! Dashboards, scripts and notebooks (pyarrow, ADBC, JDBC via the Flight SQL driver) reach a
 //! running Driftwatch over Arrow Flight SQL:
 //!
-//! - **queries** (`CommandStatementQuery`, prepared statements with `$1` parameters) over every
-//!   table the [`Backend`]'s DataFusion session knows: monitor results, `<monitor>_late`,
-//!   `<source>_errors`, `baselines.<name>` and the live `system.*` tables;
+//! - **read-only queries** (`CommandStatementQuery`, prepared statements with `$1`
+//!   parameters) over every table the [`Backend`]'s DataFusion session knows: monitor
+//!   results, `<monitor>_late`, `<source>_errors`, `baselines.<name>` and the live `system.*`
+//!   tables — SELECT, EXPLAIN, SHOW and DESCRIBE only, no files ([`sandbox`]), each in a
+//!   session of its own under a memory cap and a time limit on threads of their own
+//!   ([`limits`]);
 //! - **catalog metadata** (`GetCatalogs`, `GetDbSchemas`, `GetTables` with schemas,
 //!   `GetTableTypes`, `GetSqlInfo`), enough for ADBC's `get_objects` / `get_table_schema`;
 //! - **DDL** (`CREATE` / `DROP SOURCE | BASELINE | MONITOR`) as `CommandStatementUpdate`, or as
@@ -23,7 +26,9 @@ pub mod auth;
 pub mod backend;
 pub mod config;
 pub mod follow;
+pub mod limits;
 pub mod metadata;
+pub mod sandbox;
 pub mod server;
 pub mod service;
 pub mod statement;
@@ -31,6 +36,7 @@ pub mod statement;
 pub use auth::{AuthError, Authenticator, Role};
 pub use backend::{Backend, BackendError};
 pub use config::{ConfigError, FlightConfig, TlsFiles};
+pub use limits::QueryLimits;
 pub use server::{serve, FlightServer, ServeError};
 
 /// Re-exported so clients (tests, benches) use the exact versions the server was built with.

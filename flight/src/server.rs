@@ -14,12 +14,13 @@ use arrow_flight::{
 use futures::stream::BoxStream;
 use tokio::task::JoinHandle;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Identity as TlsIdentity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{AuthError, Authenticator, Identity};
+use crate::auth::{AuthError, Authenticator, Identity, Role};
 use crate::backend::Backend;
 use crate::config::{ConfigError, FlightConfig};
+use crate::limits::QueryLimits;
 use crate::service::SqlService;
 use crate::statement::parse_follow_ticket;
 
@@ -63,10 +64,14 @@ pub struct DriftwatchFlight {
 }
 
 impl DriftwatchFlight {
-    /// A service over `backend`, with `auth` if given.
-    pub fn new(backend: Arc<dyn Backend>, auth: Option<Arc<Authenticator>>) -> Self {
+    /// A service over `backend`, with `auth` if given; queries run under `limits`.
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        auth: Option<Arc<Authenticator>>,
+        limits: QueryLimits,
+    ) -> Self {
         Self {
-            inner: SqlService::new(backend, auth.is_some()),
+            inner: SqlService::new(backend, auth.is_some(), limits),
             auth,
         }
     }
@@ -81,9 +86,16 @@ impl DriftwatchFlight {
             .get("authorization")
             .and_then(|v| v.to_str().ok());
         let identity = auth.check(header).map_err(|e| {
-            tracing::warn!(error = %e, "Flight SQL call refused");
+            tracing::warn!(client = ?request.remote_addr(), error = %e, "Flight SQL call refused");
             Status::unauthenticated(e.to_string())
         })?;
+        if identity.role == Role::Ingest {
+            tracing::warn!(user = %identity.name, "Flight SQL call refused: ingest role");
+            return Err(Status::permission_denied(format!(
+                "'{}' has the ingest role: it may post rows to the HTTP ingest, not use Flight SQL",
+                identity.name
+            )));
+        }
         request.extensions_mut().insert(identity);
         Ok(request)
     }
@@ -111,9 +123,10 @@ impl FlightService for DriftwatchFlight {
                     .metadata()
                     .get("authorization")
                     .and_then(|v| v.to_str().ok());
-                auth.handshake(header).map_err(|e| {
-                    tracing::warn!(error = %e, "Flight SQL handshake refused");
-                    Status::unauthenticated(e.to_string())
+                let address = request.remote_addr().map(|a| a.ip());
+                auth.handshake(header, address).await.map_err(|e| match e {
+                    AuthError::Locked { .. } => Status::resource_exhausted(e.to_string()),
+                    e => Status::unauthenticated(e.to_string()),
                 })?
             }
             None => (String::new(), Identity::anonymous_admin()),
@@ -210,9 +223,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<FlightServer, ServeError> {
     config.validate()?;
-    let auth = match &config.auth_file {
-        Some(path) => Some(Arc::new(Authenticator::from_file(path)?)),
-        None => None,
+    let auth = match (&config.auth, &config.auth_file) {
+        (Some(auth), _) => Some(Arc::clone(auth)),
+        (None, Some(path)) => Some(Arc::new(Authenticator::from_file(path, config.token_ttl)?)),
+        (None, None) => None,
     };
     let mut builder = Server::builder();
     if let Some(tls) = &config.tls {
@@ -220,8 +234,13 @@ pub async fn serve(
             std::fs::read(p).map_err(|e| ServeError::Tls(format!("{}: {e}", p.display())))
         };
         let identity = TlsIdentity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+        let mut tls_config = ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &tls.client_ca {
+            // Mutual TLS: a client without a certificate from this CA cannot connect.
+            tls_config = tls_config.client_ca_root(Certificate::from_pem(read(ca)?));
+        }
         builder = builder
-            .tls_config(ServerTlsConfig::new().identity(identity))
+            .tls_config(tls_config)
             .map_err(|e| ServeError::Tls(e.to_string()))?;
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -236,13 +255,14 @@ pub async fn serve(
     })?;
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let auth_on = auth.is_some();
-    let service = FlightServiceServer::new(DriftwatchFlight::new(backend, auth))
+    let service = FlightServiceServer::new(DriftwatchFlight::new(backend, auth, config.limits))
         .max_decoding_message_size(64 * 1024 * 1024);
     let tls = config.tls.is_some();
     tracing::info!(
         %addr,
         auth = auth_on,
         tls,
+        mtls = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         "Flight SQL listening ({}://{addr})",
         if tls { "grpc+tls" } else { "grpc" }
     );

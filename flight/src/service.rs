@@ -40,7 +40,9 @@ use tonic::{Request, Response, Status};
 use crate::auth::{Identity, Role};
 use crate::backend::{Backend, BackendError};
 use crate::follow::follow_batches;
+use crate::limits::{QueryLimits, QueryRuntime};
 use crate::metadata;
+use crate::sandbox::{check_read_only, read_only_options};
 use crate::statement::{classify, Classified, TicketBody};
 
 /// Most prepared statements kept open at once; the oldest are closed beyond that.
@@ -55,6 +57,19 @@ struct Prepared {
     param_types: Vec<Option<DataType>>,
     params: Option<Vec<ScalarValue>>,
     created: u64,
+    /// The client session that prepared it (see [`session_key`]); nobody else may use it.
+    owner: String,
+}
+
+/// The client session a request belongs to: the caller's name and the address of its
+/// connection (each Flight client — a pyarrow `FlightClient`, an ADBC connection — holds
+/// one gRPC connection).
+fn session_key<T>(request: &Request<T>, identity: &Identity) -> String {
+    let peer = request
+        .remote_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "local".into());
+    format!("{}@{peer}", identity.name)
 }
 
 /// The Flight SQL service.
@@ -63,6 +78,8 @@ pub struct SqlService {
     auth_enabled: bool,
     prepared: Mutex<HashMap<String, Prepared>>,
     next_handle: AtomicU64,
+    limits: QueryLimits,
+    runtime: QueryRuntime,
 }
 
 /// Maps a backend error to a gRPC status.
@@ -78,6 +95,9 @@ pub fn backend_status(e: BackendError) -> Status {
 fn df_status(e: datafusion::error::DataFusionError) -> Status {
     Status::invalid_argument(e.to_string())
 }
+
+/// Batches in flight between the query threads and the gRPC stream of one query.
+const QUERY_CHANNEL: usize = 2;
 
 /// Encodes record batches as a DoGet answer that starts with `schema`.
 pub fn encode_stream(
@@ -124,13 +144,15 @@ fn one_batch(batch: RecordBatch) -> FlightDataStream {
 
 impl SqlService {
     /// A service over `backend`; with `auth_enabled`, requests without an [`Identity`] in
-    /// their extensions are refused.
-    pub fn new(backend: Arc<dyn Backend>, auth_enabled: bool) -> Self {
+    /// their extensions are refused. Queries run under `limits` (see [`crate::limits`]).
+    pub fn new(backend: Arc<dyn Backend>, auth_enabled: bool, limits: QueryLimits) -> Self {
         Self {
             backend,
             auth_enabled,
             prepared: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
+            runtime: QueryRuntime::get(limits.threads),
+            limits,
         }
     }
 
@@ -155,17 +177,66 @@ impl SqlService {
         Ok(())
     }
 
+    /// Plans a client query: read-only check, a session of its own under the limits, and
+    /// DataFusion's verifier with DDL, DML and statements off — on the query threads.
     async fn dataframe(
         &self,
         sql: &str,
         params: Option<&[ScalarValue]>,
     ) -> Result<DataFrame, Status> {
-        let ctx = self.backend.session().await.map_err(backend_status)?;
-        let df = ctx.sql(sql).await.map_err(df_status)?;
-        match params {
-            Some(p) => df.with_param_values(p.to_vec()).map_err(df_status),
-            None => Ok(df),
-        }
+        check_read_only(sql).map_err(Status::invalid_argument)?;
+        let shared = self.backend.session().await.map_err(backend_status)?;
+        let ctx = self.limits.session(&shared).map_err(df_status)?;
+        let sql = sql.to_string();
+        let params = params.map(|p| p.to_vec());
+        let limits = self.limits;
+        self.runtime
+            .run(async move {
+                let df = ctx
+                    .sql_with_options(&sql, read_only_options())
+                    .await
+                    .map_err(|e| limits.status(&e))?;
+                match params {
+                    Some(p) => df.with_param_values(p).map_err(df_status),
+                    None => Ok(df),
+                }
+            })
+            .await?
+    }
+
+    /// Executes a planned query on the query threads under the time limit; batches reach the
+    /// returned stream through a small channel, so a slow reader holds the query back
+    /// rather than buffering its results, and a reader that goes away cancels it.
+    async fn execute(&self, df: DataFrame) -> Result<FlightDataStream, Status> {
+        let schema: SchemaRef = df.schema().inner().clone();
+        let limits = self.limits;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, Status>>(QUERY_CHANNEL);
+        self.runtime.spawn(async move {
+            let run = async {
+                let mut stream = match df.execute_stream().await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(limits.status(&e))).await;
+                        return;
+                    }
+                };
+                while let Some(item) = stream.next().await {
+                    let item = item.map_err(|e| limits.status(&e));
+                    let failed = item.is_err();
+                    if tx.send(item).await.is_err() || failed {
+                        return;
+                    }
+                }
+            };
+            if tokio::time::timeout(limits.timeout, run).await.is_err() {
+                tracing::warn!(timeout = ?limits.timeout, "Flight SQL query cancelled: time limit");
+                let _ = tx.send(Err(limits.timeout_status())).await;
+            }
+        });
+        let batches = tokio_stream::wrappers::ReceiverStream::new(rx)
+            .map_err(|status| FlightError::Tonic(Box::new(status)))
+            .boxed();
+        Ok(encode_stream(schema, batches))
     }
 
     async fn run_ddl<T>(&self, request: &Request<T>, sql: &str) -> Result<String, Status> {
@@ -189,12 +260,7 @@ impl SqlService {
         match body {
             TicketBody::Sql(sql) => {
                 let df = self.dataframe(&sql, params).await?;
-                let stream = df.execute_stream().await.map_err(df_status)?;
-                let schema = stream.schema();
-                let batches = stream
-                    .map_err(|e| FlightError::ExternalError(Box::new(e)))
-                    .boxed();
-                Ok(encode_stream(schema, batches))
+                self.execute(df).await
             }
             TicketBody::Message(m) => Ok(one_batch(message_batch(&m))),
             TicketBody::Follow(monitor) => self.follow_stream(&monitor).await,
@@ -232,16 +298,32 @@ impl SqlService {
         }
     }
 
-    fn prepared(&self, handle: &[u8]) -> Result<(String, Prepared), Status> {
+    /// The prepared statement `handle` of the caller's session.
+    fn prepared<T>(
+        &self,
+        request: &Request<T>,
+        handle: &[u8],
+    ) -> Result<(String, Prepared), Status> {
+        let owner = session_key(request, &self.identity(request)?);
         let handle = String::from_utf8_lossy(handle).to_string();
         let map = self.prepared.lock().expect("prepared lock");
-        map.get(&handle)
-            .cloned()
-            .map(|p| (handle.clone(), p))
-            .ok_or_else(|| {
-                Status::not_found(format!("unknown or closed prepared statement '{handle}'"))
-            })
+        match map.get(&handle) {
+            Some(p) if p.owner == owner => Ok((handle.clone(), p.clone())),
+            // Another session's statement is answered like an unknown one.
+            _ => Err(Status::not_found(format!(
+                "unknown or closed prepared statement '{handle}' (prepared statements belong \
+                 to the connection that created them)"
+            ))),
+        }
     }
+}
+
+/// A fresh, unguessable prepared-statement handle.
+fn new_handle(n: u64) -> String {
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("ps-{n}-{hex}")
 }
 
 fn metadata_info<M: ProstMessageExt>(
@@ -365,7 +447,7 @@ impl FlightSqlService for SqlService {
                 Vec::new(),
             ),
         };
-        let _ = self.identity(&request)?;
+        let owner = session_key(&request, &self.identity(&request)?);
         let parameter_schema = Schema::new(
             param_types
                 .iter()
@@ -380,7 +462,7 @@ impl FlightSqlService for SqlService {
                 .collect::<Vec<_>>(),
         );
         let n = self.next_handle.fetch_add(1, Ordering::Relaxed);
-        let handle = format!("ps-{n}");
+        let handle = new_handle(n);
         {
             let mut map = self.prepared.lock().expect("prepared lock");
             if map.len() >= MAX_PREPARED {
@@ -399,6 +481,7 @@ impl FlightSqlService for SqlService {
                     param_types,
                     params: None,
                     created: n,
+                    owner,
                 },
             );
         }
@@ -418,9 +501,9 @@ impl FlightSqlService for SqlService {
     async fn do_action_close_prepared_statement(
         &self,
         query: ActionClosePreparedStatementRequest,
-        _request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<(), Status> {
-        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).to_string();
+        let (handle, _) = self.prepared(&request, &query.prepared_statement_handle)?;
         self.prepared.lock().expect("prepared lock").remove(&handle);
         Ok(())
     }
@@ -430,7 +513,7 @@ impl FlightSqlService for SqlService {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let (handle, prepared) = self.prepared(&query.prepared_statement_handle)?;
+        let (handle, prepared) = self.prepared(&request, &query.prepared_statement_handle)?;
         let params = read_parameters(request, &prepared.param_types).await?;
         if let Some(p) = self
             .prepared
@@ -450,7 +533,7 @@ impl FlightSqlService for SqlService {
         cmd: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let (_, prepared) = self.prepared(&cmd.prepared_statement_handle)?;
+        let (_, prepared) = self.prepared(&request, &cmd.prepared_statement_handle)?;
         let (schema, body) = self
             .describe(&request, &prepared.kind, prepared.params.as_deref())
             .await?;
@@ -473,9 +556,9 @@ impl FlightSqlService for SqlService {
     async fn do_get_prepared_statement(
         &self,
         cmd: CommandPreparedStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let (_, prepared) = self.prepared(&cmd.prepared_statement_handle)?;
+        let (_, prepared) = self.prepared(&request, &cmd.prepared_statement_handle)?;
         let Classified::Query(sql) = prepared.kind else {
             return Err(Status::invalid_argument(
                 "this prepared statement is not a query",
@@ -492,7 +575,7 @@ impl FlightSqlService for SqlService {
         cmd: CommandPreparedStatementUpdate,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
-        let (_, prepared) = self.prepared(&cmd.prepared_statement_handle)?;
+        let (_, prepared) = self.prepared(&request, &cmd.prepared_statement_handle)?;
         match prepared.kind {
             Classified::Ddl(sql) => {
                 self.run_ddl(&request, &sql).await?;

@@ -27,10 +27,10 @@ pub fn classify(sql: &str) -> Result<Classified, String> {
     let statements = match parse_statements(sql) {
         Ok(s) => s,
         Err(e) => {
-            let head = sql.trim_start().to_ascii_uppercase();
-            if head.starts_with("CREATE") || head.starts_with("DROP") {
+            if names_driftwatch_object(sql) {
                 return Err(e.to_string());
             }
+            // Anything else (CREATE EXTERNAL TABLE, COPY, …) is judged by the sandbox.
             return Ok(Classified::Query(sql.to_string()));
         }
     };
@@ -55,6 +55,24 @@ pub fn classify(sql: &str) -> Result<Classified, String> {
                   request"
                 .into(),
         ),
+    }
+}
+
+/// Whether `sql` starts like Driftwatch DDL: `CREATE [OR REPLACE] SOURCE|BASELINE|MONITOR`
+/// or `DROP SOURCE|BASELINE|MONITOR`.
+fn names_driftwatch_object(sql: &str) -> bool {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(4)
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    let object = |w: Option<&String>| {
+        w.is_some_and(|w| matches!(w.as_str(), "SOURCE" | "BASELINE" | "MONITOR"))
+    };
+    match words.first().map(String::as_str) {
+        Some("CREATE") if words.get(1).map(String::as_str) == Some("OR") => object(words.get(3)),
+        Some("CREATE") | Some("DROP") => object(words.get(1)),
+        _ => false,
     }
 }
 
@@ -142,6 +160,12 @@ mod tests {
             matches!(classify("SHOW MONITORS").unwrap(), Classified::Query(q) if q.contains("system.monitors"))
         );
         assert!(classify("CREATE SOURCE (").is_err());
+        assert!(classify("create or replace monitor (").is_err());
+        // Not Driftwatch DDL: left for the sandbox to refuse with its own message.
+        assert!(matches!(
+            classify("CREATE EXTERNAL TABLE p STORED AS CSV LOCATION '/etc/passwd'").unwrap(),
+            Classified::Query(_)
+        ));
         assert!(classify("DROP MONITOR m; SELECT 1").is_err());
     }
 

@@ -34,7 +34,17 @@ fn unit_ms(unit: &str) -> Result<f64, String> {
     Ok(ms)
 }
 
+/// `s` without `prefix` (ASCII, compared case-insensitively), if it starts with it.
+fn strip_prefix_ignore_case<'s>(s: &'s str, prefix: &str) -> Option<&'s str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
 fn to_whole_ms(total: f64, text: &str) -> Result<i64, String> {
+    if total.is_nan() {
+        return Err(format!("duration '{text}' is not a number"));
+    }
     let rounded = total.round();
     if (total - rounded).abs() > 1e-6 {
         return Err(format!(
@@ -62,8 +72,8 @@ fn to_whole_ms(total: f64, text: &str) -> Result<i64, String> {
 /// ```
 pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
     let mut s = text.trim();
-    if s.len() >= 8 && s[..8].eq_ignore_ascii_case("interval") {
-        s = s[8..].trim().trim_matches('\'').trim();
+    if let Some(rest) = strip_prefix_ignore_case(s, "interval") {
+        s = rest.trim().trim_matches('\'').trim();
     }
     let (neg, body) = match s.strip_prefix('-') {
         Some(rest) => (true, rest.trim_start()),
@@ -83,18 +93,17 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
                 "invalid duration '{text}': expected a number, e.g. '10 seconds'"
             ));
         }
-        let number: f64 = rest[..num_len]
+        let digits = &rest[..num_len];
+        let number: f64 = digits
             .parse()
-            .map_err(|_| format!("invalid number '{}' in duration '{text}'", &rest[..num_len]))?;
+            .map_err(|_| format!("invalid number '{digits}' in duration '{text}'"))?;
         rest = rest[num_len..].trim_start();
         let unit_len = rest
             .find(|c: char| !c.is_ascii_alphabetic())
             .unwrap_or(rest.len());
         if unit_len == 0 {
             return Err(format!(
-                "duration '{text}' needs a unit, e.g. '{} seconds' or '{} ms'",
-                &body[..num_len.min(body.len())],
-                &body[..num_len.min(body.len())]
+                "duration '{text}' needs a unit, e.g. '{digits} seconds' or '{digits} ms'"
             ));
         }
         total += number * unit_ms(&rest[..unit_len])?;

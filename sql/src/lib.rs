@@ -24,8 +24,10 @@ mod baseline;
 mod error;
 mod interval;
 mod monitor;
+mod names;
 mod options;
 mod parser;
+mod redact;
 mod types;
 
 pub use ast::{
@@ -39,8 +41,10 @@ pub use baseline::{
 pub use error::{Location, SqlError};
 pub use interval::{interval_ms, parse_duration_ms};
 pub use monitor::{analyze_monitor, analyze_monitor_with, MonitorInput, WindowSpec};
+pub use names::{validate_object_name, MAX_NAME_LEN};
 pub use options::{did_you_mean, OptionLiteral, OptionValue, Options};
 pub use parser::parse_statements;
+pub use redact::{is_secret_key, redact_secrets, REDACTED};
 pub use types::sql_type_to_arrow;
 
 /// The sqlparser version DataFusion uses (re-exported for callers' convenience).

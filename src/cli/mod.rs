@@ -1,6 +1,8 @@
-//! Command-line interface (clap): `run`, `check`, `query`, `demo`.
+//! Command-line interface (clap): `run`, `check`, `query`, `demo`, `passwd`.
 
-use std::net::SocketAddr;
+mod passwd;
+mod server_args;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,8 +12,9 @@ use clap::{Parser, Subcommand};
 use driftwatch::demo::{run_demo_with, DemoOptions, StartHook};
 use driftwatch::query::{OutputFormat, QueryEngine};
 use driftwatch::runtime::{Driftwatch, Outcome, RuntimeConfig};
-use driftwatch::serve::{load_with_catalog, start_flight, FlightConfig, TlsFiles};
+use driftwatch::serve::{load_with_catalog, start_flight};
 use driftwatch::sinks::ResultStore;
+use server_args::Common;
 
 /// Streaming monitor for machine-learning models: monitors in SQL on DataFusion.
 #[derive(Debug, Parser)]
@@ -78,6 +81,9 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Make auth-file entries: a user with an argon2id password hash, or a random static
+    /// token (stored as a digest), written into the file with owner-only permissions.
+    Passwd(passwd::PasswdArgs),
 }
 
 /// A checkpoint interval, `None` when off.
@@ -122,59 +128,6 @@ async fn stop_signal() {
     }
 }
 
-#[derive(Debug, clap::Args)]
-struct Common {
-    /// Data dir: result tables and baselines.
-    #[arg(long, env = "DRIFTWATCH_DATA_DIR", default_value = "driftwatch-data")]
-    data_dir: PathBuf,
-    /// Address of the HTTP ingest.
-    #[arg(long, env = "DRIFTWATCH_HTTP", default_value = "127.0.0.1:8080")]
-    http_listen: SocketAddr,
-    #[command(flatten)]
-    flight: FlightArgs,
-}
-
-/// Arrow Flight SQL server settings (`run` and `demo` serve queries, DDL and live follow).
-#[derive(Debug, clap::Args)]
-struct FlightArgs {
-    /// Address of the Arrow Flight SQL server.
-    #[arg(long, env = "DRIFTWATCH_FLIGHT", default_value = driftwatch_flight::config::DEFAULT_LISTEN)]
-    flight_listen: SocketAddr,
-    /// Do not start the Flight SQL server.
-    #[arg(long)]
-    no_flight: bool,
-    /// Users, passwords, tokens and roles (TOML, or JSON by extension) for Flight SQL auth.
-    #[arg(long, env = "DRIFTWATCH_FLIGHT_AUTH_FILE")]
-    auth_file: Option<PathBuf>,
-    /// TLS certificate chain (PEM) for Flight SQL; needs --tls-key.
-    #[arg(long, env = "DRIFTWATCH_FLIGHT_TLS_CERT", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM) for Flight SQL; needs --tls-cert.
-    #[arg(long, env = "DRIFTWATCH_FLIGHT_TLS_KEY", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Allow Flight SQL on a non-loopback address without --auth-file.
-    #[arg(long)]
-    insecure_public: bool,
-}
-
-impl FlightArgs {
-    /// The server settings, or `None` with `--no-flight`.
-    fn config(&self) -> Option<FlightConfig> {
-        (!self.no_flight).then(|| FlightConfig {
-            listen: self.flight_listen,
-            auth_file: self.auth_file.clone(),
-            tls: match (&self.tls_cert, &self.tls_key) {
-                (Some(cert), Some(key)) => Some(TlsFiles {
-                    cert: cert.clone(),
-                    key: key.clone(),
-                }),
-                _ => None,
-            },
-            insecure_public: self.insecure_public,
-        })
-    }
-}
-
 /// Entry point: runs the command and maps errors to exit code 1.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -205,16 +158,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let sql = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let flight = common.flight.config();
-            if let Some(f) = &flight {
-                f.validate()?;
-            }
+            let serving = common.serving(Some(&file))?;
+            let flight = serving.flight;
             let mut system = Driftwatch::open(RuntimeConfig {
                 data_dir: common.data_dir,
                 http_listen: common.http_listen,
                 retention: retention_hours.map(|h| Duration::from_secs(h * 3600)),
                 checkpoint_interval: checkpoint_interval.0,
                 from_scratch,
+                http: serving.http,
             })?;
             for outcome in load_with_catalog(&mut system, &sql)
                 .await
@@ -224,7 +176,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             system.start().await?;
             if let Some(f) = &flight {
-                start_flight(&system, f).await?;
+                start_flight(&system, f, serving.policy).await?;
             }
             let shutdown = system.shutdown_token();
             tokio::spawn(async move {
@@ -265,16 +217,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", QueryEngine::render(&batches, format)?);
             Ok(())
         }
+        Command::Passwd(args) => passwd::run(args),
         Command::Demo {
             duration,
             drift_after,
             rate,
             common,
         } => {
-            let flight = common.flight.config();
-            if let Some(f) = &flight {
-                f.validate()?;
-            }
+            let serving = common.serving(None)?;
+            let (flight, policy) = (serving.flight, serving.policy);
             let opts = DemoOptions {
                 duration: Duration::from_secs(duration),
                 drift_after: Duration::from_secs(drift_after.unwrap_or(duration / 3)),
@@ -285,7 +236,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let hook: Option<StartHook> = flight.map(|f| -> StartHook {
                 Box::new(move |system: &Driftwatch| {
-                    let serving = start_flight(system, &f);
+                    let serving = start_flight(system, &f, policy.clone());
                     // Bind before the traffic starts; the server runs until the demo ends.
                     Box::pin(async move {
                         serving.await?;

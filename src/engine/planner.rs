@@ -176,6 +176,11 @@ pub async fn plan_monitor(
         .await
         .map_err(|e| err(clean_message(&e.to_string())))?;
     check_baselines(&logical, baselines).map_err(err)?;
+    if logical.schema().fields().is_empty() {
+        return Err(err(
+            "the SELECT list is empty: a monitor must produce at least one column".into(),
+        ));
+    }
     let physical = state
         .create_physical_plan(&logical)
         .await

@@ -117,7 +117,9 @@ pub async fn create_baseline(
     profile_opts
         .validate()
         .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?;
-    let dir = store.baseline_dir(&stmt.name);
+    let dir = store
+        .baseline_dir(&stmt.name)
+        .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?;
     let input_print = match &stmt.input {
         BaselineInput::Path(p) => fingerprint(Path::new(p)),
         BaselineInput::Query { .. } => None,

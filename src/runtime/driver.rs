@@ -40,9 +40,9 @@ use crate::checkpoint::{CheckpointMessage, CheckpointStore, SinkPosition};
 use crate::durable::DataDirLock;
 use crate::engine::{plan_monitor, MonitorPlanOptions};
 use crate::metrics::{MonitorMetrics, SourceMetrics};
-use crate::query::QueryEngine;
+use crate::query::{FileAccess, QueryEngine};
 use crate::sinks::ResultStore;
-use crate::sources::http::HttpIngest;
+use crate::sources::http::{HttpIngest, HttpSettings};
 use crate::sources::{Connector, SourceFeed, SourceSchema};
 
 /// Default time between checkpoints.
@@ -63,6 +63,8 @@ pub struct RuntimeConfig {
     /// Start over: discard checkpoints, write-ahead logs and committed Kafka offsets, and
     /// move earlier results aside.
     pub from_scratch: bool,
+    /// Tokens, limits and bind rules of the HTTP ingest.
+    pub http: HttpSettings,
 }
 
 impl Default for RuntimeConfig {
@@ -73,6 +75,7 @@ impl Default for RuntimeConfig {
             retention: None,
             checkpoint_interval: Some(DEFAULT_CHECKPOINT_INTERVAL),
             from_scratch: false,
+            http: HttpSettings::default(),
         }
     }
 }
@@ -148,6 +151,7 @@ impl Driftwatch {
         let (control_tx, control_rx) = mpsc::channel(64);
         let (results, _) = broadcast::channel(FOLLOW_BUFFER);
         let (checkpoint_tx, checkpoint_rx) = mpsc::unbounded_channel();
+        let http = HttpIngest::with_settings(config.http.clone());
         Ok(Self {
             control_tx,
             control_rx: Some(control_rx),
@@ -155,7 +159,7 @@ impl Driftwatch {
             store,
             config,
             baselines: Arc::new(BaselineRegistry::new()),
-            http: HttpIngest::new(),
+            http,
             http_addr: None,
             sources: BTreeMap::new(),
             monitors: BTreeMap::new(),
@@ -281,7 +285,7 @@ impl Driftwatch {
                 if self.baselines.get(&def.name).is_some() && !def.or_replace {
                     return Err(RuntimeError::Exists(ObjectKind::Baseline, def.name.clone()));
                 }
-                let ctx = QueryEngine::session(&self.store, &self.baselines)?;
+                let ctx = QueryEngine::session(&self.store, &self.baselines, FileAccess::Paths)?;
                 let profile = create_baseline(&def, &self.store, &self.baselines, &ctx).await?;
                 Ok(Outcome::Done(format!(
                     "baseline {} ({} numeric columns)",
@@ -532,7 +536,9 @@ impl Driftwatch {
                 if !self.baselines.remove(name) {
                     return missing();
                 }
-                let _ = std::fs::remove_dir_all(self.store.baseline_dir(name));
+                if let Ok(dir) = self.store.baseline_dir(name) {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
             }
         }
         Ok(Outcome::Done(format!("dropped {kind} {name}")))

@@ -122,6 +122,15 @@ impl Driftwatch {
                 || s.def.options.get_str("ingest").as_deref() == Some("http")
         });
         if needs_http && self.http_addr.is_none() {
+            self.config
+                .http
+                .validate(self.config.http_listen)
+                .map_err(RuntimeError::Invalid)?;
+            // A bad certificate fails here, not in the server task.
+            self.config
+                .http
+                .tls_config()
+                .map_err(RuntimeError::Invalid)?;
             let listener = tokio::net::TcpListener::bind(self.config.http_listen)
                 .await
                 .map_err(|e| {
@@ -468,6 +477,10 @@ impl Driftwatch {
             if let Some(task) = s.task.take() {
                 let _ = task.await;
             }
+        }
+        // Rejected records are written in batches: write what is waiting.
+        for s in self.sources.values() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.feed.flush_rejects()).await;
         }
         first_error
     }

@@ -16,8 +16,9 @@ use futures::StreamExt;
 use tokio::sync::{broadcast, Mutex};
 
 use super::catalog::CatalogFile;
+use super::ddl_policy::DdlPolicy;
 use super::system_tables::{system_tables, SYSTEM_SCHEMA};
-use crate::query::QueryEngine;
+use crate::query::{FileAccess, QueryEngine};
 use crate::runtime::{
     ControlHandle, Driftwatch, MonitorResult, Outcome, SystemSnapshot, FOLLOW_BUFFER,
 };
@@ -44,6 +45,7 @@ pub struct SystemBackend {
     control: ControlHandle,
     results: broadcast::Sender<MonitorResult>,
     catalog: CatalogFile,
+    policy: DdlPolicy,
     generation: AtomicU64,
     cached: Mutex<Option<Cached>>,
 }
@@ -53,8 +55,9 @@ fn invalid(e: impl std::fmt::Display) -> BackendError {
 }
 
 impl SystemBackend {
-    /// A backend for `system`; spawns the task that fans results out to followers.
-    pub fn new(system: &Driftwatch) -> Self {
+    /// A backend for `system` whose DDL may read files as `policy` allows; spawns the task
+    /// that fans results out to followers.
+    pub fn new(system: &Driftwatch, policy: DdlPolicy) -> Self {
         // Our own broadcast, fed by one task, so followers subscribe at any time without
         // holding a receiver (and its buffered batches) open in between.
         let (results, _) = broadcast::channel(FOLLOW_BUFFER);
@@ -79,6 +82,7 @@ impl SystemBackend {
             control: system.control(),
             results,
             catalog: CatalogFile::new(system.store().root()),
+            policy,
             generation: AtomicU64::new(0),
             cached: Mutex::new(None),
         }
@@ -92,7 +96,8 @@ impl SystemBackend {
     }
 
     async fn build_session(&self) -> Result<SessionContext, BackendError> {
-        let ctx = QueryEngine::session(&self.store, &self.baselines).map_err(invalid)?;
+        let ctx = QueryEngine::session(&self.store, &self.baselines, FileAccess::CatalogOnly)
+            .map_err(invalid)?;
         QueryEngine::register_data_dir(&ctx, &self.store)
             .await
             .map_err(invalid)?;
@@ -143,6 +148,7 @@ impl Backend for SystemBackend {
     }
 
     async fn execute_ddl(&self, sql: &str) -> Result<String, BackendError> {
+        self.policy.check(sql).map_err(BackendError::Invalid)?;
         let outcomes = self.control.execute(sql).await.map_err(invalid)?;
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = self.catalog.record(sql) {

@@ -64,6 +64,7 @@ impl CatalogFile {
 
     /// The stored statements (none when the file does not exist).
     pub fn load(&self) -> Result<Vec<Statement>, RuntimeError> {
+        driftwatch_flight::auth::warn_if_shared(&self.path);
         match std::fs::read_to_string(&self.path) {
             Ok(sql) if !sql.trim().is_empty() => Ok(parse_statements(&sql)?),
             Ok(_) => Ok(Vec::new()),
@@ -97,7 +98,8 @@ impl CatalogFile {
         if let Some(dir) = self.path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        crate::durable::write_atomic(&self.path, out.as_bytes())
+        // Owner-only: the catalog holds connector secrets (SASL passwords, keys).
+        crate::durable::write_atomic_private(&self.path, out.as_bytes())
             .map_err(|e| RuntimeError::Invalid(format!("writing {}: {e}", self.path.display())))
     }
 }

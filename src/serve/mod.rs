@@ -3,6 +3,7 @@
 //!
 //! - [`backend`]: sessions over the data dir plus the live `system.*` tables, DDL through
 //!   the system's control handle, live follow streams fed by the result broadcast;
+//! - [`ddl_policy`]: which files DDL sent over Flight may read (`--allow-dir`);
 //! - [`catalog`]: DDL executed over Flight is persisted in `<data dir>/catalog.sql` and
 //!   replayed by `driftwatch run` at start;
 //! - [`system_tables`]: `system.sources`, `system.monitors`, `system.baselines`,
@@ -10,6 +11,7 @@
 
 pub mod backend;
 pub mod catalog;
+pub mod ddl_policy;
 pub mod system_tables;
 
 use std::future::Future;
@@ -17,19 +19,21 @@ use std::sync::Arc;
 
 pub use backend::SystemBackend;
 pub use catalog::{load_with_catalog, CatalogFile, CATALOG_FILE};
+pub use ddl_policy::DdlPolicy;
 pub use driftwatch_flight::{FlightConfig, FlightServer, TlsFiles};
 
 use crate::runtime::Driftwatch;
 
 /// Starts the Flight SQL server for `system` (call after [`Driftwatch::start`], before
-/// [`Driftwatch::wait`], which serves the DDL and snapshot requests). It stops with the
-/// system's shutdown token.
+/// [`Driftwatch::wait`], which serves the DDL and snapshot requests). DDL sent by clients
+/// may read files only where `policy` allows. It stops with the system's shutdown token.
 /// The returned future owns everything it needs, and resolves once the address is bound.
 pub fn start_flight(
     system: &Driftwatch,
     config: &FlightConfig,
+    policy: DdlPolicy,
 ) -> impl Future<Output = Result<FlightServer, driftwatch_flight::ServeError>> + Send + 'static {
-    let backend = Arc::new(SystemBackend::new(system));
+    let backend = Arc::new(SystemBackend::new(system, policy));
     let shutdown = system.shutdown_token();
     let config = config.clone();
     async move {

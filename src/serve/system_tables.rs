@@ -56,7 +56,9 @@ pub fn system_tables(
         ],
         vec![
             strings(s.iter().map(|x| x.name.as_str())),
-            strings(s.iter().map(|x| x.sql.as_str())),
+            Arc::new(StringArray::from_iter_values(
+                s.iter().map(|x| driftwatch_sql::redact_secrets(&x.sql)),
+            )),
             Arc::new(UInt64Array::from_iter_values(s.iter().map(|x| x.rows_in))),
             Arc::new(UInt64Array::from_iter_values(s.iter().map(|x| x.rejected))),
             Arc::new(TimestampMillisecondArray::from_iter(
@@ -84,7 +86,9 @@ pub fn system_tables(
         ],
         vec![
             strings(m.iter().map(|x| x.name.as_str())),
-            strings(m.iter().map(|x| x.sql.as_str())),
+            Arc::new(StringArray::from_iter_values(
+                m.iter().map(|x| driftwatch_sql::redact_secrets(&x.sql)),
+            )),
             strings(m.iter().map(|x| x.source.as_str())),
             Arc::new(UInt64Array::from_iter_values(m.iter().map(|x| x.windows))),
             Arc::new(UInt64Array::from_iter_values(m.iter().map(|x| x.rows_out))),

@@ -81,13 +81,22 @@ impl ResultStore {
     }
 
     /// Directory of one table.
-    pub fn table_dir(&self, table: &str) -> PathBuf {
-        self.tables_dir().join(table)
+    ///
+    /// Fails for a name that would leave the tables directory (see
+    /// [`crate::durable::child_path`]).
+    pub fn table_dir(&self, table: &str) -> Result<PathBuf, StoreError> {
+        let dir = self.tables_dir();
+        crate::durable::child_path(&dir, table)
+            .map_err(|source| StoreError::Io { path: dir, source })
     }
 
     /// Directory of one baseline.
-    pub fn baseline_dir(&self, baseline: &str) -> PathBuf {
-        self.root.join("baselines").join(baseline)
+    ///
+    /// Fails for a name that would leave the baselines directory.
+    pub fn baseline_dir(&self, baseline: &str) -> Result<PathBuf, StoreError> {
+        let dir = self.root.join("baselines");
+        crate::durable::child_path(&dir, baseline)
+            .map_err(|source| StoreError::Io { path: dir, source })
     }
 
     /// Deletes every result file of an epoch after `covered` (and leftover temporary files)
@@ -138,7 +147,7 @@ impl ResultStore {
         schema: SchemaRef,
         epoch: u64,
     ) -> Result<TableWriter, StoreError> {
-        let dir = self.table_dir(table);
+        let dir = self.table_dir(table)?;
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Io { path, source }

@@ -61,6 +61,8 @@ pub enum RejectMessage {
     Records(Vec<RejectedRecord>),
     /// Checkpoint barrier: persist what came before it.
     Barrier(u64),
+    /// Write what came before it now, then answer (the end of a run).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 impl RejectMessage {
@@ -68,7 +70,7 @@ impl RejectMessage {
     pub fn records(self) -> Vec<RejectedRecord> {
         match self {
             Self::Records(r) => r,
-            Self::Barrier(_) => Vec::new(),
+            Self::Barrier(_) | Self::Flush(_) => Vec::new(),
         }
     }
 }
@@ -400,6 +402,15 @@ impl SourceFeed {
         self.metrics.rejected(records.len() as u64);
         if self.rejected.send(RejectMessage::Records(records)).is_err() {
             tracing::error!(source = %self.schema.name, "dead-letter writer is gone");
+        }
+    }
+
+    /// Has the dead-letter writer write every record rejected so far; resolves once it did
+    /// (or the writer is gone).
+    pub async fn flush_rejects(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.rejected.send(RejectMessage::Flush(tx)).is_ok() {
+            let _ = rx.await;
         }
     }
 

@@ -3,6 +3,7 @@ files, starting/stopping the binary, posting rows to the HTTP ingest, Flight cli
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -18,22 +19,23 @@ BIN = Path(os.environ.get("DRIFTWATCH_BIN", ROOT / "target" / "debug" / "driftwa
 ADMIN = ("admin", "admin-pw")
 READER = ("reader", "reader-pw")
 
-USERS_TOML = f"""
-[[users]]
-name = "{ADMIN[0]}"
-password = "{ADMIN[1]}"
-role = "admin"
+INGEST_SOURCES = ["s"]
 
-[[users]]
-name = "{READER[0]}"
-password = "{READER[1]}"
-role = "read"
 
-[[tokens]]
-token = "static-read-token"
-name = "dashboard"
-role = "read"
-"""
+def write_users(path: Path) -> dict[str, str]:
+    """Writes an auth file with `driftwatch passwd` (as an operator would): the admin and
+    reader users, a static `dashboard` token (read) and a `model` token (ingest, source s).
+    Returns the static tokens by name."""
+    for (user, password), role in ((ADMIN, "admin"), (READER, "read")):
+        subprocess.run([str(BIN), "passwd", "--file", str(path), "--user", user, "--role", role],
+                       input=password + "\n", text=True, check=True, capture_output=True)
+    tokens = {}
+    for name, role, extra in (("dashboard", "read", []),
+                              ("model", "ingest", [a for s in INGEST_SOURCES for a in ("--source", s)])):
+        r = subprocess.run([str(BIN), "passwd", "--file", str(path), "--token", name, "--role", role,
+                            *extra], text=True, check=True, capture_output=True)
+        tokens[name] = r.stdout.strip()
+    return tokens
 
 
 def free_port() -> int:
@@ -77,12 +79,13 @@ class Server:
         self.http_port = free_port()
         self.flight_port = free_port()
         self.tls = tls
+        self.tokens: dict[str, str] = {}
         args = [str(BIN), "run", str(monitor_file(tmp)), "--data-dir", str(self.data_dir),
                 "--http-listen", f"127.0.0.1:{self.http_port}",
                 "--flight-listen", f"127.0.0.1:{self.flight_port}", "--status-every", "0"]
         if auth:
             users = tmp / "users.toml"
-            users.write_text(USERS_TOML)
+            self.tokens = write_users(users)
             args += ["--auth-file", str(users)]
         if tls:
             args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
@@ -116,9 +119,12 @@ class Server:
         return (self.tmp / f"driftwatch-{self.flight_port}.log").read_text()
 
     def post(self, rows: list[dict]) -> None:
+        headers = {"content-type": "application/json"}
+        if "model" in self.tokens:
+            headers["authorization"] = f"Bearer {self.tokens['model']}"
         req = urllib.request.Request(
             f"http://127.0.0.1:{self.http_port}/ingest/s", data=json.dumps(rows).encode(),
-            headers={"content-type": "application/json"}, method="POST")
+            headers=headers, method="POST")
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.status == 200, resp.read()
 
@@ -135,6 +141,17 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.log.close()
+
+
+@contextlib.contextmanager
+def fed_server(tmp: Path, seconds: int = 3, **kwargs):
+    """A running [`Server`] with `seconds` closed windows of traffic; stopped afterwards."""
+    s = Server(tmp, **kwargs)
+    try:
+        feed_past_windows(s, seconds=seconds)
+        yield s
+    finally:
+        s.stop()
 
 
 def iso(ms: int) -> str:

@@ -17,7 +17,7 @@ import adbc_driver_flightsql.dbapi as flightsql  # noqa: E402
 from adbc_driver_manager import ProgrammingError, DatabaseError, OperationalError  # noqa: E402
 
 from dw_server import (  # noqa: E402
-    ADMIN, BIN, READER, Server, command_statement_query, feed_past_windows, now_ms,
+    ADMIN, BIN, READER, Server, command_statement_query, fed_server, now_ms,
     self_signed_cert, wait_for,
 )
 
@@ -39,12 +39,8 @@ def query(conn, sql, params=None):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    s = Server(tmp_path_factory.mktemp("flight"), auth=True)
-    try:
-        feed_past_windows(s, seconds=3)
+    with fed_server(tmp_path_factory.mktemp("flight"), auth=True) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +148,8 @@ def test_rejected_credentials_and_tokens(server):
         client.get_flight_info(
             fl.FlightDescriptor.for_command(command_statement_query("SELECT 1")))
     # A static token from the auth file works.
-    ok = fl.FlightCallOptions(headers=[(b"authorization", b"Bearer static-read-token")])
+    ok = fl.FlightCallOptions(
+        headers=[(b"authorization", f"Bearer {server.tokens['dashboard']}".encode())])
     info = client.get_flight_info(
         fl.FlightDescriptor.for_command(command_statement_query("SELECT 1 AS one")), ok)
     assert client.do_get(info.endpoints[0].ticket, ok).read_all()["one"].to_pylist() == [1]

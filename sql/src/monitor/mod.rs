@@ -363,7 +363,8 @@ impl Walker {
                 .find(|c| {
                     fname.len() >= 3
                         && fname.len() <= c.len() + 3
-                        && (c.starts_with(&fname[..3]) || fname.starts_with(&c[..3]))
+                        && (fname.get(..3).is_some_and(|p| c.starts_with(p))
+                            || fname.starts_with(&c[..3]))
                 })
                 .copied();
             if let Some(s) = by_prefix.or_else(|| did_you_mean(&fname, &candidates)) {

@@ -332,7 +332,9 @@ impl DwParser<'_, '_> {
                 ),
             ));
         }
-        Ok((normalize_ident(&id), loc))
+        let name = normalize_ident(&id);
+        crate::names::validate_object_name(&name).map_err(|e| SqlError::at(loc, e))?;
+        Ok((name, loc))
     }
 
     fn parse_create_baseline(

@@ -107,11 +107,16 @@ impl ColumnBuilder {
             Self::F32(b) => b.append_value(v as f32),
             Self::F64(b) => b.append_value(v as f64),
             Self::Utf8(b) | Self::Other(b, _) => b.append_value(v.to_string()),
-            Self::Time(b, f) => match f {
-                TimeFormat::EpochSeconds => b.append_value(v.saturating_mul(1000)),
-                TimeFormat::Auto | TimeFormat::EpochMillis => b.append_value(v),
-                TimeFormat::Rfc3339 => return Err(format!("expected an RFC 3339 string, got {v}")),
-            },
+            Self::Time(b, f) => {
+                let ms = match f {
+                    TimeFormat::EpochSeconds => time::whole_seconds_to_ms(v),
+                    TimeFormat::Auto | TimeFormat::EpochMillis => time::in_range(v),
+                    TimeFormat::Rfc3339 => {
+                        return Err(format!("expected an RFC 3339 string, got {v}"))
+                    }
+                };
+                b.append_value(ms.ok_or_else(|| time::out_of_range(v))?);
+            }
             Self::Bool(_) => return Err(format!("expected a boolean, got {v}")),
         }
         Ok(())
@@ -127,6 +132,7 @@ impl ColumnBuilder {
                     b.append_value(v.to_string());
                     Ok(())
                 }
+                Self::Time(..) => Err(time::out_of_range(v)),
                 _ => Err(format!("{v} is out of range")),
             },
         }

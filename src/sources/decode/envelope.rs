@@ -108,9 +108,12 @@ pub fn decode_http_body(
         let time = match header("ce-time") {
             Some(t) => Some(
                 string_to_datetime(&chrono::Utc, t)
-                    .map(|d| d.timestamp_millis())
-                    .map_err(|_| {
-                        BodyError::Invalid(format!("header ce-time: expected RFC 3339, got {t:?}"))
+                    .ok()
+                    .and_then(|d| super::time::in_range(d.timestamp_millis()))
+                    .ok_or_else(|| {
+                        BodyError::Invalid(format!(
+                            "header ce-time: expected an RFC 3339 time, got {t:?}"
+                        ))
                     })?,
             ),
             None => None,

@@ -8,7 +8,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::json::reader::{Decoder, ReaderBuilder};
 use arrow::record_batch::RecordBatch;
 
-use super::{finish_batch, lines, raw_schema, readable, time, Decoded};
+use super::{count_lines, finish_batch, lines, raw_schema, readable, time, Decoded};
 use crate::sources::rejected::{PartitionId, RejectedRecord};
 use crate::sources::schema::SourceSchema;
 
@@ -65,16 +65,20 @@ impl JsonLinesDecoder {
     /// first line (used in rejected records and reasons).
     pub fn decode(&mut self, partition: PartitionId, first_line_no: i64, input: &[u8]) -> Decoded {
         match self.fast(input) {
-            Ok(None) => Decoded::default(),
+            Ok(None) if count_lines(input) == 0 => Decoded::default(),
+            // A value spanning lines, or several values on one line: only line by line can
+            // tell which lines are bad (and the fast path must not accept what the slow path
+            // rejects).
+            Ok(None) => self.slow(partition, first_line_no, input),
+            Ok(Some((batch, bad))) if batch.num_rows() + bad.len() != count_lines(input) => {
+                self.slow(partition, first_line_no, input)
+            }
             Ok(Some((batch, bad))) if bad.is_empty() => Decoded {
                 batch: Some(batch),
                 rejected: Vec::new(),
             },
             Ok(Some((batch, bad))) => {
                 let spans = lines(first_line_no, input);
-                if spans.len() != batch.num_rows() + bad.len() {
-                    return self.slow(partition, first_line_no, input);
-                }
                 let mut rejected: Vec<RejectedRecord> = Vec::with_capacity(bad.len());
                 for (row, reason) in bad {
                     let (line_no, raw) = spans[row];

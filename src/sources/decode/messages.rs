@@ -300,8 +300,10 @@ fn parse_time(v: Value) -> Result<Option<i64>, String> {
         Value::String(s) => match s.trim().parse::<f64>() {
             Ok(secs) => time::seconds_to_ms(secs).map(Some).ok_or_else(bad),
             Err(_) => string_to_datetime(&chrono::Utc, s.trim())
-                .map(|d| Some(d.timestamp_millis()))
-                .map_err(|_| bad()),
+                .ok()
+                .and_then(|d| time::in_range(d.timestamp_millis()))
+                .map(Some)
+                .ok_or_else(bad),
         },
         _ => Err(bad()),
     }

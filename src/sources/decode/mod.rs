@@ -78,8 +78,9 @@ pub(crate) fn raw_schema(
 }
 
 /// Converts a batch decoded with a raw schema into the source schema: time columns are
-/// converted, other columns cast when the types differ. Rows with a bad time value are
-/// removed from the returned batch and reported as `(row index in the input, reason)`.
+/// converted (and range-checked), other columns cast when the types differ. Rows with a bad
+/// time value are removed from the returned batch and reported as
+/// `(row index in the input, reason)`.
 pub(crate) fn finish_batch(
     schema: &SourceSchema,
     columns: Vec<ArrayRef>,
@@ -88,7 +89,9 @@ pub(crate) fn finish_batch(
     let mut bad = Vec::new();
     let mut out = Vec::with_capacity(columns.len());
     for (field, col) in schema.arrow.fields().iter().zip(columns) {
-        let col = if is_time(field.data_type()) && col.data_type() != field.data_type() {
+        // Time columns are converted even when already in the event-time type: the
+        // conversion also rejects values beyond `time::MAX_TIME_MS`.
+        let col = if is_time(field.data_type()) {
             let (converted, errs) = time::to_event_time(col.as_ref(), schema.time_format);
             bad.extend(
                 errs.into_iter()
@@ -169,4 +172,12 @@ pub(crate) fn lines(first_line_no: i64, input: &[u8]) -> Vec<(i64, &[u8])> {
         .map(|(i, l)| (first_line_no + i as i64, l.strip_suffix(b"\r").unwrap_or(l)))
         .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
         .collect()
+}
+
+/// Number of non-blank lines in `input` (the lines [`lines`] returns), without allocating.
+pub(crate) fn count_lines(input: &[u8]) -> usize {
+    input
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .count()
 }

@@ -39,25 +39,40 @@ impl Columns {
             && width > 1;
         if tensors.len() == 1 && !single_named {
             let t = &tensors[0];
-            let (n, k) = match t.shape.as_deref() {
-                Some([n]) => (*n, 1),
-                Some([n, rest @ ..]) => (*n, rest.iter().product()),
-                _ => ((t.data.len() / width.max(1)) as i64, width as i64),
+            let shape = t.shape.as_deref().unwrap_or_default();
+            // Every dimension and their product are checked before anything is laid out:
+            // a shape never allocates by itself, whatever it claims.
+            let total = shape_values(shape).map_err(|e| format!("{}: {e}", label(t)))?;
+            let (n, k) = match shape {
+                [] => (t.data.len() / width.max(1), width),
+                [n, rest @ ..] => {
+                    let n = *n as usize; // checked non-negative by `shape_values`
+                    let k = match total.checked_div(n) {
+                        Some(k) => k,
+                        None => shape_values(rest).map_err(|e| format!("{}: {e}", label(t)))?,
+                    };
+                    (n, k)
+                }
             };
-            if k as usize != width {
+            if k != width {
                 return Err(format!(
-                    "{}: shape {:?} gives {k} values per instance, expected {}",
+                    "{}: shape {shape:?} gives {k} values per instance, expected {}",
                     label(t),
-                    t.shape.as_deref().unwrap_or_default(),
                     self.width_label()
                 ));
             }
-            if n < 0 || (n * k) as usize != t.data.len() {
+            if k == 0 && n > 0 {
                 return Err(format!(
-                    "{}: shape {:?} needs {} values, got {}",
+                    "{}: shape {shape:?} gives no value per instance; the source has no column \
+                     for tensor values",
+                    label(t)
+                ));
+            }
+            let needed = n * k; // ≤ `total` (or 0), so no overflow
+            if needed != t.data.len() {
+                return Err(format!(
+                    "{}: shape {shape:?} needs {needed} values, got {}",
                     label(t),
-                    t.shape.as_deref().unwrap_or_default(),
-                    n * k,
                     t.data.len()
                 ));
             }
@@ -68,7 +83,7 @@ impl Columns {
                         .map_err(|e| format!("{}, column '{}': {e}", label(t), self.names[c]))?;
                 }
             }
-            self.rows += n as usize;
+            self.rows += n;
             return Ok(());
         }
         let mut n_rows: Option<usize> = None;
@@ -83,7 +98,9 @@ impl Columns {
             };
             let n = match t.shape.as_deref() {
                 None => t.data.len(),
-                Some([n]) | Some([n, 1]) => *n as usize,
+                Some(s @ ([n] | [n, 1])) => usize::try_from(*n).map_err(|_| {
+                    format!("{}: shape {s:?} has a negative dimension", label(t))
+                })?,
                 Some(s) => {
                     return Err(format!(
                         "{}: shape {s:?}; when inputs map to columns by name each must have shape [n] or [n, 1]",
@@ -131,6 +148,18 @@ impl Columns {
         self.rows += n;
         Ok(())
     }
+}
+
+/// Number of values a tensor of `shape` holds (the product of its dimensions; 1 for `[]`),
+/// or why the shape is unusable: a negative dimension, or a product beyond `usize`.
+fn shape_values(shape: &[i64]) -> Result<usize, String> {
+    shape.iter().try_fold(1usize, |acc, &d| {
+        let d = usize::try_from(d)
+            .map_err(|_| format!("shape {shape:?} has a negative dimension ({d})"))?;
+        acc.checked_mul(d).ok_or_else(|| {
+            format!("shape {shape:?} is too large: the product of its dimensions overflows")
+        })
+    })
 }
 
 pub(super) fn tensor_value<'de, A: MapAccess<'de>>(

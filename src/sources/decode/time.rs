@@ -3,7 +3,10 @@
 //! the source's [`TimeFormat`].
 //!
 //! Conversion never fails as a whole: a value that cannot be converted becomes NULL and is
-//! reported as a [`BadTime`] so callers can reject exactly that row.
+//! reported as a [`BadTime`] so callers can reject exactly that row. So does a value outside
+//! [`MAX_TIME_MS`] (about ±259 000 years around 1970): scaling never wraps or saturates
+//! into a bogus instant, and the engine's window and watermark arithmetic on event times
+//! cannot overflow.
 
 use arrow::array::{Array, ArrayRef, AsArray, TimestampMillisecondArray};
 use arrow::compute::kernels::cast_utils::string_to_datetime;
@@ -14,6 +17,20 @@ use arrow::datatypes::{
 use chrono::Utc;
 
 use crate::sources::schema::{TimeFormat, EVENT_TIME_TYPE};
+
+/// Largest magnitude of an event time, in epoch milliseconds (year ±259 800 or so, inside
+/// the range of calendar dates): values beyond it are rejected rather than converted.
+pub const MAX_TIME_MS: i64 = 8_200_000_000_000_000;
+
+/// `ms` if it is within ±[`MAX_TIME_MS`].
+pub fn in_range(ms: i64) -> Option<i64> {
+    (-MAX_TIME_MS..=MAX_TIME_MS).contains(&ms).then_some(ms)
+}
+
+/// The reason given for a time value outside ±[`MAX_TIME_MS`]; `value` is the raw value.
+pub fn out_of_range(value: impl std::fmt::Display) -> String {
+    format!("time value {value} is out of range (more than 259 000 years from 1970)")
+}
 
 /// A raw time value that could not be converted, by row index within the converted array.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +64,11 @@ pub fn format_name(format: TimeFormat) -> &'static str {
 
 /// Parses one string time value according to `format` into epoch milliseconds.
 pub fn parse_str(format: TimeFormat, s: &str) -> Result<i64, String> {
+    let ms = parse_unchecked(format, s)?;
+    in_range(ms).ok_or_else(|| out_of_range(format!("{s:?}")))
+}
+
+fn parse_unchecked(format: TimeFormat, s: &str) -> Result<i64, String> {
     let t = s.trim();
     let as_rfc = |t: &str| {
         string_to_datetime(&Utc, t)
@@ -70,11 +92,16 @@ pub fn parse_str(format: TimeFormat, s: &str) -> Result<i64, String> {
     }
 }
 
-/// Converts fractional epoch seconds to milliseconds (rounded), `None` if not finite or out
-/// of range.
+/// Converts fractional epoch seconds to milliseconds (rounded), `None` if not finite or
+/// beyond ±[`MAX_TIME_MS`].
 pub fn seconds_to_ms(secs: f64) -> Option<i64> {
     let ms = (secs * 1000.0).round();
-    (ms.is_finite() && ms.abs() < 9.0e15).then_some(ms as i64)
+    (ms.is_finite() && ms.abs() <= MAX_TIME_MS as f64).then_some(ms as i64)
+}
+
+/// Converts whole epoch seconds to milliseconds, `None` beyond ±[`MAX_TIME_MS`].
+pub fn whole_seconds_to_ms(secs: i64) -> Option<i64> {
+    secs.checked_mul(1000).and_then(in_range)
 }
 
 /// Converts a whole array of raw time values to [`EVENT_TIME_TYPE`]. Integers are taken as
@@ -85,6 +112,7 @@ pub fn to_event_time(array: &dyn Array, format: TimeFormat) -> (ArrayRef, Vec<Ba
     let secs = format == TimeFormat::EpochSeconds;
     let out: TimestampMillisecondArray = match array.data_type() {
         DataType::Timestamp(unit, _) => {
+            // Overflow saturates to a value outside MAX_TIME_MS, rejected below.
             let scale = |v: i64| match unit {
                 TimeUnit::Second => v.saturating_mul(1000),
                 TimeUnit::Millisecond => v,
@@ -95,7 +123,7 @@ pub fn to_event_time(array: &dyn Array, format: TimeFormat) -> (ArrayRef, Vec<Ba
                 TimeUnit::Second => array.as_primitive::<TimestampSecondType>().unary(scale),
                 TimeUnit::Millisecond => array
                     .as_primitive::<TimestampMillisecondType>()
-                    .unary(scale),
+                    .reinterpret_cast(),
                 TimeUnit::Microsecond => array
                     .as_primitive::<TimestampMicrosecondType>()
                     .unary(scale),
@@ -107,6 +135,7 @@ pub fn to_event_time(array: &dyn Array, format: TimeFormat) -> (ArrayRef, Vec<Ba
         DataType::Int64 => {
             let a = array.as_primitive::<Int64Type>();
             if secs {
+                // Overflow saturates to a value outside MAX_TIME_MS, rejected below.
                 a.unary(|v| v.saturating_mul(1000))
             } else {
                 a.reinterpret_cast()
@@ -172,7 +201,38 @@ pub fn to_event_time(array: &dyn Array, format: TimeFormat) -> (ArrayRef, Vec<Ba
             TimestampMillisecondArray::new_null(array.len())
         }
     };
+    let out = reject_out_of_range(out, array, &mut bad);
     (std::sync::Arc::new(out), bad)
+}
+
+/// Nulls (and reports) every value of `out` beyond ±[`MAX_TIME_MS`]; `raw` is the array it
+/// was converted from, for the message. One vectorised pass when every value is in range.
+fn reject_out_of_range(
+    out: TimestampMillisecondArray,
+    raw: &dyn Array,
+    bad: &mut Vec<BadTime>,
+) -> TimestampMillisecondArray {
+    if out.values().iter().all(|v| in_range(*v).is_some()) {
+        return out;
+    }
+    let checked: TimestampMillisecondArray = out
+        .iter()
+        .enumerate()
+        .map(|(row, v)| {
+            let v = v?;
+            if in_range(v).is_none() {
+                let value = arrow::util::display::array_value_to_string(raw, row)
+                    .unwrap_or_else(|_| v.to_string());
+                bad.push(BadTime {
+                    row,
+                    reason: out_of_range(value),
+                });
+            }
+            in_range(v)
+        })
+        .collect();
+    bad.sort_by_key(|b| b.row);
+    checked
 }
 
 fn int_like<T>(a: &arrow::array::PrimitiveArray<T>, secs: bool) -> TimestampMillisecondArray
@@ -181,11 +241,10 @@ where
     T::Native: TryInto<i64>,
 {
     let m = if secs { 1000 } else { 1 };
+    // A value that does not fit an i64, or overflows when scaled, saturates to a value
+    // outside MAX_TIME_MS and is rejected by `reject_out_of_range`.
     a.iter()
-        .map(|v| {
-            v.and_then(|v| v.try_into().ok())
-                .map(|v: i64| v.saturating_mul(m))
-        })
+        .map(|v| v.map(|v| v.try_into().unwrap_or(i64::MAX).saturating_mul(m)))
         .collect()
 }
 

@@ -65,9 +65,9 @@ pub struct IngestLog {
     commands: std_mpsc::SyncSender<Command>,
 }
 
-/// The log directory of `source` in `data_dir`.
-pub fn log_dir(data_dir: &Path, source: &str) -> PathBuf {
-    data_dir.join(WAL_DIR).join(source.to_ascii_lowercase())
+/// The log directory of `source` in `data_dir`; fails for a name that would leave it.
+pub fn log_dir(data_dir: &Path, source: &str) -> std::io::Result<PathBuf> {
+    crate::durable::child_path(&data_dir.join(WAL_DIR), &source.to_ascii_lowercase())
 }
 
 fn entry_delivery(lsn: u64, entry: WalEntry) -> Delivery {

@@ -7,6 +7,8 @@
 //! - `POST /`: rows for the only registered HTTP source (KServe logger `url` setting);
 //! - `GET /healthz`: liveness.
 //!
+//! Who may post, body size, concurrency and time limits: [`settings`].
+//!
 //! Bodies are decoded by [`decode_http_body`] (envelopes, CloudEvents, KServe v1/v2, plain
 //! rows). A body is taken whole or not at all: any bad instance or line answers 400 with a
 //! message saying what and where, and the raw body is dead-lettered. All HTTP sources use
@@ -20,14 +22,15 @@
 //! can count it twice.)
 
 pub mod ingest_log;
+pub mod settings;
 
 pub use ingest_log::{IngestLog, SyncPolicy, WAL_DIR};
+pub use settings::{HttpSettings, DEFAULT_BODY_LIMIT};
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -42,9 +45,6 @@ use super::feed::SourceFeed;
 use super::position::SourcePosition;
 use super::rejected::{PartitionId, RejectedRecord, MAX_RAW_LEN};
 use crate::wal::WalEntry;
-
-/// Default largest accepted request body: 16 MiB.
-pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Bodies larger than this are decoded on a blocking thread.
 const INLINE_DECODE_LIMIT: usize = 256 * 1024;
@@ -113,30 +113,76 @@ pub enum ForwardError {
 /// The shared HTTP ingest server: routes request bodies to the registered sources' feeds.
 pub struct HttpIngest {
     sources: RwLock<HashMap<String, Registered>>,
-    body_limit: usize,
+    settings: HttpSettings,
+    in_progress: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for HttpIngest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpIngest")
             .field("sources", &self.source_names())
-            .field("body_limit", &self.body_limit)
+            .field("settings", &self.settings)
             .finish()
     }
 }
 
 impl HttpIngest {
-    /// An ingest with no sources and the default body limit.
+    /// An ingest with no sources and the default settings (no tokens, default limits).
     pub fn new() -> Arc<Self> {
-        Self::with_body_limit(DEFAULT_BODY_LIMIT)
+        Self::with_settings(HttpSettings::default())
     }
 
-    /// An ingest refusing bodies over `limit` bytes with 413.
-    pub fn with_body_limit(limit: usize) -> Arc<Self> {
+    /// An ingest with `settings` (see [`settings`]).
+    pub fn with_settings(settings: HttpSettings) -> Arc<Self> {
         Arc::new(Self {
             sources: RwLock::new(HashMap::new()),
-            body_limit: limit,
+            in_progress: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent)),
+            settings,
         })
+    }
+
+    /// The server's settings.
+    pub fn settings(&self) -> &HttpSettings {
+        &self.settings
+    }
+
+    /// Checks the bearer token of a request for `source`: `None` when it may post.
+    fn authorize(&self, headers: &HeaderMap, source: &str) -> Option<Response> {
+        let auth = self.settings.auth.as_ref()?;
+        let header = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let unauthorized = |message: String| {
+            let mut r = error(StatusCode::UNAUTHORIZED, message);
+            r.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"driftwatch-ingest\""),
+            );
+            Some(r)
+        };
+        match auth.check(header) {
+            Ok(id) if id.may_ingest(source) => None,
+            Ok(id) => {
+                tracing::warn!(user = %id.name, source, "HTTP ingest refused: role");
+                Some(error(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "'{}' has the {} role and may not post to source '{source}'",
+                        id.name,
+                        id.role.name()
+                    ),
+                ))
+            }
+            Err(driftwatch_flight::AuthError::Missing) => unauthorized(
+                "authentication required: send 'authorization: Bearer <token>' with a token of \
+                 the ingest role"
+                    .into(),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, source, "HTTP ingest refused");
+                unauthorized(e.to_string())
+            }
+        }
     }
 
     /// Registers a source with default decoding options (requests and responses).
@@ -229,28 +275,47 @@ impl HttpIngest {
 
     /// The axum router with every ingest route (for embedding in a larger server).
     pub fn router(self: Arc<Self>) -> Router {
-        let limit = self.body_limit;
+        // The handlers read the body themselves, under the size and time limits.
         Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .route("/ingest/{source}", post(ingest_named))
             .route("/", post(ingest_default))
-            .layer(DefaultBodyLimit::max(limit))
+            .layer(DefaultBodyLimit::disable())
             .with_state(self)
     }
 
     /// Serves the ingest on `listener` until `shutdown` is cancelled (in-flight requests
-    /// are completed).
+    /// are completed), over TLS when the settings have a certificate.
     pub async fn serve(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
         shutdown: CancellationToken,
     ) -> std::io::Result<()> {
+        let tls = self
+            .settings
+            .tls_config()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "HTTP ingest listening");
+            tracing::info!(%addr, tls = tls.is_some(), "HTTP ingest listening");
         }
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
+        let Some(tls) = tls else {
+            return axum::serve(listener, self.router())
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await;
+        };
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        });
+        axum_server::from_tcp_rustls(
+            listener.into_std()?,
+            axum_server::tls_rustls::RustlsConfig::from_config(tls),
+        )
+        .handle(handle)
+        .serve(self.router().into_make_service())
+        .await
     }
 }
 
@@ -258,46 +323,117 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
+/// Reads a request body under the size limit; the error is the answer.
+async fn read_body(body: Body, limit: usize, headers: &HeaderMap) -> Result<Bytes, Response> {
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the ingest body limit of {limit} bytes (--http-body-limit)"),
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let over = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if over {
+            too_large()
+        } else {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("reading the request body: {e}"),
+            )
+        }
+    })
+}
+
+/// Admission of one request: token, concurrency limit, then the body under the size and
+/// time limits, then [`handle`].
+async fn admit(
+    ingest: Arc<HttpIngest>,
+    source: String,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Some(refused) = ingest.authorize(&headers, &source) {
+        return refused;
+    }
+    let Ok(_permit) = Arc::clone(&ingest.in_progress).try_acquire_owned() else {
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "too many requests in progress (at most {}, --http-max-concurrent); retry",
+                ingest.settings.max_concurrent
+            ),
+        );
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return r;
+    };
+    let Some(reg) = ingest.lookup(&source) else {
+        let known = ingest.source_names();
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "unknown source '{source}' (HTTP sources: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        );
+    };
+    let timeout = ingest.settings.request_timeout;
+    let limit = ingest.settings.body_limit;
+    let work = async {
+        let body = match read_body(body, limit, &headers).await {
+            Ok(b) => b,
+            Err(answer) => return answer,
+        };
+        handle(&source, reg, headers.clone(), body).await
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(answer) => answer,
+        Err(_) => error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "request not completed within {} ms (--http-timeout); if the body was read, its \
+                 rows may or may not have been stored",
+                timeout.as_millis()
+            ),
+        ),
+    }
+}
+
 async fn ingest_named(
     State(ingest): State<Arc<HttpIngest>>,
     Path(source): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
-    match ingest.lookup(&source) {
-        Some(reg) => handle(&source, reg, headers, body).await,
-        None => {
-            let known = ingest.source_names();
-            error(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "unknown source '{source}' (HTTP sources: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            )
-        }
-    }
+    admit(ingest, source, headers, body).await
 }
 
 async fn ingest_default(
     State(ingest): State<Arc<HttpIngest>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let names = ingest.source_names();
     match names.as_slice() {
         [] => error(StatusCode::NOT_FOUND, "no HTTP source is registered"),
-        [only] => match ingest.lookup(only) {
-            Some(reg) => handle(only, reg, headers, body).await,
-            None => error(
-                StatusCode::NOT_FOUND,
-                format!("source '{only}' was just removed"),
-            ),
-        },
+        [only] => {
+            let only = only.clone();
+            admit(ingest, only, headers, body).await
+        }
         several => error(
             StatusCode::BAD_REQUEST,
             format!(
@@ -308,24 +444,7 @@ async fn ingest_default(
     }
 }
 
-async fn handle(
-    source: &str,
-    reg: Registered,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) => {
-            let status = rejection.status();
-            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "request body is larger than the ingest body limit".to_string()
-            } else {
-                rejection.body_text()
-            };
-            return error(status, message);
-        }
-    };
+async fn handle(source: &str, reg: Registered, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(forward) = &reg.forward {
         return match forward.forward(&headers, &body).await {
             Ok(rows) => (StatusCode::OK, Json(json!({ "forwarded": rows }))).into_response(),
@@ -472,9 +591,12 @@ impl HttpConnector {
             name: name.clone(),
             ingest,
             options: HttpDecodeOptions { log_type },
-            log_dir: spec
-                .durable
-                .then(|| ingest_log::log_dir(&spec.data_dir, &name)),
+            log_dir: match spec.durable {
+                true => Some(
+                    ingest_log::log_dir(&spec.data_dir, &name).map_err(|e| err(e.to_string()))?,
+                ),
+                false => None,
+            },
             sync,
             log: std::sync::Mutex::new(None),
         })

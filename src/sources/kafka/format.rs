@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::options::MessageFormat;
 use crate::sources::decode::{
-    decode_http_body, CsvDecoder, Decoded, HttpDecodeOptions, JsonLinesDecoder, LogType,
+    decode_http_body, time, CsvDecoder, Decoded, HttpDecodeOptions, JsonLinesDecoder, LogType,
 };
 use crate::sources::rejected::RejectedRecord;
 use crate::sources::schema::SourceSchema;
@@ -164,10 +164,23 @@ impl MessageDecoder {
     pub fn decode(&mut self, messages: &[RawMessage]) -> Decoded {
         let mut rejected = Vec::new();
         let mut good: Vec<&RawMessage> = Vec::with_capacity(messages.len());
+        let reads_timestamp = self
+            .columns
+            .iter()
+            .any(|c| matches!(c, Column::Meta(Meta::Timestamp)));
         for m in messages {
             match m.payload.as_deref() {
-                Some(p) if !p.iter().all(u8::is_ascii_whitespace) => good.push(m),
-                _ => rejected.push(reject(m, "empty message (no value)")),
+                Some(p) if p.iter().all(u8::is_ascii_whitespace) => {
+                    rejected.push(reject(m, "empty message (no value)"))
+                }
+                None => rejected.push(reject(m, "empty message (no value)")),
+                Some(_) => match m.timestamp {
+                    Some(t) if reads_timestamp && time::in_range(t).is_none() => {
+                        let why = format!("message timestamp: {}", time::out_of_range(t));
+                        rejected.push(reject(m, &why));
+                    }
+                    _ => good.push(m),
+                },
             }
         }
         let (batch, per_row) = match self.format {
@@ -227,6 +240,11 @@ impl MessageDecoder {
             if idx == 0 || idx > good.len() {
                 return self.one_by_one(good, rejected);
             }
+            // A message of several lines or values (NDJSON in one message) is a bad line
+            // here but decodes on its own.
+            if self.message(good[idx - 1]).rejected.is_empty() {
+                return self.one_by_one(good, rejected);
+            }
             keep[idx - 1] = false;
         }
         let kept: Vec<&RawMessage> = good
@@ -253,6 +271,26 @@ impl MessageDecoder {
         }
     }
 
+    /// One `json` / `csv` message alone: its lines as they are (several JSON values or CSV
+    /// records); for JSON, failing that, the message as one value spread over lines.
+    fn message(&mut self, m: &RawMessage) -> Decoded {
+        let out = self.decode_lines(payload(m));
+        let multi_line = payload(m).iter().any(|b| matches!(b, b'\n' | b'\r'));
+        if out.rejected.is_empty() || self.format != MessageFormat::Json || !multi_line {
+            return out;
+        }
+        let flat: Vec<u8> = payload(m)
+            .iter()
+            .map(|b| if matches!(b, b'\n' | b'\r') { b' ' } else { *b })
+            .collect();
+        let one = self.decode_lines(&flat);
+        if one.rejected.is_empty() {
+            one
+        } else {
+            out
+        }
+    }
+
     fn one_by_one<'m>(
         &mut self,
         good: &[&'m RawMessage],
@@ -261,7 +299,7 @@ impl MessageDecoder {
         let mut batches = Vec::new();
         let mut per_row = Vec::new();
         for m in good {
-            let out = self.decode_lines(payload(m));
+            let out = self.message(m);
             if let Some(r) = out.rejected.first() {
                 rejected.push(reject(m, &r.reason));
                 continue;
