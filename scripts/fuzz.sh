@@ -7,8 +7,11 @@
 #
 #   scripts/fuzz.sh [CASES] [TARGET...]     (default 1 000 000 cases, every target)
 #
-#   DRIFTWATCH_FUZZ_SEED=N    fixed RNG seed (to replay a run; default random)
-#   FUZZ_OVERFLOW_CHECKS=0    build with the plain release profile
+#   DRIFTWATCH_FUZZ_SEED=N     fixed RNG seed (to replay a run; default random)
+#   DRIFTWATCH_FUZZ_THREADS=N  workers per target (default: the available cores)
+#   FUZZ_OVERFLOW_CHECKS=0     build with the plain release profile
+#   FUZZ_LOGS=DIR              keep every target's log there (default: a temporary
+#                              directory, removed when every target passes)
 #
 # Prints each target's figures as it finishes, then a table (cases, wall time, cases/s,
 # failures). A failing target keeps its log, with proptest's minimal failing input, and the

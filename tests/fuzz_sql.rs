@@ -244,7 +244,7 @@ const TOKENS: &[&str] = &[
 #[test]
 fn fuzz_sql_token_soup() {
     let separator = select(&[" ", " ", "", "\n", "\t"][..]);
-    let strategy = vec((select(TOKENS), separator), 0..40);
+    let strategy = || vec((select(TOKENS), separator.clone()), 0..40);
     run("sql_token_soup", strategy, |tokens| {
         let sql: String = tokens.iter().flat_map(|(t, s)| [*t, *s]).collect();
         parse_and_analyse(&sql)
@@ -285,10 +285,12 @@ static SQL_DICT: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
 
 #[test]
 fn fuzz_sql_mutated_scripts() {
-    let input = prop_oneof![
-        9 => mutated(script_seeds(), SQL_DICT.as_slice(), 6),
-        1 => fuzz_support::raw_bytes(160),
-    ];
+    let input = || {
+        prop_oneof![
+            9 => mutated(script_seeds(), SQL_DICT.as_slice(), 6),
+            1 => fuzz_support::raw_bytes(160),
+        ]
+    };
     run("sql_mutated_scripts", input, |bytes| {
         parse_and_analyse(&String::from_utf8_lossy(&bytes))
     });
@@ -580,14 +582,17 @@ fn monitor_sql() -> impl Strategy<Value = String> {
 fn fuzz_sql_planner() {
     let source = fuzz_source();
     let baselines = fuzz_baselines();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    thread_local! {
+        /// One runtime per fuzz worker (a current-thread runtime runs one `block_on` at once).
+        static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+    }
     let lateness = prop_oneof![4 => Just(0i64), 1 => Just(1_000), 1 => Just(i64::MAX / 2)];
     run(
         "sql_planner",
-        (monitor_sql(), lateness),
+        || (monitor_sql(), lateness.clone()),
         |(sql, lateness)| {
             let statements = match parse_statements(&sql) {
                 Ok(s) => s,
@@ -614,14 +619,16 @@ fn fuzz_sql_planner() {
             let options = MonitorPlanOptions {
                 allowed_lateness_ms: lateness,
             };
-            let planned = rt.block_on(plan_monitor(
-                &m.name,
-                &input,
-                Arc::clone(&source),
-                None,
-                &options,
-                &baselines,
-            ));
+            let planned = RT.with(|rt| {
+                rt.block_on(plan_monitor(
+                    &m.name,
+                    &input,
+                    Arc::clone(&source),
+                    None,
+                    &options,
+                    &baselines,
+                ))
+            });
             outcome(if planned.is_ok() {
                 "planned"
             } else {

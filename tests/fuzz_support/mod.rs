@@ -5,12 +5,14 @@
 //! byte-level [`Mutation`]s below, plus raw arbitrary bytes.
 //!
 //! `scripts/fuzz.sh` runs every target in release for a million cases; each prints one
-//! `fuzz-target <name>: <cases> cases, <runs> runs, <seconds> s` line (with `--nocapture`).
+//! `fuzz-target <name>: <cases> cases, <runs> runs, <seconds> s, …` line (with
+//! `--nocapture`). A target's cases are shared among `DRIFTWATCH_FUZZ_THREADS` workers
+//! (default: the available cores).
 //! A failure is shrunk by proptest and reported with the minimal input; the input then
 //! becomes a plain `#[test]` regression in the target's file.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use proptest::collection::vec;
@@ -58,38 +60,89 @@ pub fn outcome(label: &'static str) {
     OUTCOMES.with(|o| *o.borrow_mut().entry(label).or_default() += 1);
 }
 
-/// Runs fuzz target `name`: `test` over values of `strategy` for [`cases`] cases. Prints
-/// the target's figures and panics (failing the test) with proptest's minimal failing input
-/// when a case fails or panics.
+/// Worker threads per target: `DRIFTWATCH_FUZZ_THREADS`, else the available cores.
+pub fn threads() -> usize {
+    std::env::var("DRIFTWATCH_FUZZ_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
+}
+
+/// What one fuzzing thread reports: its failure (if any) and its case counters.
+type WorkerResult = (Option<String>, Vec<(&'static str, u64)>);
+
+/// Runs fuzz target `name`: `test` over values of the strategy `make` builds, for
+/// [`cases`] cases shared among [`threads`] workers (each with its own runner, strategy and
+/// RNG). Prints the target's figures, and panics (failing the test) with proptest's minimal
+/// failing input when a case fails or panics; the other workers then stop.
 pub fn run<S: Strategy>(
     name: &str,
-    strategy: S,
-    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+    make: impl Fn() -> S + Sync,
+    test: impl Fn(S::Value) -> Result<(), TestCaseError> + Sync,
 ) {
     let config = config();
     let cases = config.cases;
-    let mut runner = TestRunner::new(config);
+    let threads = threads().min(cases.max(1) as usize) as u32;
     let runs = AtomicU64::new(0);
-    OUTCOMES.with(|o| o.borrow_mut().clear());
+    let failed = AtomicBool::new(false);
     let start = Instant::now();
-    let result = runner.run(&strategy, |value| {
-        runs.fetch_add(1, Ordering::Relaxed);
-        test(value)
+    let results: Vec<WorkerResult> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let mut config = config.clone();
+                config.cases = cases / threads + u32::from(t < cases % threads);
+                if let RngSeed::Fixed(seed) = config.rng_seed {
+                    config.rng_seed = RngSeed::Fixed(seed.wrapping_add(u64::from(t)));
+                }
+                let (make, test, runs, failed) = (&make, &test, &runs, &failed);
+                std::thread::Builder::new()
+                    .name(format!("{name}-{t}"))
+                    .stack_size(16 << 20)
+                    .spawn_scoped(scope, move || {
+                        OUTCOMES.with(|o| o.borrow_mut().clear());
+                        let mut runner = TestRunner::new(config);
+                        let result = runner.run(&make(), |value| {
+                            if failed.load(Ordering::Relaxed) {
+                                return Err(TestCaseError::reject("another worker failed"));
+                            }
+                            runs.fetch_add(1, Ordering::Relaxed);
+                            test(value)
+                        });
+                        let error = match result {
+                            Ok(()) => None,
+                            Err(e) => {
+                                // A worker stopped by another's failure reports nothing.
+                                let stopped = failed.swap(true, Ordering::Relaxed);
+                                (!stopped).then(|| e.to_string())
+                            }
+                        };
+                        let outcomes = OUTCOMES.with(|o| o.borrow().clone().into_iter().collect());
+                        (error, outcomes)
+                    })
+                    .expect("spawn a fuzz worker")
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("fuzz worker"))
+            .collect()
     });
     let secs = start.elapsed().as_secs_f64();
-    let outcomes = OUTCOMES.with(|o| {
-        let o = o.borrow();
-        o.iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    });
+    let mut outcomes = std::collections::BTreeMap::<&str, u64>::new();
+    for (label, n) in results.iter().flat_map(|(_, o)| o) {
+        *outcomes.entry(label).or_default() += n;
+    }
+    let outcomes: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let error = results.into_iter().find_map(|(e, _)| e);
     println!(
-        "fuzz-target {name}: {cases} cases, {} runs, {secs:.3} s, {} (outcomes: {outcomes})",
+        "fuzz-target {name}: {cases} cases, {} runs, {secs:.3} s, {threads} threads, {} \
+         (outcomes: {})",
         runs.load(Ordering::Relaxed),
-        if result.is_ok() { "ok" } else { "FAILED" }
+        if error.is_none() { "ok" } else { "FAILED" },
+        outcomes.join(", ")
     );
-    if let Err(e) = result {
+    if let Some(e) = error {
         panic!("fuzz target {name} failed: {e}");
     }
 }
@@ -175,13 +228,30 @@ pub const NUMBERS: &[&str] = &[
     "123456789012345678901234567890e-10",
 ];
 
+/// Byte fragments that are not UTF-8: lone lead and continuation bytes, truncated
+/// sequences, and characters split by a delimiter or a newline.
+pub const BROKEN_UTF8: &[&[u8]] = &[
+    b"\xc3",
+    b"\xa9",
+    b"\xff",
+    b"\xe2\x82",
+    b"\xf0\x9f\x98",
+    b"\xed\xa0\x80",
+    b"\xc3,\xa9",
+    b"\xc3;\xa9",
+    b"\xc3\t\xa9",
+    b"\xe2\x82\n\xac",
+    b"\xc3\"\xa9",
+];
+
 /// A strategy for a list of up to `max` mutations, inserting fragments of `dictionary`.
 pub fn mutations(
     dictionary: &'static [&'static str],
     max: usize,
 ) -> impl Strategy<Value = Vec<Mutation>> {
     let fragment = prop_oneof![
-        4 => proptest::sample::select(dictionary).prop_map(|s| s.as_bytes().to_vec()),
+        6 => proptest::sample::select(dictionary).prop_map(|s| s.as_bytes().to_vec()),
+        1 => proptest::sample::select(BROKEN_UTF8).prop_map(<[u8]>::to_vec),
         1 => vec(any::<u8>(), 1..8),
     ];
     let one = prop_oneof![

@@ -124,22 +124,57 @@ impl CsvDecoder {
     /// Decodes header-less CSV records; `first_line_no` is the line number of `input`'s
     /// first line.
     pub fn decode(&mut self, partition: PartitionId, first_line_no: i64, input: &[u8]) -> Decoded {
-        let records = records(first_line_no, input);
+        let mut records = records(first_line_no, input);
         if records.is_empty() {
             return Decoded::default();
         }
+        let mut rejected = Vec::new();
+        // arrow-csv checks UTF-8 over a chunk's field bytes joined together, not field by
+        // field: in a record that is not UTF-8 (`\xc3,\xa9`), a delimiter can split a
+        // character and arrow-csv then hands out invalid `&str`s (undefined behaviour). In a
+        // UTF-8 record an ASCII delimiter or quote never falls inside a character, so records
+        // are checked first (one pass over the chunk when it is all UTF-8).
+        if !self.delimiter.is_ascii() {
+            let reason = format!(
+                "the delimiter byte 0x{:02x} is not an ASCII character",
+                self.delimiter
+            );
+            return Decoded {
+                batch: None,
+                rejected: records
+                    .iter()
+                    .map(|r| reject(partition, *r, &reason))
+                    .collect(),
+            };
+        }
+        if std::str::from_utf8(input).is_err() {
+            records.retain(|r| match std::str::from_utf8(r.1) {
+                Ok(_) => true,
+                Err(e) => {
+                    let why = format!("invalid UTF-8 at byte {} of the record", e.valid_up_to());
+                    rejected.push(reject(partition, *r, &why));
+                    false
+                }
+            });
+            if records.is_empty() {
+                return Decoded {
+                    batch: None,
+                    rejected,
+                };
+            }
+        }
         if let Ok((batch, bad)) = self.decode_records(&records) {
-            let rejected = bad
-                .into_iter()
-                .map(|(row, reason)| reject(partition, records[row], &reason))
-                .collect();
+            rejected.extend(
+                bad.into_iter()
+                    .map(|(row, reason)| reject(partition, records[row], &reason)),
+            );
+            rejected.sort_by_key(|r| r.position);
             return Decoded {
                 batch: (batch.num_rows() > 0).then_some(batch),
                 rejected,
             };
         }
         let mut good = Vec::new();
-        let mut rejected = Vec::new();
         let mut stack = vec![&records[..]];
         while let Some(range) = stack.pop() {
             match self.decode_records(range) {
