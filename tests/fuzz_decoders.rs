@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMillisecondType};
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::HeaderMap;
 use driftwatch::sources::decode::time::MAX_TIME_MS;
 use driftwatch::sources::decode::{
     decode_csv, decode_http_body, BodyError, DecodedBody, HttpDecodeOptions, JsonLinesDecoder,
@@ -481,26 +481,6 @@ fn kafka_timestamp_out_of_range_is_rejected() {
         "{}",
         out.rejected[0].reason
     );
-}
-
-#[test]
-fn ce_time_out_of_range_is_an_error() {
-    let mut h = HeaderMap::new();
-    h.insert(
-        "ce-type",
-        HeaderValue::from_static("org.kubeflow.serving.inference.request"),
-    );
-    h.insert(
-        HeaderName::from_static("ce-time"),
-        HeaderValue::from_static("+262142-12-31T23:59:59Z"),
-    );
-    let m = invalid(decode_http_body(
-        &schema(2, TimeFormat::Auto),
-        &h,
-        b"{\"instances\":[1]}",
-        &Default::default(),
-    ));
-    assert!(m.contains("ce-time"), "{m}");
 }
 
 /// The seeds are valid for their source (under `auto` times), so unmutated cases reach
