@@ -103,14 +103,15 @@ impl Identity {
         }
     }
 
-    /// Whether this caller may post rows to the HTTP source `source`.
+    /// Whether this caller may post rows to the HTTP source `source` (names compare
+    /// case-insensitively, as source names do in SQL).
     pub fn may_ingest(&self, source: &str) -> bool {
         match self.role {
             Role::Admin => true,
             Role::Ingest => self
                 .sources
                 .as_ref()
-                .is_none_or(|s| s.iter().any(|x| x == source)),
+                .is_none_or(|s| s.iter().any(|x| x.eq_ignore_ascii_case(source))),
             Role::Read => false,
         }
     }
@@ -574,6 +575,8 @@ mod tests {
         assert_eq!(a.check(Some("Bearer static")).unwrap().name, "svc");
         let ingest = a.check(Some("Bearer ingest")).unwrap();
         assert!(ingest.may_ingest("iris") && !ingest.may_ingest("other"));
+        // Source names are case-insensitive, as in SQL.
+        assert!(ingest.may_ingest("IRIS"));
     }
 
     #[tokio::test]
