@@ -98,7 +98,7 @@ for round in 1 2 3; do
     for mode in 1s off; do
         rm -rf "$WORK/data-$mode"
         start=$(date +%s.%N)
-        "$BIN" run "$WORK/iris.sql" --data-dir "$WORK/data-$mode" --no-flight --status-every 0 \
+        "$BIN" run "$WORK/iris.sql" --data-dir "$WORK/data-$mode" --no-flight --quiet --status-every 0 \
             --checkpoint-interval "$mode" 2>"$WORK/run-$mode.log"
         end=$(date +%s.%N)
         RUNS[$mode]="${RUNS[$mode]:-} $(echo "$end - $start" | bc -l)"
@@ -133,7 +133,7 @@ echo "== 3. 300-feature drift monitor ($WIDE_ROWS rows × 300 features, HOP 5 s 
     printf "  wasserstein_norm(value, 'wide_train', feature) AS w, ks_pvalue(value, 'wide_train', feature) AS ks_p\n"
     printf "FROM HOP(features(wide), ts, INTERVAL '5 seconds', INTERVAL '15 seconds') GROUP BY window_start, window_end, feature;\n"
 } >"$WORK/wide.sql"
-"$BIN" run "$WORK/wide.sql" --data-dir "$WORK/wide-data" --no-flight --status-every 0 \
+"$BIN" run "$WORK/wide.sql" --data-dir "$WORK/wide-data" --no-flight --quiet --status-every 0 \
     --checkpoint-interval 1s 2>"$WORK/wide.log"
 figures "$WORK/wide.log"
 
@@ -150,7 +150,7 @@ CREATE MONITOR n AS SELECT window_start, window_end, count(*) AS n FROM TUMBLE(e
 SQL
     interval=5s
     [ "$mode" = off ] && interval=off
-    "$BIN" run "$WORK/http-$mode.sql" --data-dir "$WORK/http-$mode" --no-flight --status-every 0 \
+    "$BIN" run "$WORK/http-$mode.sql" --data-dir "$WORK/http-$mode" --no-flight --quiet --status-every 0 \
         --http-listen "127.0.0.1:$port" --checkpoint-interval "$interval" 2>"$WORK/http-$mode.log" &
     pid=$!
     "$VENV/bin/python" - "$port" "$mode" <<'PY'

@@ -64,7 +64,7 @@ CREATE SOURCE iris (request_id VARCHAR, ts TIMESTAMP, sepal_length DOUBLE, sepal
     petal_length DOUBLE, petal_width DOUBLE, WATERMARK FOR ts AS ts - INTERVAL '6 seconds')
 WITH (connector = 'kafka', brokers = '$DRIFTWATCH_KAFKA', topic = '$TOPIC', group_id = 'bench-$TOPIC',
       time_format = 'epoch_ms', stop_at_end = 'true', batch_size = '16384', linger = '50 ms');
-CREATE BASELINE iris_train FROM 'examples/iris/train.csv';
+CREATE BASELINE iris_train FROM '$PWD/examples/iris/train.csv';
 CREATE MONITOR stats AS
 SELECT window_start, window_end, count(*) AS n, avg(sepal_length), stddev(sepal_length),
        avg(petal_length), stddev(petal_length)
@@ -77,7 +77,7 @@ GROUP BY window_start, window_end, feature;
 SQL
 echo "== driftwatch: stats + drift monitors over the topic"
 START=$(date +%s.%N)
-RUST_LOG=warn "$CARGO_TARGET_DIR/release/driftwatch" run "$WORK/bench.sql" --data-dir "$WORK/data" >/dev/null
+RUST_LOG=warn "$CARGO_TARGET_DIR/release/driftwatch" run "$WORK/bench.sql" --data-dir "$WORK/data" --quiet >/dev/null
 END=$(date +%s.%N)
 COUNTED=$("$CARGO_TARGET_DIR/release/driftwatch" query "SELECT sum(n) AS rows FROM stats" \
     --data-dir "$WORK/data" --format csv 2>/dev/null | sed -n 2p)

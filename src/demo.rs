@@ -1,6 +1,8 @@
 //! `driftwatch demo`: the Iris example (examples/iris) fed by generated traffic posted to the
 //! HTTP ingest as a model server's inference logger would, drifting on the petal features
-//! after a while, with results printed as windows close.
+//! after a while, with results printed as windows close. About one request in
+//! [`OUTLIER_EVERY`] carries a petal length recorded in millimetres instead of centimetres,
+//! which the per-request outlier monitor flags at once.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,6 +16,7 @@ use arrow::record_batch::RecordBatch;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::runtime::script::MonitorScript;
 use crate::runtime::{Driftwatch, RuntimeConfig};
 
 /// The Iris training set shipped with the example.
@@ -22,6 +25,9 @@ pub const IRIS_CSV: &str = include_str!("../examples/iris/train.csv");
 pub const MONITORS_SQL: &str = include_str!("../examples/iris/monitors.sql");
 /// Features that the generated traffic shifts after `drift_after`.
 pub const DRIFTED_FEATURES: &[&str] = &["petal_length", "petal_width"];
+/// One generated instance in this many (on average) has its petal length in millimetres
+/// (ten times too large): an outlier with a z-score above 3.5.
+pub const OUTLIER_EVERY: u32 = 500;
 
 /// Settings of a demo run.
 #[derive(Debug, Clone)]
@@ -49,6 +55,10 @@ pub struct DemoSummary {
     pub after: BTreeMap<String, (u32, u32)>,
     /// Rows posted.
     pub rows_posted: u64,
+    /// Instances posted with a petal length in millimetres (the injected outliers).
+    pub outliers_injected: u64,
+    /// Rows emitted by the outlier monitor.
+    pub outliers_flagged: u64,
 }
 
 impl DemoSummary {
@@ -96,8 +106,15 @@ fn normal(rng: &mut StdRng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
+/// What the traffic generator posted.
+#[derive(Debug, Clone, Copy, Default)]
+struct Posted {
+    rows: u64,
+    outliers: u64,
+}
+
 /// Posts Iris-like inference logs to `url` until `duration` elapsed.
-async fn generate_traffic(url: String, opts: DemoOptions) -> anyhow::Result<u64> {
+async fn generate_traffic(url: String, opts: DemoOptions) -> anyhow::Result<Posted> {
     let iris = parse_iris();
     let mut rng = StdRng::seed_from_u64(7);
     let client = reqwest::Client::new();
@@ -105,7 +122,7 @@ async fn generate_traffic(url: String, opts: DemoOptions) -> anyhow::Result<u64>
     let ticks_per_sec = 10u32;
     let per_tick = (opts.rate / ticks_per_sec).max(1);
     let mut interval = tokio::time::interval(Duration::from_secs(1) / ticks_per_sec);
-    let mut posted = 0u64;
+    let mut posted = Posted::default();
     let mut id = 0u64;
     while start.elapsed() < opts.duration {
         interval.tick().await;
@@ -119,6 +136,11 @@ async fn generate_traffic(url: String, opts: DemoOptions) -> anyhow::Result<u64>
             if drifting {
                 row[2] += 1.5;
                 row[3] += 0.8;
+            }
+            if rng.gen_range(0..OUTLIER_EVERY) == 0 {
+                // A client that logs millimetres.
+                row[2] *= 10.0;
+                posted.outliers += 1;
             }
             instances.push(row.map(|v| (v * 1000.0).round() / 1000.0));
         }
@@ -136,7 +158,7 @@ async fn generate_traffic(url: String, opts: DemoOptions) -> anyhow::Result<u64>
                 resp.text().await.unwrap_or_default()
             );
         }
-        posted += per_tick as u64;
+        posted.rows += per_tick as u64;
     }
     Ok(posted)
 }
@@ -207,6 +229,35 @@ fn observe_result(
             "stats  {}",
             crate::runtime::monitor_task::describe_window(batch)
         ),
+        "iris_outliers" => {
+            summary.lock().expect("summary lock").outliers_flagged += batch.num_rows() as u64;
+            if !print {
+                return;
+            }
+            let schema = batch.schema();
+            let col = |name: &str| schema.index_of(name).ok().map(|i| batch.column(i).clone());
+            let (Some(id), Some(ts), Some(z), Some(d)) = (
+                col("request_id"),
+                col("ts"),
+                col("petal_length_z"),
+                col("distance"),
+            ) else {
+                return;
+            };
+            let id = id.as_string::<i32>();
+            let ts = ts.as_primitive::<arrow::datatypes::TimestampMillisecondType>();
+            let z = z.as_primitive::<Float64Type>();
+            let d = d.as_primitive::<Float64Type>();
+            for i in 0..batch.num_rows() {
+                println!(
+                    "outlier {}  {:<10} petal_length_z={:<6.1} mahalanobis={:.1}",
+                    fmt_ts(ts.value(i)),
+                    id.value(i),
+                    z.value(i),
+                    d.value(i)
+                );
+            }
+        }
         _ => {}
     }
 }
@@ -229,10 +280,13 @@ pub async fn run_demo_with(
     std::fs::create_dir_all(&demo_dir)?;
     let train = demo_dir.join("train.csv");
     std::fs::write(&train, IRIS_CSV)?;
-    let sql = MONITORS_SQL.replace(
-        "'examples/iris/train.csv'",
-        &format!("'{}'", train.display()),
-    );
+    // The example's relative paths (`FROM 'train.csv'`) resolve against the copy's directory,
+    // as `driftwatch run examples/iris/monitors.sql` resolves them against examples/iris.
+    let script = MonitorScript::parse(
+        MONITORS_SQL,
+        Some(&crate::runtime::script::absolute(&demo_dir)),
+        Some("examples/iris/monitors.sql".into()),
+    )?;
     let summary = Arc::new(Mutex::new(DemoSummary::default()));
     let drift_start_ms =
         chrono::Utc::now().timestamp_millis() + opts.drift_after.as_millis() as i64;
@@ -246,7 +300,7 @@ pub async fn run_demo_with(
     .with_observer(Arc::new(move |monitor, batch| {
         observe_result(monitor, batch, &observer_summary, drift_start_ms, print);
     }));
-    system.execute_script(&sql).await?;
+    system.execute_monitor_script(&script).await?;
     system.start().await?;
     if let Some(hook) = on_start {
         hook(&system).await?;
@@ -267,7 +321,9 @@ pub async fn run_demo_with(
     });
     system.wait(Some(Duration::from_secs(10))).await?;
     let posted = stopper.await??;
+    let posted = posted?;
     let mut summary = summary.lock().expect("summary lock").clone();
-    summary.rows_posted = posted?;
+    summary.rows_posted = posted.rows;
+    summary.outliers_injected = posted.outliers;
     Ok(summary)
 }

@@ -77,6 +77,7 @@ impl HealthCell {
 pub struct SourceMetrics {
     rows_in: AtomicU64,
     rejected: AtomicU64,
+    unknown_fields: AtomicU64,
     watermark: AtomicI64,
     /// Health and last error.
     pub health: HealthCell,
@@ -87,6 +88,7 @@ impl Default for SourceMetrics {
         Self {
             rows_in: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            unknown_fields: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
             health: HealthCell::default(),
         }
@@ -101,6 +103,14 @@ impl SourceMetrics {
     /// Adds rejected (undecodable) records.
     pub fn rejected(&self, n: u64) {
         self.rejected.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Adds fields of accepted input that matched no column (ignored).
+    pub fn unknown_fields(&self, n: u64) {
+        self.unknown_fields.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Fields ignored so far because they matched no column.
+    pub fn total_unknown_fields(&self) -> u64 {
+        self.unknown_fields.load(Ordering::Relaxed)
     }
     /// Records the current watermark.
     pub fn set_watermark(&self, wm: i64) {

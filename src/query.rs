@@ -4,9 +4,12 @@
 
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemorySchemaProvider;
+use datafusion::error::DataFusionError;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use driftwatch_flight::suggest::{known_tables, missing_table, with_table_hint};
 use driftwatch_udfs::BaselineRegistry;
 
 use crate::runtime::baselines::{load_stored, DATA_FILE};
@@ -38,6 +41,53 @@ pub enum FileAccess {
 
 /// Batch SQL over a data dir.
 pub struct QueryEngine;
+
+/// The result of [`QueryEngine::execute`].
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    /// Columns of the result, also when no row came back.
+    pub schema: SchemaRef,
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+}
+
+/// The message of a failed query; a missing table is explained (see [`QueryEngine::execute`]).
+fn explain(ctx: &SessionContext, store: &ResultStore, err: &DataFusionError) -> String {
+    if missing_table(err).is_none() {
+        return err.to_string();
+    }
+    let root = store.root();
+    if !root.is_dir() {
+        let shown = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+        return format!(
+            "{err}: the data dir {} does not exist; run a monitor file into it first \
+             (`driftwatch run FILE.sql --data-dir DIR`), or name an existing one with \
+             --data-dir DIR or DRIFTWATCH_DATA_DIR",
+            shown.display()
+        );
+    }
+    let known: Vec<String> = known_tables(ctx)
+        .into_iter()
+        .filter(|t| !t.starts_with("information_schema."))
+        .collect();
+    let message = with_table_hint(err, &known);
+    if known.is_empty() {
+        format!(
+            "{message}; the data dir {} has no tables yet",
+            root.display()
+        )
+    } else if message.ends_with('?') {
+        message
+    } else {
+        const SHOWN: usize = 20;
+        let more = known.len().saturating_sub(SHOWN);
+        let mut list = known[..known.len().min(SHOWN)].join(", ");
+        if more > 0 {
+            list.push_str(&format!(" and {more} more (SHOW TABLES lists them)"));
+        }
+        format!("{message}; tables: {list}")
+    }
+}
 
 impl QueryEngine {
     /// A session over `store` with Driftwatch's functions bound to `baselines`. With
@@ -124,6 +174,14 @@ impl QueryEngine {
 
     /// Runs `sql` over the data dir at `store` and returns the result batches.
     pub async fn run(store: &ResultStore, sql: &str) -> Result<Vec<RecordBatch>, RuntimeError> {
+        Ok(Self::execute(store, sql).await?.batches)
+    }
+
+    /// Runs `sql` over the data dir at `store`: the result's schema (known also when no row
+    /// comes back) and its batches. A table that does not exist is explained: the data dir
+    /// itself is missing (which path, and how to name another), or the closest table's
+    /// name ("did you mean …?", see [`driftwatch_flight::suggest`]).
+    pub async fn execute(store: &ResultStore, sql: &str) -> Result<QueryOutput, RuntimeError> {
         let baselines = Arc::new(BaselineRegistry::new());
         load_stored(store, &baselines);
         let ctx = Self::session(store, &baselines, FileAccess::Paths)?;
@@ -131,10 +189,26 @@ impl QueryEngine {
         let df = ctx
             .sql(sql)
             .await
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        df.collect()
+            .map_err(|e| RuntimeError::Invalid(explain(&ctx, store, &e)))?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df
+            .collect()
             .await
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))
+            .map_err(|e| RuntimeError::Invalid(explain(&ctx, store, &e)))?;
+        Ok(QueryOutput { schema, batches })
+    }
+
+    /// Renders a query's result in `format`; no rows still give the header (table, CSV) or
+    /// `[]` (JSON).
+    pub fn render_output(
+        output: &QueryOutput,
+        format: OutputFormat,
+    ) -> Result<String, RuntimeError> {
+        if output.batches.iter().all(|b| b.num_rows() == 0) {
+            let empty = RecordBatch::new_empty(Arc::clone(&output.schema));
+            return Self::render(&[empty], format);
+        }
+        Self::render(&output.batches, format)
     }
 
     /// Renders batches in `format`.

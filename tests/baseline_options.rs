@@ -61,6 +61,7 @@ async fn options_reach_the_stored_profile() {
         iforest_trees: 5,
         iforest_sample: 16,
         seed: 3,
+        ..ProfileOptions::default()
     };
     let live = system.baselines().get("q").expect("registered");
     assert_eq!(live.options, want);
@@ -183,7 +184,7 @@ fn check_locates_bad_options_before_reading_data() {
     assert_has(
         &err,
         &[
-            "line 3, column 16",
+            "bad.sql:3:16: ",
             "option 'bins' must be one of 'fd', 'sturges', 'quantile', 'equal'",
             "did you mean 'quantile'?",
         ],
@@ -194,7 +195,7 @@ fn check_locates_bad_options_before_reading_data() {
     assert_has(
         &err,
         &[
-            "line 3, column 9",
+            "bad.sql:3:9: ",
             "unknown option 'max_smaple' for baseline",
             "did you mean 'max_sample'?",
         ],
@@ -203,7 +204,7 @@ fn check_locates_bad_options_before_reading_data() {
     assert_has(
         &err,
         &[
-            "line 1, column 37",
+            "bad.sql:1:37: ",
             "strictly increasing",
             "item 3 (1) follows 2",
         ],

@@ -177,6 +177,13 @@ async fn demo_reports_drift_on_drifted_features_only() {
     .await
     .unwrap();
     assert!(summary.rows_posted > 3_000, "{summary:?}");
+    // Every injected millimetre reading is flagged by the outlier monitor, and nothing else
+    // (drifted petals stay below |z| = 3).
+    assert!(summary.outliers_injected > 0, "{summary:?}");
+    assert_eq!(
+        summary.outliers_flagged, summary.outliers_injected,
+        "{summary:?}"
+    );
     assert_eq!(
         summary.drifted_features(),
         DRIFTED_FEATURES

@@ -141,7 +141,10 @@ async fn inference_log_envelopes() {
         json!({"payload": {"instances": [[1, 2, 3, 4]]}, "time": "2023-11-14T22:13:22Z", "id": 7, "type": "request"})
     );
     let (status, answer) = post(&url, &[], body).await;
-    assert_eq!((status, answer), (200, json!({"accepted": 2})));
+    assert_eq!(
+        (status, answer),
+        (200, json!({"accepted": 2, "unknown_fields": 1}))
+    );
     let b = drain(&mut src);
     assert_eq!(col_ts(&b[0]), vec![1_700_000_001_500, 1_700_000_002_000]);
     assert_eq!(
@@ -311,8 +314,13 @@ async fn malformed_bodies_are_refused_and_dead_lettered() {
         .unwrap()
         .contains("unknown source 'nope' (HTTP sources: iris)"));
 
-    let (status, _) = post(&url, &[], "x".repeat(10_000)).await;
+    let (status, answer) = post(&url, &[], "x".repeat(10_000)).await;
     assert_eq!(status, 413);
+    let message = answer["error"].as_str().unwrap();
+    assert!(
+        message.contains("4096 bytes (4 KiB)") && message.contains("--http-body-limit"),
+        "{message}"
+    );
 
     let ce = [
         ("ce-type", "org.kubeflow.serving.inference.request"),
@@ -385,3 +393,7 @@ async fn connector_lifecycle_default_route_and_log_type() {
         "{err}"
     );
 }
+
+/// What ingest questions: unknown fields, missing payloads, encodings, content types, size.
+#[path = "http_ingest/questioning.rs"]
+mod questioning;

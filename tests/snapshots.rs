@@ -173,6 +173,21 @@ async fn unkeyed_windows_restore_exactly() {
 }
 
 #[tokio::test]
+async fn event_time_ordered_lists_restore_exactly() {
+    // `array_agg(… ORDER BY ts)` state goes through snapshots and pane merges sorted by
+    // event time (the input is shuffled within the watermark delay).
+    check(
+        "CREATE MONITOR m AS SELECT window_start, window_end, k, \
+         array_agg(v ORDER BY ts) AS xs, page_hinkley(array_agg(v ORDER BY ts), 5, 0.005, 50.0) AS ph, \
+         adwin(array_agg(v ORDER BY ts)) AS ad, last_value(v ORDER BY ts) AS last_v \
+         FROM HOP(s, ts, INTERVAL '4 seconds', INTERVAL '10 seconds') \
+         GROUP BY window_start, window_end, k;",
+        "ordered lists",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn row_level_monitors_pass_barriers_without_state() {
     let sql = format!("{SOURCE}\nCREATE MONITOR m AS SELECT ts, k, v * 2 AS w FROM s WHERE v > 0;");
     let ev = events(3, 500);

@@ -165,3 +165,49 @@ async fn duplicate_monitor_suggests_or_replace() {
     .await;
     assert_contains(&msg, &["already exists", "OR REPLACE"]);
 }
+
+#[tokio::test]
+async fn missing_group_by_says_what_to_group_by() {
+    let msg = error_of(&format!(
+        "{SOURCE}CREATE MONITOR m AS SELECT window_start, window_end, count(*) \
+         FROM TUMBLE(iris, ts, INTERVAL '10 seconds')"
+    ))
+    .await;
+    assert_contains(
+        &msg,
+        &[
+            "monitor 'm'",
+            "must GROUP BY window_start, window_end",
+            "window_start is in the SELECT list",
+        ],
+    );
+    assert!(!msg.contains("wildcard"), "{msg}");
+}
+
+#[tokio::test]
+async fn ungrouped_column_is_named() {
+    let msg = error_of(&format!(
+        "{SOURCE}CREATE MONITOR m AS SELECT window_start, window_end, request_id, count(*) \
+         FROM TUMBLE(iris, ts, INTERVAL '10 seconds') AS w GROUP BY window_start, window_end"
+    ))
+    .await;
+    assert_contains(
+        &msg,
+        &[
+            "monitor 'm'",
+            "column request_id must appear in GROUP BY",
+            "any_value(request_id)",
+        ],
+    );
+    assert!(!msg.contains("wildcard"), "{msg}");
+    let msg = error_of(&format!(
+        "{SOURCE}CREATE MONITOR m AS SELECT window_start, window_end, count(*) \
+         FROM TUMBLE(iris, ts, INTERVAL '10 seconds') GROUP BY window_start, window_end \
+         HAVING x > 1"
+    ))
+    .await;
+    assert_contains(
+        &msg,
+        &["column x must appear in GROUP BY", "used in HAVING"],
+    );
+}

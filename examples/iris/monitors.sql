@@ -12,8 +12,9 @@ CREATE SOURCE iris (
     WATERMARK FOR ts AS ts - INTERVAL '2 seconds'
 ) WITH (connector = 'http', format = 'inference-log', idle_timeout = '5 seconds');
 
--- The training set, profiled once and kept in the data dir.
-CREATE BASELINE iris_train FROM 'examples/iris/train.csv';
+-- The training set, profiled once and kept in the data dir (a relative path is read from
+-- this file's directory).
+CREATE BASELINE iris_train FROM 'train.csv';
 
 -- Windowed statistics of every input.
 CREATE MONITOR iris_stats AS

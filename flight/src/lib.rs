@@ -3,14 +3,16 @@
 //! Dashboards, scripts and notebooks (pyarrow, ADBC, JDBC via the Flight SQL driver) reach a
 //! running Driftwatch over Arrow Flight SQL:
 //!
-//! - **read-only queries** (`CommandStatementQuery`, prepared statements with `$1`
-//!   parameters) over every table the [`Backend`]'s DataFusion session knows: monitor
+//! - **read-only queries** (`CommandStatementQuery`, prepared statements with `?` or `$1`
+//!   parameters, see [`placeholders`]) over every table the [`Backend`]'s DataFusion session knows: monitor
 //!   results, `<monitor>_late`, `<source>_errors`, `baselines.<name>` and the live `system.*`
 //!   tables — SELECT, EXPLAIN, SHOW and DESCRIBE only, no files ([`sandbox`]), each in a
 //!   session of its own under a memory cap and a time limit on threads of their own
 //!   ([`limits`]);
 //! - **catalog metadata** (`GetCatalogs`, `GetDbSchemas`, `GetTables` with schemas,
 //!   `GetTableTypes`, `GetSqlInfo`), enough for ADBC's `get_objects` / `get_table_schema`;
+//!   for plain Flight clients, `ListFlights` lists the tables and a path descriptor names one;
+//! - **hints**: a query naming a missing table gets "did you mean '…'?" ([`suggest`]);
 //! - **DDL** (`CREATE` / `DROP SOURCE | BASELINE | MONITOR`) as `CommandStatementUpdate`, or as
 //!   a query (it then returns a one-row `message` table); admins only when auth is on;
 //! - **live follow** of a monitor: DoGet with the ticket bytes `follow:<monitor>` or the query
@@ -28,10 +30,12 @@ pub mod config;
 pub mod follow;
 pub mod limits;
 pub mod metadata;
+pub mod placeholders;
 pub mod sandbox;
 pub mod server;
 pub mod service;
 pub mod statement;
+pub mod suggest;
 
 pub use auth::{AuthError, Authenticator, Role};
 pub use backend::{Backend, BackendError};

@@ -82,6 +82,16 @@ impl QueryLimits {
         }
     }
 
+    /// [`Self::status`] of an error planning a query, with "did you mean …?" when it names
+    /// a missing table close to one of `known` (see [`crate::suggest`]).
+    pub fn plan_status(&self, e: &DataFusionError, known: &[String]) -> Status {
+        if is_resources_exhausted(e) {
+            self.status(e)
+        } else {
+            Status::invalid_argument(crate::suggest::with_table_hint(e, known))
+        }
+    }
+
     /// The gRPC status of a query that ran out of time.
     pub fn timeout_status(&self) -> Status {
         Status::deadline_exceeded(format!(

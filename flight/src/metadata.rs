@@ -3,6 +3,7 @@
 
 use std::sync::LazyLock;
 
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::{
@@ -84,6 +85,37 @@ pub async fn tables(
     cmd: CommandGetTables,
 ) -> arrow_flight::error::Result<RecordBatch> {
     let mut builder = cmd.into_builder();
+    for t in table_list(ctx).await {
+        builder.append(
+            &t.catalog,
+            &t.schema,
+            &t.table,
+            table_type_name(t.table_type),
+            t.arrow_schema.as_ref(),
+        )?;
+    }
+    builder.build()
+}
+
+/// One table of a session's catalogs.
+#[derive(Debug, Clone)]
+pub struct TableEntry {
+    /// Catalog name.
+    pub catalog: String,
+    /// Schema name (`public`, `baselines`, `system`, `information_schema`).
+    pub schema: String,
+    /// Table name.
+    pub table: String,
+    /// Base table, view or temporary.
+    pub table_type: TableType,
+    /// The rows' Arrow schema.
+    pub arrow_schema: SchemaRef,
+}
+
+/// Every table of `ctx`, sorted by catalog, schema and name; a table whose provider cannot
+/// be had is skipped with a warning.
+pub async fn table_list(ctx: &SessionContext) -> Vec<TableEntry> {
+    let mut out = Vec::new();
     for (catalog_name, schema_name) in schema_pairs(ctx) {
         let Some(schema) = ctx
             .catalog(&catalog_name)
@@ -98,20 +130,20 @@ pub async fn tables(
                 Ok(Some(p)) => p,
                 Ok(None) => continue,
                 Err(e) => {
-                    tracing::warn!(table, error = %e, "GetTables: table skipped");
+                    tracing::warn!(table, error = %e, "table skipped in the catalog listing");
                     continue;
                 }
             };
-            builder.append(
-                &catalog_name,
-                &schema_name,
-                &table,
-                table_type_name(provider.table_type()),
-                provider.schema().as_ref(),
-            )?;
+            out.push(TableEntry {
+                catalog: catalog_name.clone(),
+                schema: schema_name.clone(),
+                table,
+                table_type: provider.table_type(),
+                arrow_schema: provider.schema(),
+            });
         }
     }
-    builder.build()
+    out
 }
 
 fn schema_pairs(ctx: &SessionContext) -> Vec<(String, String)> {

@@ -23,10 +23,14 @@
 //! assert!(refused.contains("COPY"), "{refused}");
 //! ```
 
+use std::borrow::Cow;
+
 use datafusion::execution::context::SQLOptions;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
+
+use crate::placeholders::number_placeholders;
 
 /// The [`SQLOptions`] client queries are planned with: no DDL, no DML, no `SET`.
 pub fn read_only_options() -> SQLOptions {
@@ -39,18 +43,28 @@ pub fn read_only_options() -> SQLOptions {
 /// Checks that `sql` is one read-only statement (see the module docs); the error says which
 /// statement was refused and what is allowed.
 pub fn check_read_only(sql: &str) -> Result<(), String> {
-    let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
+    parse_one(sql).and_then(|s| check_statement(&s))
+}
+
+/// [`check_read_only`], then numbers the query's `?` placeholders `$1, $2, …` (see
+/// [`crate::placeholders`]) from the same parse: the text to plan, as DataFusion numbers
+/// parameters.
+pub fn read_only_query(sql: &str) -> Result<Cow<'_, str>, String> {
+    let statement = parse_one(sql)?;
+    check_statement(&statement)?;
+    number_placeholders(sql, &statement).map_err(|e| e.to_string())
+}
+
+fn parse_one(sql: &str) -> Result<DFStatement, String> {
+    let mut statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})
         .map_err(|e| e.strip_backtrace())?;
     match statements.len() {
-        0 => return Err("empty query".into()),
-        1 => {}
-        n => {
-            return Err(format!(
-                "send one query per request ({n} statements were given)"
-            ))
-        }
+        0 => Err("empty query".into()),
+        1 => Ok(statements.pop_front().expect("one statement")),
+        n => Err(format!(
+            "send one query per request ({n} statements were given)"
+        )),
     }
-    check_statement(&statements[0])
 }
 
 fn refuse(what: &str) -> Result<(), String> {

@@ -1,11 +1,12 @@
 //! The gRPC server: authentication of every call, the raw `follow:<monitor>` DoGet ticket,
-//! TLS, and the bind rule. Everything else is delegated to [`SqlService`].
+//! `ListFlights` and path descriptors (tables as Flight datasets), TLS, and the bind rule. Everything else is delegated to [`SqlService`].
 #![allow(clippy::result_large_err)] // tonic::Status is the error type of every Flight call
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arrow_flight::flight_descriptor::DescriptorType;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
 use arrow_flight::{
     Action, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest,
@@ -151,14 +152,20 @@ impl FlightService for DriftwatchFlight {
         &self,
         request: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
-        self.inner.list_flights(self.authorize(request)?).await
+        self.inner
+            .list_table_flights(self.authorize(request)?)
+            .await
     }
 
     async fn get_flight_info(
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.inner.get_flight_info(self.authorize(request)?).await
+        let request = self.authorize(request)?;
+        if request.get_ref().r#type() == DescriptorType::Path {
+            return self.inner.path_flight_info(request).await;
+        }
+        self.inner.get_flight_info(request).await
     }
 
     async fn poll_flight_info(

@@ -1,5 +1,6 @@
 //! [`SqlService`]: the Flight SQL commands — statements, prepared statements with
-//! parameters, DDL, catalog metadata — over a [`Backend`].
+//! parameters (`?` or `$1`, see [`crate::placeholders`]), DDL, catalog metadata — over a
+//! [`Backend`]; and tables as plain Flight datasets (`ListFlights`, path descriptors).
 //!
 //! Callers are authenticated before they get here (see [`crate::server`]): the caller's
 //! [`Identity`] travels in the request extensions.
@@ -42,8 +43,13 @@ use crate::backend::{Backend, BackendError};
 use crate::follow::follow_batches;
 use crate::limits::{QueryLimits, QueryRuntime};
 use crate::metadata;
-use crate::sandbox::{check_read_only, read_only_options};
+use crate::placeholders::positional_types;
+use crate::sandbox::{read_only_options, read_only_query};
 use crate::statement::{classify, Classified, TicketBody};
+use crate::suggest::known_tables;
+
+mod tables;
+pub use tables::FlightInfoStream;
 
 /// Most prepared statements kept open at once; the oldest are closed beyond that.
 pub const MAX_PREPARED: usize = 4096;
@@ -184,18 +190,19 @@ impl SqlService {
         sql: &str,
         params: Option<&[ScalarValue]>,
     ) -> Result<DataFrame, Status> {
-        check_read_only(sql).map_err(Status::invalid_argument)?;
+        let sql = read_only_query(sql)
+            .map_err(Status::invalid_argument)?
+            .into_owned();
         let shared = self.backend.session().await.map_err(backend_status)?;
         let ctx = self.limits.session(&shared).map_err(df_status)?;
-        let sql = sql.to_string();
         let params = params.map(|p| p.to_vec());
         let limits = self.limits;
         self.runtime
             .run(async move {
-                let df = ctx
-                    .sql_with_options(&sql, read_only_options())
-                    .await
-                    .map_err(|e| limits.status(&e))?;
+                let df = match ctx.sql_with_options(&sql, read_only_options()).await {
+                    Ok(df) => df,
+                    Err(e) => return Err(limits.plan_status(&e, &known_tables(&ctx))),
+                };
                 match params {
                     Some(p) => df.with_param_values(p).map_err(df_status),
                     None => Ok(df),
@@ -431,15 +438,9 @@ impl FlightSqlService for SqlService {
             Classified::Query(sql) => {
                 let df = self.dataframe(sql, None).await?;
                 let types = df.logical_plan().get_parameter_types().map_err(df_status)?;
-                let mut ids: Vec<(usize, Option<DataType>)> = types
-                    .into_iter()
-                    .map(|(id, t)| (id.trim_start_matches('$').parse().unwrap_or(usize::MAX), t))
-                    .collect();
-                ids.sort_by_key(|(i, _)| *i);
-                (
-                    df.schema().inner().clone(),
-                    ids.into_iter().map(|(_, t)| t).collect(),
-                )
+                let types =
+                    positional_types(types).map_err(|e| Status::invalid_argument(e.to_string()))?;
+                (df.schema().inner().clone(), types)
             }
             Classified::Ddl(_) => (message_schema(), Vec::new()),
             Classified::Follow(m) => (

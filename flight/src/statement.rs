@@ -48,6 +48,17 @@ pub fn classify(sql: &str) -> Result<Classified, String> {
         .count();
     match (ddl, statements.as_slice()) {
         (0, [Statement::Show(kind)]) => Ok(Classified::Query(show_query(*kind))),
+        (
+            0,
+            [Statement::ShowCreate {
+                kind: kind @ (ObjectKind::Source | ObjectKind::Monitor),
+                name,
+            }],
+        ) => Ok(Classified::Query(show_create_query(*kind, name))),
+        // EXPLAIN and SHOW CREATE BASELINE run in the system (admin), answered as a message.
+        (0, [Statement::Explain(_) | Statement::ShowCreate { .. }]) => {
+            Ok(Classified::Ddl(sql.to_string()))
+        }
         (0, _) => Ok(Classified::Query(sql.to_string())),
         (n, _) if n == statements.len() => Ok(Classified::Ddl(sql.to_string())),
         _ => Err(
@@ -83,6 +94,18 @@ fn show_query(kind: ObjectKind) -> String {
         ObjectKind::Baseline => "SELECT name FROM system.baselines ORDER BY name",
     }
     .to_string()
+}
+
+/// `SHOW CREATE SOURCE | MONITOR name` as a query of the (redacted) `system` table.
+fn show_create_query(kind: ObjectKind, name: &str) -> String {
+    let table = match kind {
+        ObjectKind::Source => "sources",
+        _ => "monitors",
+    };
+    format!(
+        "SELECT name, sql AS definition FROM system.{table} WHERE name = '{}'",
+        name.replace('\'', "''")
+    )
 }
 
 /// Recognises `SELECT * FROM follow('<monitor>')` (any case and spacing, optional `;`).
@@ -137,6 +160,25 @@ impl TicketBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn explain_and_show_create_are_routed() {
+        assert_eq!(
+            classify("SHOW CREATE MONITOR M").unwrap(),
+            Classified::Query(
+                "SELECT name, sql AS definition FROM system.monitors WHERE name = 'm'".into()
+            )
+        );
+        assert_eq!(
+            classify("SHOW CREATE SOURCE \"Src\"").unwrap(),
+            Classified::Query(
+                "SELECT name, sql AS definition FROM system.sources WHERE name = 'Src'".into()
+            )
+        );
+        for sql in ["EXPLAIN MONITOR m", "SHOW CREATE BASELINE b"] {
+            assert_eq!(classify(sql).unwrap(), Classified::Ddl(sql.into()), "{sql}");
+        }
+    }
 
     #[test]
     fn classifies_queries_ddl_and_follow() {

@@ -36,8 +36,40 @@ pub enum Statement {
     },
     /// `SHOW SOURCES | BASELINES | MONITORS`.
     Show(ObjectKind),
+    /// `SHOW CREATE SOURCE | BASELINE | MONITOR name`: the object's definition.
+    ShowCreate {
+        /// What is shown.
+        kind: ObjectKind,
+        /// Normalised name.
+        name: String,
+    },
+    /// `EXPLAIN MONITOR name` or `EXPLAIN CREATE [OR REPLACE] MONITOR … AS …`: the streaming
+    /// plan the monitor compiles to, without running it.
+    Explain(ExplainTarget),
     /// Any other statement DataFusion's parser accepts (plain SELECT for ad-hoc queries etc.)
     Other(Box<sp::Statement>),
+}
+
+/// What `EXPLAIN` plans.
+///
+/// ```
+/// use driftwatch_sql::{parse_statements, ExplainTarget, ObjectKind, Statement};
+/// let stmts = parse_statements(
+///     "EXPLAIN MONITOR m; SHOW CREATE SOURCE S; \
+///      EXPLAIN CREATE MONITOR n AS SELECT count(*) FROM TUMBLE(s, ts, INTERVAL '1' MINUTE) \
+///      GROUP BY window_start, window_end",
+/// ).unwrap();
+/// assert_eq!(stmts[0], Statement::Explain(ExplainTarget::Monitor("m".into())));
+/// assert_eq!(stmts[1], Statement::ShowCreate { kind: ObjectKind::Source, name: "s".into() });
+/// let Statement::Explain(ExplainTarget::Create(m)) = &stmts[2] else { panic!() };
+/// assert!(m.sql.starts_with("CREATE MONITOR n AS SELECT"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExplainTarget {
+    /// `EXPLAIN MONITOR name`: a defined monitor.
+    Monitor(String),
+    /// `EXPLAIN CREATE MONITOR …`: a definition, compiled but not created.
+    Create(Box<CreateMonitor>),
 }
 
 /// Kinds of Driftwatch catalog objects.

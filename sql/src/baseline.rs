@@ -21,6 +21,7 @@ pub const BASELINE_OPTIONS: &[&str] = &[
     "iforest_trees",
     "iforest_sample",
     "seed",
+    "categorical",
 ];
 
 /// Accepted values of the `format` option (file baselines; default: from the extension).
@@ -88,6 +89,9 @@ pub struct BaselineOptions {
     pub iforest_sample: Option<usize>,
     /// `seed`: seed of the isolation forest.
     pub seed: Option<u64>,
+    /// `categorical = 'label, class'`: columns profiled as categorical (names as written,
+    /// trimmed; empty when absent).
+    pub categorical: Vec<String>,
 }
 
 impl CreateBaseline {
@@ -130,6 +134,11 @@ impl BaselineOptions {
                 .map(|v| integer(v, "seed", 0, "e.g. seed = 42"))
                 .transpose()?,
             bins: BinSpec::Fd,
+            categorical: options
+                .get("categorical")
+                .map(column_list)
+                .transpose()?
+                .unwrap_or_default(),
         };
         out.bins = bin_spec(options)?;
         Ok(out)
@@ -211,6 +220,28 @@ fn bin_spec(options: &Options) -> Result<BinSpec, SqlError> {
         ("sturges", None) => Ok(BinSpec::Sturges),
         _ => Ok(BinSpec::Fd),
     }
+}
+
+/// `categorical = 'a, b'`: a comma-separated list of column names, none empty.
+fn column_list(v: &OptionValue) -> Result<Vec<String>, SqlError> {
+    let example = "e.g. categorical = 'label, class'";
+    let s = text(
+        v,
+        "categorical",
+        &format!("a list of column names, {example}"),
+    )?;
+    let names: Vec<String> = s.split(',').map(|n| n.trim().to_string()).collect();
+    if let Some(i) = names.iter().position(String::is_empty) {
+        return Err(SqlError::at(
+            v.location,
+            format!(
+                "option 'categorical': item {} is empty; list column names separated by \
+                 commas, {example}",
+                i + 1
+            ),
+        ));
+    }
+    Ok(names)
 }
 
 /// The value as a string, number or bare word (not TRUE / FALSE).
@@ -425,7 +456,18 @@ mod tests {
                 iforest_trees: Some(10),
                 iforest_sample: Some(64),
                 seed: Some(u64::MAX),
+                categorical: Vec::new(),
             }
+        );
+        assert_eq!(
+            options("categorical = ' label,Class '")
+                .unwrap()
+                .categorical,
+            ["label", "Class"]
+        );
+        assert_eq!(
+            options("categorical = label").unwrap().categorical,
+            ["label"]
         );
         assert_eq!(options("bins = sturges").unwrap().bins, BinSpec::Sturges);
         assert_eq!(options("bins = 'fd'").unwrap().bins, BinSpec::Fd);
@@ -525,6 +567,8 @@ mod tests {
         assert_has(&m, &["item 2 (50) is not a level between 0 and 1"]);
         let (_, m) = error("quantiles = ''");
         assert_has(&m, &["item 1 is empty"]);
+        let (_, m) = error("categorical = 'a,,b'");
+        assert_has(&m, &["option 'categorical': item 2 is empty"]);
     }
 
     #[test]

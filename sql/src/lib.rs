@@ -31,8 +31,8 @@ mod redact;
 mod types;
 
 pub use ast::{
-    BaselineInput, ColumnSpec, CreateBaseline, CreateMonitor, CreateSource, ObjectKind, Statement,
-    WatermarkSpec,
+    BaselineInput, ColumnSpec, CreateBaseline, CreateMonitor, CreateSource, ExplainTarget,
+    ObjectKind, Statement, WatermarkSpec,
 };
 pub use baseline::{
     BaselineOptions, BinSpec, BASELINE_FORMATS, BASELINE_OPTIONS, BIN_RULES, DEFAULT_BIN_COUNT,

@@ -346,3 +346,57 @@ fn error_misc() {
     let e = err("SELECT 'unterminated");
     assert_eq!(e.location, loc(1, 8));
 }
+
+#[test]
+fn explain_and_show_create() {
+    assert_eq!(
+        one("EXPLAIN MONITOR Iris_Drift"),
+        Statement::Explain(ExplainTarget::Monitor("iris_drift".into()))
+    );
+    assert_eq!(
+        one("explain monitor \"M\";"),
+        Statement::Explain(ExplainTarget::Monitor("M".into()))
+    );
+    let sql = "EXPLAIN  CREATE OR REPLACE MONITOR m WITH (allowed_lateness = '1 second') AS \
+               SELECT window_start, count(*) FROM TUMBLE(s, ts, INTERVAL '5 seconds') \
+               GROUP BY window_start";
+    let Statement::Explain(ExplainTarget::Create(m)) = one(sql) else {
+        panic!("EXPLAIN CREATE MONITOR")
+    };
+    assert_eq!(m.name, "m");
+    assert!(m.or_replace);
+    assert!(
+        m.sql.starts_with("CREATE OR REPLACE MONITOR m WITH"),
+        "{}",
+        m.sql
+    );
+    assert!(m.query_sql.starts_with("SELECT window_start"));
+    for (sql, kind, name) in [
+        ("SHOW CREATE SOURCE Iris", ObjectKind::Source, "iris"),
+        (
+            "show create baseline \"Train\"",
+            ObjectKind::Baseline,
+            "Train",
+        ),
+        ("SHOW CREATE MONITOR m", ObjectKind::Monitor, "m"),
+    ] {
+        assert_eq!(
+            one(sql),
+            Statement::ShowCreate {
+                kind,
+                name: name.into()
+            },
+            "{sql}"
+        );
+    }
+    // Other EXPLAIN / SHOW CREATE statements stay sqlparser's.
+    assert!(matches!(one("EXPLAIN SELECT 1"), Statement::Other(_)));
+    assert!(matches!(one("SHOW CREATE TABLE t"), Statement::Other(_)));
+    let e = err("EXPLAIN CREATE SOURCE s (x INT)");
+    assert_eq!(e.location, loc(1, 16));
+    assert!(e.message.contains("SHOW CREATE SOURCE"), "{}", e.message);
+    let e = err("EXPLAIN MONITOR");
+    assert!(e.location.is_some(), "{e}");
+    let e = err("EXPLAIN CREATE MONITOR m SELECT 1");
+    assert!(e.message.contains("expected AS SELECT"), "{}", e.message);
+}

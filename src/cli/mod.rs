@@ -1,19 +1,26 @@
 //! Command-line interface (clap): `run`, `check`, `query`, `demo`, `passwd`.
 
+mod logging;
+mod output;
 mod passwd;
 mod server_args;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use arrow::record_batch::RecordBatch;
 use clap::{Parser, Subcommand};
 use driftwatch::demo::{run_demo_with, DemoOptions, StartHook};
 use driftwatch::query::{OutputFormat, QueryEngine};
+use driftwatch::runtime::script::MonitorScript;
 use driftwatch::runtime::{Driftwatch, Outcome, RuntimeConfig};
 use driftwatch::serve::{load_with_catalog, start_flight};
 use driftwatch::sinks::ResultStore;
+use logging::LogFormat;
+use output::ResultFormat;
 use server_args::Common;
 
 /// Streaming monitor for machine-learning models: monitors in SQL on DataFusion.
@@ -22,15 +29,28 @@ use server_args::Common;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Format of the logs on stderr: `text` (coloured only on a terminal, never with
+    /// NO_COLOR) or `json` (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the sources, baselines and monitors of a SQL file until Ctrl-C, or until every
-    /// bounded source has ended and its windows are flushed.
+    /// bounded source has ended and its windows are flushed. Every emitted window (and
+    /// row-level result) is printed on stdout; logs go to stderr.
     Run {
-        /// Monitor file (CREATE SOURCE / BASELINE / MONITOR statements).
+        /// Monitor file (CREATE SOURCE / BASELINE / MONITOR statements). Relative paths in
+        /// it are read from the file's directory.
         file: PathBuf,
+        /// How results are printed on stdout: `table` (each window under a header line) or
+        /// `json` (one object per row and line).
+        #[arg(long, value_enum, default_value_t = ResultFormat::Table)]
+        format: ResultFormat,
+        /// Print no results on stdout (they are still stored in the data dir).
+        #[arg(long, short)]
+        quiet: bool,
         #[command(flatten)]
         common: Common,
         /// Seconds between status lines (0 disables them).
@@ -51,7 +71,7 @@ enum Command {
     /// Validate a SQL file: parse it, profile its baselines and compile its monitors, without
     /// reading any input.
     Check {
-        /// Monitor file.
+        /// Monitor file. Relative paths in it are read from the file's directory.
         file: PathBuf,
     },
     /// Run SQL over the data dir: monitor results (`<monitor>`, `<monitor>_late`),
@@ -131,16 +151,11 @@ async fn stop_signal() {
 /// Entry point: runs the command and maps errors to exit code 1.
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init(cli.log_format);
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            logging::report(&e, cli.log_format);
             ExitCode::FAILURE
         }
     }
@@ -150,31 +165,55 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run {
             file,
+            format,
+            quiet,
             common,
             status_every,
             retention_hours,
             checkpoint_interval,
             from_scratch,
         } => {
-            let sql = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
+            // Parse errors are found before the data dir is touched.
+            let script = MonitorScript::read(&file)?;
             let serving = common.serving(Some(&file))?;
             let flight = serving.flight;
-            let mut system = Driftwatch::open(RuntimeConfig {
+            let created = first_missing(&common.data_dir);
+            let system = Driftwatch::open(RuntimeConfig {
                 data_dir: common.data_dir,
                 http_listen: common.http_listen,
                 retention: retention_hours.map(|h| Duration::from_secs(h * 3600)),
                 checkpoint_interval: checkpoint_interval.0,
                 from_scratch,
                 http: serving.http,
+                offline: false,
             })?;
-            for outcome in load_with_catalog(&mut system, &sql)
-                .await
-                .with_context(|| file.display().to_string())?
-            {
+            let mut system = if quiet {
+                system
+            } else {
+                system.with_observer(Arc::new(move |monitor: &str, batch: &RecordBatch| {
+                    output::print_result(monitor, batch, format)
+                }))
+            };
+            let loaded = match load_with_catalog(&mut system, &script).await {
+                Ok(outcomes) => system.start().await.map(|()| outcomes),
+                Err(e) => Err(e),
+            };
+            let outcomes = match loaded {
+                Ok(outcomes) => outcomes,
+                Err(e) => {
+                    // Nothing ran: a data dir this run created is removed again.
+                    system.discard().await;
+                    if let Some(dir) = created {
+                        if let Err(rm) = std::fs::remove_dir_all(&dir) {
+                            tracing::warn!(dir = %dir.display(), error = %rm, "could not remove the data dir this run created");
+                        }
+                    }
+                    return Err(e.into());
+                }
+            };
+            for outcome in outcomes {
                 print_outcome(outcome)?;
             }
-            system.start().await?;
             if let Some(f) = &flight {
                 start_flight(&system, f, serving.policy).await?;
             }
@@ -192,18 +231,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Check { file } => {
-            let sql = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let scratch = tempfile::tempdir()?;
+            let script = MonitorScript::read(&file)?;
+            let scratch = tempfile::tempdir().context("creating a scratch data dir")?;
             let mut system = Driftwatch::open(RuntimeConfig {
                 data_dir: scratch.path().to_path_buf(),
+                offline: true,
                 ..RuntimeConfig::default()
             })?;
-            let outcomes = system
-                .execute_script(&sql)
-                .await
-                .with_context(|| file.display().to_string())?;
-            system.shutdown_token().cancel();
+            let result = system.execute_monitor_script(&script).await;
+            system.discard().await;
+            let outcomes = result?;
             println!("{}: OK ({} statements)", file.display(), outcomes.len());
             Ok(())
         }
@@ -213,9 +250,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             format,
         } => {
             let store = ResultStore::new(data_dir);
-            let batches = QueryEngine::run(&store, &sql).await?;
-            println!("{}", QueryEngine::render(&batches, format)?);
-            Ok(())
+            let output = QueryEngine::execute(&store, &sql).await?;
+            let text = QueryEngine::render_output(&output, format)?;
+            write_stdout(&format!("{text}\n"))
         }
         Command::Passwd(args) => passwd::run(args),
         Command::Demo {
@@ -261,17 +298,46 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("{f:<14} {:>10}/{:<5} {:>10}/{:<5}", b.1, b.0, a.1, a.0);
             }
             println!("drift detected on: {:?}", summary.drifted_features());
+            println!(
+                "outliers flagged: {} (readings in millimetres injected: {})",
+                summary.outliers_flagged, summary.outliers_injected
+            );
             Ok(())
         }
     }
 }
 
+/// Writes `text` to stdout; a reader that went away (`driftwatch query … | head`) is not an
+/// error.
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The outermost directory of `path` that does not exist yet (what creating `path` creates).
+fn first_missing(path: &Path) -> Option<PathBuf> {
+    let mut missing = None;
+    let mut p = Some(path);
+    while let Some(dir) = p.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing = Some(dir.to_path_buf());
+        p = dir.parent();
+    }
+    missing
+}
+
 fn print_outcome(outcome: Outcome) -> anyhow::Result<()> {
     match outcome {
         Outcome::Done(what) => tracing::info!("created {what}"),
-        Outcome::Rows(batch) => {
-            println!("{}", arrow::util::pretty::pretty_format_batches(&[batch])?)
-        }
+        Outcome::Rows(batch) => write_stdout(&format!(
+            "{}\n",
+            arrow::util::pretty::pretty_format_batches(&[batch])?
+        ))?,
     }
     Ok(())
 }

@@ -183,7 +183,9 @@ impl InputShape {
         let is_late = arrow::compute::not(&keep)?;
         let late_rows = filter_record_batch(batch, &is_late)?;
         let reason: StringArray = reasons.into_iter().flatten().map(Some).collect();
-        let wm = TimestampMillisecondArray::from(vec![watermark; late_count]);
+        // Before the first watermark there is none: NULL, never the internal sentinel.
+        let at_arrival = (watermark != super::watermark::NO_WATERMARK).then_some(watermark);
+        let wm = TimestampMillisecondArray::from(vec![at_arrival; late_count]);
         let mut columns = late_rows.columns().to_vec();
         columns.push(Arc::new(reason));
         columns.push(Arc::new(wm));

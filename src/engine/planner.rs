@@ -13,11 +13,14 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::ScalarValue;
+use datafusion::common::{ScalarValue, TableReference};
 use datafusion::execution::TaskContext;
+use datafusion::logical_expr::utils::AggregateOrderSensitivity;
 use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
@@ -73,6 +76,18 @@ pub struct MonitorPlan {
     pub schema: SchemaRef,
     /// Window kind, for windowed monitors.
     pub window: Option<WindowKind>,
+    /// The optimised logical plan DataFusion made of the monitor's query (indented text).
+    pub logical: String,
+}
+
+impl MonitorPlan {
+    /// The physical plan as `EXPLAIN` shows it: one operator per line, indented by depth,
+    /// the window operator (`WindowAggregateExec`) in place of DataFusion's aggregate.
+    pub fn physical_text(&self) -> String {
+        datafusion::physical_plan::displayable(self.plan.as_ref())
+            .indent(true)
+            .to_string()
+    }
 }
 
 /// A session configured for streaming plans: one partition, no repartitioning or batch
@@ -166,23 +181,28 @@ pub async fn plan_monitor(
     let (late_tx, late_rx) = mpsc::unbounded_channel();
     let ctx = streaming_session(baselines);
     let table = MonitorInputTable::new(Arc::clone(&shape), feed, Arc::clone(&progress), late_tx);
-    ctx.register_table(input.source.as_str(), Arc::new(table))
+    // `bare`: the name is already normalised; a quoted name like "Src" keeps its case.
+    ctx.register_table(TableReference::bare(input.source.as_str()), Arc::new(table))
         .map_err(|e| err(e.to_string()))?;
     let state = ctx.state();
     let statement =
         DFStatement::Statement(Box::new(SqlStatement::Query(Box::new(input.query.clone()))));
-    let logical = state
-        .statement_to_plan(statement)
-        .await
-        .map_err(|e| err(clean_message(&e.to_string())))?;
+    let logical = state.statement_to_plan(statement).await.map_err(|e| {
+        let message = e.to_string();
+        err(group_by_message(&message, window.is_some()).unwrap_or_else(|| clean_message(&message)))
+    })?;
     check_baselines(&logical, baselines).map_err(err)?;
     if logical.schema().fields().is_empty() {
         return Err(err(
             "the SELECT list is empty: a monitor must produce at least one column".into(),
         ));
     }
+    let optimized = state
+        .optimize(&logical)
+        .map_err(|e| err(clean_message(&e.to_string())))?;
     let physical = state
-        .create_physical_plan(&logical)
+        .query_planner()
+        .create_physical_plan(&optimized, &state)
         .await
         .map_err(|e| err(clean_message(&e.to_string())))?;
     // DataFusion's FilterExec holds rows back to build full batches; monitors must not.
@@ -215,7 +235,9 @@ pub async fn plan_monitor(
             )));
         }
     }
+    let logical = optimized.display_indent().to_string();
     Ok(MonitorPlan {
+        logical,
         schema: plan.schema(),
         plan,
         task_ctx: ctx.task_ctx(),
@@ -253,14 +275,13 @@ fn check_baselines(plan: &LogicalPlan, baselines: &Arc<BaselineRegistry>) -> Res
             _ => None,
         });
         if let Some(b) = baseline {
-            if baselines.get(&b).is_none() {
-                let mut known = baselines.names();
-                known.sort();
-                *problem = Some(format!(
-                    "{name}(…, '{b}'): unknown baseline '{b}' (known baselines: {}); create it with \
-                     CREATE BASELINE {b} FROM 'training-data.csv'",
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
-                ));
+            if let Err(e) = baselines.resolve(&b) {
+                let hint = if e.starts_with("unknown") {
+                    format!("; create it with CREATE BASELINE {b} FROM 'training-data.csv'")
+                } else {
+                    String::new()
+                };
+                *problem = Some(format!("{name}(…, '{b}'): {e}{hint}"));
             }
         }
     };
@@ -286,6 +307,41 @@ fn check_baselines(plan: &LogicalPlan, baselines: &Arc<BaselineRegistry>) -> Res
         Some(p) => Err(p),
         None => Ok(()),
     }
+}
+
+/// DataFusion reports a column that is neither grouped nor aggregated as "Column in SELECT
+/// must be in GROUP BY …: While expanding wildcard, column "iris.x" must appear in the GROUP
+/// BY clause …", also when the query has no wildcard. Says what is wrong instead.
+fn group_by_message(message: &str, windowed: bool) -> Option<String> {
+    let marker = "While expanding wildcard, column \"";
+    let rest = &message[message.find(marker)? + marker.len()..];
+    let expr = &rest[..rest.find("\" must appear")?];
+    // `iris.x` → `x` (the qualifier is the source or its alias).
+    let simple = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_');
+    let column = match expr.split_once('.') {
+        Some((q, c)) if simple(q) && simple(c) => c,
+        _ => expr,
+    };
+    let clause = ["SELECT", "HAVING", "ORDER BY", "QUALIFY", "DISTINCT ON"]
+        .into_iter()
+        .find(|c| message.contains(&format!("Column in {c} must be in GROUP BY")))
+        .unwrap_or("SELECT");
+    if windowed && (column == WINDOW_START || column == WINDOW_END) {
+        return Some(format!(
+            "a windowed monitor must GROUP BY window_start, window_end (plus any keys): \
+             {column} is in the {clause} list but not in GROUP BY; add \
+             GROUP BY window_start, window_end"
+        ));
+    }
+    let group_by = if windowed {
+        "GROUP BY window_start, window_end, …"
+    } else {
+        "GROUP BY"
+    };
+    Some(format!(
+        "column {column} must appear in GROUP BY or inside an aggregate function (it is used \
+         in {clause}); add it to {group_by} or aggregate it, e.g. any_value({column})"
+    ))
 }
 
 /// Strips DataFusion's error prefixes ("Error during planning: ") for user messages.
@@ -385,6 +441,52 @@ pub fn replace_aggregate(
     }
 }
 
+/// `plan` without the SortExecs DataFusion placed below an order-sensitive aggregate (only
+/// pass-through operators may lie between the input and the window operator, so a sort can
+/// only be there for the aggregate's `ORDER BY`).
+fn strip_sorts(
+    plan: &Arc<dyn ExecutionPlan>,
+) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+    Arc::clone(plan)
+        .transform_up(|node| match node.downcast_ref::<SortExec>() {
+            Some(sort) => Ok(Transformed::yes(Arc::clone(sort.input()))),
+            None => Ok(Transformed::no(node)),
+        })
+        .map(|t| t.data)
+}
+
+/// The aggregates as they must run over the unsorted stream: an order-sensitive aggregate
+/// that can order its values itself (`array_agg … ORDER BY`, `first_value` / `last_value …
+/// ORDER BY`: DataFusion's "soft" and "beneficial" order sensitivity) is rebuilt as if its
+/// input were not pre-ordered, so each accumulator sorts its values by the ORDER BY key
+/// when it is evaluated or emits its state (pane merges and checkpoints merge sorted runs).
+/// An aggregate that needs sorted input ("hard" requirement) is refused.
+fn unsorted_aggregates(
+    aggregates: &[Arc<AggregateFunctionExpr>],
+) -> Result<Vec<Arc<AggregateFunctionExpr>>, String> {
+    aggregates
+        .iter()
+        .map(|agg| match agg.order_sensitivity() {
+            AggregateOrderSensitivity::Insensitive => Ok(Arc::clone(agg)),
+            AggregateOrderSensitivity::HardRequirement => Err(format!(
+                "{}(… ORDER BY …) needs its input sorted, which a streaming window cannot \
+                 provide; order-sensitive aggregates that sort their own values work: \
+                 array_agg, first_value, last_value",
+                agg.fun().name()
+            )),
+            AggregateOrderSensitivity::SoftRequirement | AggregateOrderSensitivity::Beneficial => {
+                match Arc::clone(agg)
+                    .with_beneficial_ordering(false)
+                    .map_err(|e| clean_message(&e.to_string()))?
+                {
+                    Some(unsorted) => Ok(Arc::new(unsorted)),
+                    None => Ok(Arc::clone(agg)),
+                }
+            }
+        })
+        .collect()
+}
+
 fn build_window_exec(
     outer: &AggregateExec,
     raw: &AggregateExec,
@@ -395,10 +497,15 @@ fn build_window_exec(
     if group_by.has_grouping_set() {
         return Err("GROUPING SETS / CUBE / ROLLUP are not supported in monitors".into());
     }
-    if contains(raw.input(), "MonitorInputExec") {
-        check_pass_through(raw.input())?;
+    // DataFusion sorts the input of an order-sensitive aggregate (`array_agg(x ORDER BY
+    // ts)`) with a SortExec, which would hold the stream back until its end. The window
+    // operator reads the unsorted stream instead and has the accumulators sort their own
+    // values (see `unsorted_aggregates`).
+    let input = strip_sorts(raw.input()).map_err(|e| clean_message(&e.to_string()))?;
+    if contains(&input, "MonitorInputExec") {
+        check_pass_through(&input)?;
     }
-    let input_schema = raw.input().schema();
+    let input_schema = input.schema();
     let mut start = None;
     let mut end = None;
     let mut start_expr = None;
@@ -449,9 +556,12 @@ fn build_window_exec(
         keys,
         key_types,
     };
-    let aggregates = AggregateSet::new(raw.aggr_expr().to_vec(), raw.filter_expr().to_vec());
+    let aggregates = AggregateSet::new(
+        unsorted_aggregates(raw.aggr_expr())?,
+        raw.filter_expr().to_vec(),
+    );
     let exec = WindowAggregateExec::try_new(
-        Arc::clone(raw.input()),
+        input,
         window.kind,
         window.allowed_lateness_ms,
         grouping,

@@ -16,7 +16,7 @@ use super::RuntimeError;
 use crate::sinks::ResultStore;
 
 /// File with the statement that defined a stored baseline.
-const DEFINITION: &str = "definition.sql";
+pub(super) const DEFINITION: &str = "definition.sql";
 /// File with the fingerprint of the input file a stored baseline was profiled from.
 const FINGERPRINT: &str = "input.fingerprint";
 /// Copy of the baseline's rows, queryable as `baselines.<name>`.
@@ -102,6 +102,7 @@ pub fn profile_options(options: &BaselineOptions) -> ProfileOptions {
         iforest_trees: options.iforest_trees.unwrap_or(d.iforest_trees),
         iforest_sample: options.iforest_sample.unwrap_or(d.iforest_sample),
         seed: options.seed.unwrap_or(d.seed),
+        categorical: options.categorical.clone(),
     }
 }
 
@@ -133,9 +134,12 @@ pub async fn create_baseline(
     let batches = match &stmt.input {
         BaselineInput::Path(path) => {
             if !Path::new(path).exists() {
+                // Say where it was looked for: a relative path is the working directory's.
+                let tried = super::script::absolute(Path::new(path));
                 return Err(RuntimeError::Invalid(format!(
-                    "baseline '{}': file '{path}' does not exist",
-                    stmt.name
+                    "baseline '{}': file '{}' does not exist",
+                    stmt.name,
+                    tried.display()
                 )));
             }
             read_file(query_ctx, path, options.format.as_deref()).await?

@@ -66,6 +66,8 @@ pub struct SourceStatus {
     pub rows_in: u64,
     /// Records rejected (dead letters).
     pub rejected: u64,
+    /// Fields of accepted input that matched no column (ignored; HTTP sources).
+    pub unknown_fields: u64,
     /// Current watermark (epoch ms; `i64::MIN` before data).
     pub watermark_ms: i64,
     /// `running`, `retrying`, `finished` or `failed`.

@@ -18,8 +18,8 @@ use arrow::array::StringArray;
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use driftwatch_sql::{
-    analyze_monitor, analyze_monitor_with, did_you_mean, CreateMonitor, CreateSource, ObjectKind,
-    Statement,
+    analyze_monitor, analyze_monitor_with, did_you_mean, CreateMonitor, CreateSource, MonitorInput,
+    ObjectKind, Statement,
 };
 use driftwatch_udfs::BaselineRegistry;
 use tokio::sync::{broadcast, mpsc};
@@ -65,6 +65,9 @@ pub struct RuntimeConfig {
     pub from_scratch: bool,
     /// Tokens, limits and bind rules of the HTTP ingest.
     pub http: HttpSettings,
+    /// Validate without contacting external systems (`driftwatch check`): sink options are
+    /// checked, a Kafka sink's topic is not looked up.
+    pub offline: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -76,6 +79,7 @@ impl Default for RuntimeConfig {
             checkpoint_interval: Some(DEFAULT_CHECKPOINT_INTERVAL),
             from_scratch: false,
             http: HttpSettings::default(),
+            offline: false,
         }
     }
 }
@@ -203,6 +207,7 @@ impl Driftwatch {
                     sql: s.def.sql.clone(),
                     rows_in: s.metrics.total_rows(),
                     rejected: s.metrics.total_rejected(),
+                    unknown_fields: s.metrics.total_unknown_fields(),
                     watermark_ms: s.metrics.watermark(),
                     status: s.metrics.health.health().as_str().to_string(),
                     error: s.metrics.health.error(),
@@ -300,8 +305,10 @@ impl Driftwatch {
                 if_exists,
             } => self.drop_object(kind, &name, if_exists).await,
             Statement::Show(kind) => Ok(Outcome::Rows(self.show(kind))),
+            Statement::ShowCreate { kind, name } => self.show_create(kind, &name),
+            Statement::Explain(target) => self.explain(target).await,
             Statement::Other(other) => Err(RuntimeError::Invalid(format!(
-                "only CREATE / DROP / SHOW belong in a monitor file; run queries with \
+                "only CREATE / DROP / SHOW / EXPLAIN belong in a monitor file; run queries with \
                  `driftwatch query`: {other}"
             ))),
         }
@@ -379,19 +386,15 @@ impl Driftwatch {
         }
     }
 
-    async fn create_monitor(&mut self, def: CreateMonitor) -> Result<Outcome, RuntimeError> {
-        if self.monitors.contains_key(&def.name) {
-            if !def.or_replace {
-                return Err(RuntimeError::Exists(ObjectKind::Monitor, def.name.clone()));
-            }
-            self.drop_object(ObjectKind::Monitor, &def.name.clone(), false)
-                .await?;
-        }
+    /// Checks a monitor definition's options and finds what it reads: the analysed input
+    /// (naming an unknown source precisely) and the planning options.
+    pub(super) fn prepare_monitor(
+        &self,
+        def: &CreateMonitor,
+    ) -> Result<(MonitorInput, MonitorPlanOptions), RuntimeError> {
         let mut known = vec!["allowed_lateness", "retention"];
         known.extend_from_slice(crate::sinks::SINK_OPTIONS);
         def.options.check_known(&known, "monitor")?;
-        let sinks = crate::sinks::build_sinks(&def.name, &def.options)
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
         let options = MonitorPlanOptions {
             allowed_lateness_ms: def
                 .options
@@ -422,12 +425,34 @@ impl Driftwatch {
             )));
         }
         let input = analyze_monitor_with(&def.query, &|n| sources.iter().any(|s| s == n))?;
+        Ok((input, options))
+    }
+
+    async fn create_monitor(&mut self, def: CreateMonitor) -> Result<Outcome, RuntimeError> {
+        if self.monitors.contains_key(&def.name) {
+            if !def.or_replace {
+                return Err(RuntimeError::Exists(ObjectKind::Monitor, def.name.clone()));
+            }
+            self.drop_object(ObjectKind::Monitor, &def.name.clone(), false)
+                .await?;
+        }
+        let (input, options) = self.prepare_monitor(&def)?;
+        let sinks = crate::sinks::build_sinks(&def.name, &def.options)
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
         let Some(source) = self.sources.get(&input.source) else {
             return Err(RuntimeError::Unknown(
                 ObjectKind::Source,
                 input.source.clone(),
             ));
         };
+        if !self.config.offline {
+            // The sink's destination must exist now (bounded wait), not at the first result.
+            for sink in &sinks {
+                sink.check()
+                    .await
+                    .map_err(|e| RuntimeError::Invalid(format!("monitor '{}': {e}", def.name)))?;
+            }
+        }
         let source_restored = source.restored;
         let feed = source.feed.subscribe(&def.name);
         let plan = plan_monitor(
@@ -562,12 +587,12 @@ impl Driftwatch {
             ObjectKind::Source => self
                 .sources
                 .iter()
-                .map(|(n, s)| (n.clone(), s.def.sql.clone()))
+                .map(|(n, s)| (n.clone(), driftwatch_sql::redact_secrets(&s.def.sql)))
                 .unzip(),
             ObjectKind::Monitor => self
                 .monitors
                 .iter()
-                .map(|(n, m)| (n.clone(), m.def.sql.clone()))
+                .map(|(n, m)| (n.clone(), driftwatch_sql::redact_secrets(&m.def.sql)))
                 .unzip(),
             ObjectKind::Baseline => {
                 let mut names = self.baselines.names();

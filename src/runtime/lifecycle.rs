@@ -195,7 +195,9 @@ impl Driftwatch {
         self.sources.values().all(|s| s.connector.is_bounded())
     }
 
-    /// One status line: rows in, watermark, windows emitted, late rows, last checkpoint.
+    /// One status line: rows in, watermark (with its date, UTC: `2030-01-01 12:00:00.000Z`,
+    /// so a watermark far from today stands out), windows emitted, late rows, last
+    /// checkpoint.
     pub fn status_line(&self) -> String {
         let mut parts = Vec::new();
         for (name, s) in &self.sources {
@@ -204,7 +206,7 @@ impl Driftwatch {
                 "-".to_string()
             } else {
                 chrono::DateTime::from_timestamp_millis(wm)
-                    .map(|t| t.format("%H:%M:%S%.3f").to_string())
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string())
                     .unwrap_or_else(|| wm.to_string())
             };
             let health = s.metrics.health.health();

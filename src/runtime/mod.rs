@@ -6,8 +6,10 @@ pub mod checkpointing;
 pub mod control;
 pub mod dead_letters;
 pub mod driver;
+mod inspect;
 pub mod lifecycle;
 pub mod monitor_task;
+pub mod script;
 pub mod sources;
 
 /// Counters and health (also at [`crate::metrics`]).
@@ -25,16 +27,16 @@ use driftwatch_sql::{ObjectKind, SqlError};
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// Syntax or dialect error, with line and column.
-    #[error("{0}")]
+    #[error(transparent)]
     Sql(#[from] SqlError),
     /// A monitor could not be compiled.
-    #[error("{0}")]
+    #[error(transparent)]
     Plan(#[from] crate::engine::PlanError),
     /// A source's connector is misconfigured or failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Connector(#[from] crate::sources::ConnectorError),
     /// Writing results failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] crate::sinks::StoreError),
     /// An object of that name already exists.
     #[error("{0} '{1}' already exists (use CREATE OR REPLACE to redefine it)")]

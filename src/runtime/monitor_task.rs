@@ -161,6 +161,23 @@ impl MonitorTask {
         Some(positions)
     }
 
+    /// One bounded flush of every sink (see [`crate::sinks::kafka::FLUSH_WAIT`]) and how far
+    /// each was written; the first sink error otherwise.
+    async fn flush_sinks_once(
+        &self,
+    ) -> Result<BTreeMap<String, crate::checkpoint::SinkPosition>, String> {
+        let mut positions = BTreeMap::new();
+        for sink in &self.sinks {
+            sink.flush()
+                .await
+                .map_err(|e| format!("sink {}: {e}", sink.name()))?;
+            if let Some(p) = sink.position().await {
+                positions.insert(sink.name(), p);
+            }
+        }
+        Ok(positions)
+    }
+
     /// Prepares every sink (and reads back what the crashed run wrote after the restored
     /// checkpoint), retrying with backoff while the sink is unreachable. Returns false when
     /// stopped meanwhile.
@@ -278,11 +295,24 @@ impl MonitorTask {
         self.drain_late(plan, w)?;
         w.results.start_epoch(id + 1)?;
         w.late.start_epoch(id + 1)?;
-        let Some(sinks) = self.flush_sinks().await else {
-            // Stopped while a sink was failing: the barrier stays unfinished and the
-            // previous checkpoint covers everything.
-            return Ok(());
+        let sinks = match self.flush_sinks_once().await {
+            Ok(sinks) => sinks,
+            Err(message) => {
+                // A sink could not confirm everything emitted before the barrier, so this
+                // checkpoint must not complete: the monitor hands in no part (the checkpoint
+                // is abandoned, the previous one still covers everything) and reads on; the
+                // sink keeps the undelivered results and retries them, and the source and
+                // its other monitors are not held back.
+                tracing::warn!(monitor = %self.name, checkpoint = id, error = %message, "sink not flushed: this checkpoint cannot complete");
+                self.metrics.health.set(Health::Retrying, Some(message));
+                plan.progress.release();
+                return Ok(());
+            }
         };
+        if self.metrics.health.health() == Health::Retrying {
+            tracing::info!(monitor = %self.name, "sinks work again");
+            self.metrics.health.set(Health::Running, None);
+        }
         let snapshot = plan.progress.take_snapshot();
         let mut part = self.part(plan, snapshot, sinks);
         part.copy = plan.progress.snapshot_time();
@@ -315,16 +345,68 @@ impl MonitorTask {
     }
 }
 
-/// One line describing an emitted window: bounds, rows, and the first row's values.
+/// One line describing an emitted window for the log: its bounds (with their dates), its
+/// row count and, for a one-row window, the row's other values. Every row is printed by the
+/// CLI on stdout; the log only says that the window was emitted.
+///
+/// ```
+/// use std::sync::Arc;
+/// use arrow::array::{Float64Array, StringArray, TimestampMillisecondArray};
+/// use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+/// use arrow::record_batch::RecordBatch;
+/// let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
+/// let schema = Arc::new(Schema::new(vec![
+///     Field::new("window_start", ts.clone(), false),
+///     Field::new("window_end", ts, false),
+///     Field::new("feature", DataType::Utf8, false),
+///     Field::new("w", DataType::Float64, false),
+/// ]));
+/// let t0 = 1_893_499_200_000; // 2030-01-01 12:00:00Z
+/// let batch = RecordBatch::try_new(schema, vec![
+///     Arc::new(TimestampMillisecondArray::from(vec![t0, t0])),
+///     Arc::new(TimestampMillisecondArray::from(vec![t0 + 10_000, t0 + 10_000])),
+///     Arc::new(StringArray::from(vec!["a", "b"])),
+///     Arc::new(Float64Array::from(vec![0.5, 0.25])),
+/// ]).unwrap();
+/// assert_eq!(
+///     driftwatch::runtime::monitor_task::describe_window(&batch),
+///     "window [2030-01-01 12:00:00Z, 2030-01-01 12:00:10Z) rows=2"
+/// );
+/// assert_eq!(
+///     driftwatch::runtime::monitor_task::describe_window(&batch.slice(1, 1)),
+///     "window [2030-01-01 12:00:00Z, 2030-01-01 12:00:10Z) rows=1 feature=b w=0.25"
+/// );
+/// ```
 pub fn describe_window(batch: &RecordBatch) -> String {
-    let options = FormatOptions::default().with_null("NULL");
-    let schema = batch.schema();
-    let mut parts = Vec::new();
-    for (i, field) in schema.fields().iter().enumerate() {
-        let Ok(fmt) = ArrayFormatter::try_new(batch.column(i).as_ref(), &options) else {
-            continue;
-        };
-        parts.push(format!("{}={}", field.name(), fmt.value(0)));
+    let options = FormatOptions::default()
+        .with_null("NULL")
+        .with_timestamp_format(Some("%Y-%m-%d %H:%M:%S%.3fZ"));
+    let bound = |name: &str, f: fn(&TimestampMillisecondArray) -> Option<i64>| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
+            .and_then(f)
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S%.fZ").to_string())
+    };
+    let mut line = match (
+        bound("window_start", arrow::compute::min),
+        bound("window_end", arrow::compute::max),
+    ) {
+        (Some(start), Some(end)) => format!("window [{start}, {end}) rows={}", batch.num_rows()),
+        _ => format!("rows={}", batch.num_rows()),
+    };
+    if batch.num_rows() == 1 {
+        let schema = batch.schema();
+        for (i, field) in schema.fields().iter().enumerate() {
+            if matches!(field.name().as_str(), "window_start" | "window_end") {
+                continue;
+            }
+            let Ok(fmt) = ArrayFormatter::try_new(batch.column(i).as_ref(), &options) else {
+                continue;
+            };
+            line.push_str(&format!(" {}={}", field.name(), fmt.value(0)));
+        }
     }
-    format!("rows={} {}", batch.num_rows(), parts.join(" "))
+    line
 }

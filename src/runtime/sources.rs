@@ -74,7 +74,11 @@ pub fn build_source(
     {
         "file" => (Arc::new(FileConnector::from_spec(&spec)?), None),
         "http" => (
-            Arc::new(HttpConnector::from_spec(&spec, Arc::clone(http))?),
+            Arc::new(HttpConnector::from_sql(
+                &def.options,
+                &spec,
+                Arc::clone(http),
+            )?),
             Some(DEFAULT_IDLE_TIMEOUT),
         ),
         "kafka" => {

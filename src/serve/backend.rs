@@ -150,6 +150,17 @@ impl Backend for SystemBackend {
     async fn execute_ddl(&self, sql: &str) -> Result<String, BackendError> {
         self.policy.check(sql).map_err(BackendError::Invalid)?;
         let outcomes = self.control.execute(sql).await.map_err(invalid)?;
+        // EXPLAIN / SHOW CREATE change nothing: not recorded, answered with their rows.
+        if read_only(sql) {
+            return Ok(outcomes
+                .into_iter()
+                .map(|o| match o {
+                    Outcome::Done(what) => what,
+                    Outcome::Rows(b) => rows_text(&b),
+                })
+                .collect::<Vec<_>>()
+                .join("\n"));
+        }
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Err(e) = self.catalog.record(sql) {
             tracing::error!(error = %e, "DDL executed but not persisted");
@@ -218,4 +229,32 @@ impl Backend for SystemBackend {
         });
         Ok((schema, stream.boxed()))
     }
+}
+
+/// Whether every statement of `sql` only reads (`EXPLAIN …`, `SHOW CREATE …`).
+fn read_only(sql: &str) -> bool {
+    use driftwatch_sql::Statement;
+    driftwatch_sql::parse_statements(sql).is_ok_and(|s| {
+        s.iter()
+            .all(|s| matches!(s, Statement::Explain(_) | Statement::ShowCreate { .. }))
+    })
+}
+
+/// Rows as text: one line per row, `column: value` per field, values on their own lines
+/// (plans are multi-line).
+fn rows_text(batch: &RecordBatch) -> String {
+    let options = arrow::util::display::FormatOptions::default().with_null("NULL");
+    let schema = batch.schema();
+    let formatters: Vec<_> = batch
+        .columns()
+        .iter()
+        .filter_map(|c| arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options).ok())
+        .collect();
+    let mut out = Vec::new();
+    for i in 0..batch.num_rows() {
+        for (f, field) in formatters.iter().zip(schema.fields()) {
+            out.push(format!("{}: {}", field.name(), f.value(i)));
+        }
+    }
+    out.join("\n")
 }

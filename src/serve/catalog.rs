@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use driftwatch_sql::{parse_statements, ObjectKind, Statement};
 
+use crate::runtime::script::MonitorScript;
 use crate::runtime::{Driftwatch, Outcome, RuntimeError};
 
 /// File name of the catalog in the data dir.
@@ -104,15 +105,15 @@ impl CatalogFile {
     }
 }
 
-/// Executes the monitor file `sql` together with the data dir's catalog (see the module
-/// docs). Catalog statements that fail are logged and skipped: the file's errors are not.
+/// Executes the monitor file `script` together with the data dir's catalog (see the module
+/// docs). Catalog statements that fail are logged and skipped: the file's errors are not
+/// (they name the file, line and column, see [`MonitorScript::locate`]).
 pub async fn load_with_catalog(
     system: &mut Driftwatch,
-    sql: &str,
+    script: &MonitorScript,
 ) -> Result<Vec<Outcome>, RuntimeError> {
     let catalog = CatalogFile::new(system.store().root()).load()?;
     let overridden: Vec<(ObjectKind, String)> = catalog.iter().filter_map(key).collect();
-    let file = parse_statements(sql)?;
     if !catalog.is_empty() {
         tracing::info!(statements = catalog.len(), "replaying {CATALOG_FILE}");
     }
@@ -122,12 +123,13 @@ pub async fn load_with_catalog(
         .filter(|s| !matches!(s, Statement::Drop { .. }))
         .partition(|s| matches!(s, Statement::CreateMonitor(_)));
     replay(system, others, &mut outcomes).await;
-    for stmt in file {
-        if key(&stmt).is_some_and(|k| overridden.contains(&k)) {
-            tracing::info!(statement = ?key(&stmt), "defined by {CATALOG_FILE}; file statement skipped");
+    for (stmt, at) in script.statements() {
+        if key(stmt).is_some_and(|k| overridden.contains(&k)) {
+            tracing::info!(statement = ?key(stmt), "defined by {CATALOG_FILE}; file statement skipped");
             continue;
         }
-        outcomes.push(system.execute(stmt).await?);
+        let outcome = system.execute(stmt.clone()).await;
+        outcomes.push(outcome.map_err(|e| script.locate(*at, e))?);
     }
     replay(system, monitors, &mut outcomes).await;
     Ok(outcomes)

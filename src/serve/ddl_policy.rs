@@ -41,7 +41,7 @@ impl DdlPolicy {
             match statement {
                 Statement::CreateSource(s) => {
                     for (key, value) in s.options.iter() {
-                        if names_a_file(key) {
+                        if crate::runtime::script::names_a_file(key) {
                             self.check_path(
                                 &value.as_text(),
                                 &format!("option '{key}' of source '{}'", s.name),
@@ -111,17 +111,6 @@ impl DdlPolicy {
                 .join(", ")
         ))
     }
-}
-
-/// Whether an option's value is a file path by its key.
-fn names_a_file(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    k == "path"
-        || k.ends_with(".location")
-        || k.ends_with("_path")
-        || k.ends_with("_file")
-        || k.ends_with(".file")
-        || k.contains("keytab")
 }
 
 /// `path` made absolute and resolved: symbolic links and `..` of the longest existing

@@ -1,7 +1,8 @@
 //! The `system` schema: what runs, with its counters, as tables built from a
 //! [`SystemSnapshot`].
 //!
-//! - `system.sources (name, sql, rows_in, rejected, watermark, lag_ms, status, error)`:
+//! - `system.sources (name, sql, rows_in, rejected, unknown_fields, watermark, lag_ms,
+//!   status, error)`: `unknown_fields` counts ignored fields that matched no column;
 //!   `lag_ms` is how far the watermark trails the wall clock (NULL before data); `status` is
 //!   `running`, `retrying` (a transient error is retried with backoff, see `error`),
 //!   `finished` or `failed`;
@@ -49,6 +50,7 @@ pub fn system_tables(
             Field::new("sql", DataType::Utf8, false),
             Field::new("rows_in", DataType::UInt64, false),
             Field::new("rejected", DataType::UInt64, false),
+            Field::new("unknown_fields", DataType::UInt64, false),
             Field::new("watermark", EVENT_TIME_TYPE, true),
             Field::new("lag_ms", DataType::Int64, true),
             Field::new("status", DataType::Utf8, false),
@@ -61,6 +63,9 @@ pub fn system_tables(
             )),
             Arc::new(UInt64Array::from_iter_values(s.iter().map(|x| x.rows_in))),
             Arc::new(UInt64Array::from_iter_values(s.iter().map(|x| x.rejected))),
+            Arc::new(UInt64Array::from_iter_values(
+                s.iter().map(|x| x.unknown_fields),
+            )),
             Arc::new(TimestampMillisecondArray::from_iter(
                 s.iter().map(|x| ts(x.watermark_ms)),
             )),
@@ -131,6 +136,7 @@ pub fn system_tables(
     for x in s {
         rows.push(("source", &x.name, "rows_in", x.rows_in as i64));
         rows.push(("source", &x.name, "rejected", x.rejected as i64));
+        rows.push(("source", &x.name, "unknown_fields", x.unknown_fields as i64));
         if let Some(w) = ts(x.watermark_ms) {
             rows.push(("source", &x.name, "watermark_ms", w));
         }

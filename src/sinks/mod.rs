@@ -31,9 +31,17 @@ pub trait ResultSink: Send + Sync + std::fmt::Debug {
     /// Hands one batch of results of `monitor` to the sink. It may return before the sink
     /// acknowledged them; [`ResultSink::flush`] waits for that.
     async fn send(&self, monitor: &str, batch: &RecordBatch) -> Result<(), SinkError>;
-    /// Waits until everything sent is acknowledged. A delivery that failed is queued again
-    /// and reported as an error, never dropped: call again (with backoff) until it succeeds.
+    /// Waits, for a bounded time, until everything sent is acknowledged. What is not (a
+    /// failed delivery, an unwritable topic) is kept to be sent again and reported as an
+    /// error, never dropped: call again (with backoff) until it succeeds.
     async fn flush(&self) -> Result<(), SinkError>;
+    /// Called when the monitor is created (`CREATE MONITOR`, not `driftwatch check`): makes
+    /// sure the destination exists and answers, within a bounded time, so a wrong topic or
+    /// address fails the statement at once (the Kafka sink creates a missing topic when its
+    /// options allow).
+    async fn check(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Called once before the first result: learns where the sink starts (the Kafka sink
     /// notes the end of every partition, its checkpoint position until it writes there).
     async fn prepare(&self) -> Result<(), SinkError> {
@@ -58,7 +66,16 @@ pub trait ResultSink: Send + Sync + std::fmt::Debug {
 }
 
 /// Monitor options read by the sinks.
-pub const SINK_OPTIONS: &[&str] = &["sink", "topic", "brokers", "format", "properties"];
+pub const SINK_OPTIONS: &[&str] = &[
+    "sink",
+    "topic",
+    "brokers",
+    "format",
+    "properties",
+    "create_topic",
+    "partitions",
+    "replication_factor",
+];
 
 /// Builds the external sinks a monitor's options ask for (`sink = 'store'` or no `sink`
 /// option: none besides the result store).

@@ -118,7 +118,9 @@ impl FileConnector {
             err("connector 'file' needs option path = '<file or directory>'".into())
         })?);
         if !path.exists() {
-            return Err(err(format!("path '{}' does not exist", path.display())));
+            // Say where it was looked for: a relative path is the working directory's.
+            let tried = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+            return Err(err(format!("path '{}' does not exist", tried.display())));
         }
         let format = match opts.get("format") {
             Some(f) => Some(FileFormat::parse(f).ok_or_else(|| {

@@ -7,19 +7,10 @@ use datafusion::common::{plan_err, DataFusionError, Result};
 
 use crate::baseline::{BaselineProfile, BaselineRegistry, CategoricalProfile, NumericProfile};
 
-/// Look a baseline up, with an error listing the known names.
+/// Look a baseline up ([`BaselineRegistry::resolve`]: exact name, then unambiguous ASCII
+/// case-insensitive match), with an error listing the known names.
 pub fn lookup(reg: &BaselineRegistry, name: &str) -> Result<Arc<BaselineProfile>> {
-    reg.get(name).ok_or_else(|| {
-        let known = reg.names();
-        DataFusionError::Plan(format!(
-            "unknown baseline '{name}' (known: {})",
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        ))
-    })
+    reg.resolve(name).map_err(DataFusionError::Plan)
 }
 
 /// Numeric column of a baseline, with a clear error.
@@ -72,13 +63,30 @@ pub fn check_value_baseline_feature(func: &str, types: &[DataType]) -> Result<Ve
     Ok(types.to_vec())
 }
 
-/// Categorical column of a baseline, with a clear error.
+/// Categorical column of a baseline, with a clear error: which columns are categorical
+/// (or that none is), and how to make a numeric column categorical.
 pub fn categorical_column<'a>(p: &'a BaselineProfile, col: &str) -> Result<&'a CategoricalProfile> {
     p.categorical(col).ok_or_else(|| {
+        let known = p.categorical_columns();
+        let known = if known.is_empty() {
+            "it has no categorical columns".to_string()
+        } else {
+            format!("categorical columns: {}", known.join(", "))
+        };
+        let hint = if p.numeric(col).is_some() {
+            format!(
+                "; '{col}' is numeric: an integer column is categorical when it has at most {} \
+                 distinct values or is declared with CREATE BASELINE {} … WITH (categorical = \
+                 '{col}')",
+                crate::baseline::MAX_INFERRED_CATEGORIES,
+                p.name
+            )
+        } else {
+            String::new()
+        };
         DataFusionError::Plan(format!(
-            "baseline '{}' has no string column '{col}' (string columns: {})",
-            p.name,
-            p.categorical_columns().join(", ")
+            "baseline '{}' has no categorical column '{col}' ({known}){hint}",
+            p.name
         ))
     })
 }

@@ -21,7 +21,7 @@ pub mod window;
 
 pub use baseline::{
     BaselineError, BaselineProfile, BaselineRegistry, CategoricalProfile, ColumnProfile,
-    ForestProfile, NumericProfile, ProfileOptions, RowSample,
+    ForestProfile, NumericProfile, ProfileOptions, RowSample, MAX_INFERRED_CATEGORIES,
 };
 pub use math::describe::BinRule;
 

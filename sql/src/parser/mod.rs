@@ -223,6 +223,10 @@ impl DwParser<'_, '_> {
                 Statement::CreateSource(s) => s.sql = sql,
                 Statement::CreateBaseline(b) => b.sql = sql,
                 Statement::CreateMonitor(m) => m.sql = sql,
+                // The definition's own text starts after EXPLAIN.
+                Statement::Explain(ExplainTarget::Create(m)) => {
+                    m.sql = sql["EXPLAIN".len()..].trim_start().to_string()
+                }
                 _ => {}
             }
             out.push(stmt);
@@ -239,6 +243,11 @@ impl DwParser<'_, '_> {
 
     fn parse_statement(&mut self) -> Result<Statement, SqlError> {
         let first = self.parser.peek_token();
+        if word_is(&first, "EXPLAIN") {
+            if let Some(stmt) = self.parse_explain()? {
+                return Ok(stmt);
+            }
+        }
         if word_is(&first, "CREATE") {
             let or_replace_len = if word_is(&self.parser.peek_nth_token(1), "OR") {
                 2
@@ -274,6 +283,19 @@ impl DwParser<'_, '_> {
             self.check_typo(&kind_tok, &DW_CREATE, "DROP")?;
         } else if word_is(&first, "SHOW") {
             let kind_tok = self.parser.peek_nth_token(1);
+            let object = self.parser.peek_nth_token(2);
+            if word_is(&kind_tok, "CREATE") {
+                if let Some(kind) = DW_CREATE.iter().find(|k| word_is(&object, k)) {
+                    for _ in 0..3 {
+                        self.parser.next_token();
+                    }
+                    let name = self.parse_name()?.0;
+                    return Ok(Statement::ShowCreate {
+                        kind: object_kind(kind),
+                        name,
+                    });
+                }
+            }
             if let Some(i) = DW_SHOW.iter().position(|k| word_is(&kind_tok, k)) {
                 self.parser.next_token();
                 self.parser.next_token();
@@ -295,6 +317,50 @@ impl DwParser<'_, '_> {
         }
         let stmt = self.parser.parse_statement()?;
         Ok(Statement::Other(Box::new(stmt)))
+    }
+
+    /// `EXPLAIN MONITOR name` and `EXPLAIN CREATE [OR REPLACE] MONITOR …`; `None` for any
+    /// other EXPLAIN (left to sqlparser: `EXPLAIN SELECT …`).
+    fn parse_explain(&mut self) -> Result<Option<Statement>, SqlError> {
+        let next = self.parser.peek_nth_token(1);
+        if word_is(&next, "MONITOR") {
+            self.parser.next_token();
+            self.parser.next_token();
+            let name = self.parse_name()?.0;
+            return Ok(Some(Statement::Explain(ExplainTarget::Monitor(name))));
+        }
+        let (kind_tok, location) = if word_is(&next, "CREATE") {
+            let or_replace_len = if word_is(&self.parser.peek_nth_token(2), "OR") {
+                2
+            } else {
+                0
+            };
+            (
+                self.parser.peek_nth_token(2 + or_replace_len),
+                self.loc(&next),
+            )
+        } else {
+            (next.clone(), self.loc(&next))
+        };
+        if word_is(&next, "CREATE") && word_is(&kind_tok, "MONITOR") {
+            self.parser.next_token(); // EXPLAIN
+            self.parser.next_token(); // CREATE
+            let or_replace = self.parser.parse_keywords(&[Keyword::OR, Keyword::REPLACE]);
+            self.parser.next_token(); // MONITOR
+            let Statement::CreateMonitor(m) = self.parse_create_monitor(location, or_replace)?
+            else {
+                unreachable!("parse_create_monitor returns a CREATE MONITOR");
+            };
+            return Ok(Some(Statement::Explain(ExplainTarget::Create(Box::new(m)))));
+        }
+        if word_is(&kind_tok, "SOURCE") || word_is(&kind_tok, "BASELINE") {
+            return Err(SqlError::at(
+                self.loc(&kind_tok),
+                "EXPLAIN shows monitor plans: EXPLAIN MONITOR name or EXPLAIN CREATE MONITOR … \
+                 AS SELECT …; for a source or baseline use SHOW CREATE SOURCE | BASELINE name",
+            ));
+        }
+        Ok(None)
     }
 
     /// `CREATE SORUCE` → "did you mean SOURCE?" (only for words sqlparser would not accept).

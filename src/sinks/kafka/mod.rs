@@ -9,11 +9,32 @@
 //!
 //! Deliveries are pipelined: `send` queues a batch's messages and returns; their
 //! acknowledgements are collected as they come, and [`ResultSink::flush`] — called at every
-//! checkpoint barrier and at the end — waits for all of them, queueing again any that
-//! failed (the monitor retries with backoff and shows the error meanwhile). So every result
-//! emitted before a checkpoint is in Kafka before that checkpoint completes, and a slow
-//! broker costs throughput only at checkpoints, not on every window. At most
-//! [`MAX_IN_FLIGHT`] messages wait for their acknowledgement (back-pressure beyond).
+//! checkpoint barrier and at the end — waits for all of them. So every result emitted
+//! before a checkpoint is in Kafka before that checkpoint completes, and a slow broker costs
+//! throughput only at checkpoints, not on every window. At most [`MAX_IN_FLIGHT`] messages
+//! wait for their acknowledgement (back-pressure beyond).
+//!
+//! # The topic
+//!
+//! `CREATE MONITOR` looks the topic up (bounded by [`topic::METADATA_TIMEOUT`]) and fails at
+//! once when it is missing or the broker does not answer; with `create_topic = 'true'` a
+//! missing topic is created (`partitions`, `replication_factor`, default: the broker's). The
+//! broker's auto-creation is never relied on. `driftwatch check` validates the options only.
+//!
+//! # When the topic is unwritable
+//!
+//! A message the producer refuses (unknown topic) or whose delivery fails is *held* in the
+//! sink, in order, and queued again with backoff (0.5 s to 10 s) at the next results and
+//! checkpoints; `send` does not wait for it, so the monitor keeps taking input and the
+//! source and its other monitors go on. The checkpoint promise is kept: [`ResultSink::flush`]
+//! succeeds only when nothing is held or in flight, and answers within [`FLUSH_WAIT`] (at
+//! once while deliveries fail), so the monitor hands in no part, that checkpoint is
+//! abandoned, and the previous one still covers every undelivered result. The monitor shows
+//! `retrying` with the count and the broker's error until a checkpoint flushes again.
+//! Results are in the result store meanwhile. A crash while results are held restarts from
+//! the last complete checkpoint and emits them again (nothing lost, nothing twice, as
+//! below). Beyond [`MAX_PENDING_BYTES`] held, `send` refuses the next results and the
+//! monitor holds its source back until the topic takes them.
 //!
 //! # Exactly once without transactions
 //!
@@ -34,9 +55,11 @@
 //! (rows that were late in one run and not in the other) keeps the first version in Kafka.
 
 mod readback;
+pub mod topic;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -50,18 +73,39 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use driftwatch_sql::Options;
 
 pub use self::readback::{ReadBack, TopicReader};
+pub use self::topic::{TopicCheck, TopicSpec};
 use super::{ResultSink, SinkError};
 use crate::checkpoint::SinkPosition;
 use crate::sources::kafka::{default_brokers, KafkaProducer};
 
 /// Options read by the Kafka sink (besides `sink`).
-pub const KAFKA_SINK_OPTIONS: &[&str] = &["topic", "brokers", "format", "properties"];
+pub const KAFKA_SINK_OPTIONS: &[&str] = &[
+    "topic",
+    "brokers",
+    "format",
+    "properties",
+    "create_topic",
+    "partitions",
+    "replication_factor",
+];
 
 /// Header naming the monitor that wrote a result.
 pub const MONITOR_HEADER: &str = "driftwatch_monitor";
 
 /// Messages waiting for their acknowledgement, at most.
 pub const MAX_IN_FLIGHT: usize = 50_000;
+
+/// Bytes of undelivered results a sink holds in memory while its topic is unwritable;
+/// beyond it the monitor stops taking input (and so holds its source back) until they are
+/// delivered.
+pub const MAX_PENDING_BYTES: usize = 256 << 20;
+
+/// Longest wait for acknowledgements at a checkpoint; a sink whose topic refuses the results
+/// it holds answers after one attempt.
+pub const FLUSH_WAIT: Duration = Duration::from_secs(5);
+
+const MIN_RETRY_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(10);
 
 /// Identity of a result message (see the module docs).
 type Identity = [u8; 32];
@@ -94,10 +138,78 @@ struct Written {
     skip: HashMap<Identity, u32>,
     /// Identities are of key and value (row-level monitors) rather than key alone.
     by_content: bool,
-    /// Oldest first.
+    /// Queued to librdkafka and not acknowledged yet, oldest first.
     in_flight: VecDeque<InFlight>,
-    /// Failed deliveries, to queue again.
-    failed: Vec<(InFlight, String)>,
+    /// Not (or no longer) in librdkafka's queue: failed deliveries and results the
+    /// producer refused, to be queued again, oldest first. Never dropped.
+    pending: VecDeque<InFlight>,
+    /// Key and value bytes held in `pending`.
+    pending_bytes: usize,
+    /// Set while deliveries fail.
+    failing: Option<Failing>,
+}
+
+/// A sink whose deliveries fail: since when, why, and when to try again.
+#[derive(Debug)]
+struct Failing {
+    since: Instant,
+    error: String,
+    backoff: Duration,
+    next_attempt: Instant,
+}
+
+impl Written {
+    fn hold(&mut self, m: InFlight) {
+        self.pending_bytes += m.key.len() + m.value.len();
+        self.pending.push_back(m);
+    }
+
+    /// Notes a failed delivery or a refused message; backs off the next attempt.
+    fn note_failure(&mut self, topic: &str, why: String) {
+        let now = Instant::now();
+        match &mut self.failing {
+            Some(f) => {
+                f.backoff = (f.backoff * 2).min(MAX_RETRY_BACKOFF);
+                f.next_attempt = now + f.backoff;
+                f.error = why;
+            }
+            None => {
+                tracing::warn!(
+                    topic, error = %why,
+                    "Kafka sink: deliveries fail; results are kept and retried (the checkpoint \
+                     waits for them, the source does not)"
+                );
+                self.failing = Some(Failing {
+                    since: now,
+                    error: why,
+                    backoff: MIN_RETRY_BACKOFF,
+                    next_attempt: now + MIN_RETRY_BACKOFF,
+                });
+            }
+        }
+    }
+
+    /// What is not delivered yet, for error messages.
+    fn describe(&self, topic: &str) -> String {
+        let (since, why) = self
+            .failing
+            .as_ref()
+            .map_or((String::new(), String::new()), |f| {
+                (
+                    format!(", failing for {}s", f.since.elapsed().as_secs()),
+                    format!(": {}", f.error),
+                )
+            });
+        format!(
+            "{} results not acknowledged yet by Kafka topic '{topic}' ({} waiting for the \
+             broker, {} to send again, {} KiB{since}){why}; they are kept and retried, never \
+             dropped",
+            self.in_flight.len() + self.pending.len(),
+            self.in_flight.len(),
+            self.pending.len(),
+            self.pending_bytes / 1024,
+        )
+    }
 }
 
 impl std::fmt::Debug for Written {
@@ -106,7 +218,8 @@ impl std::fmt::Debug for Written {
             .field("next", &self.next)
             .field("skip", &self.skip.len())
             .field("in_flight", &self.in_flight.len())
-            .field("failed", &self.failed.len())
+            .field("pending", &self.pending.len())
+            .field("failing", &self.failing)
             .finish()
     }
 }
@@ -115,6 +228,7 @@ impl std::fmt::Debug for Written {
 #[derive(Debug)]
 pub struct KafkaSink {
     reader: TopicReader,
+    spec: TopicSpec,
     producer: Arc<KafkaProducer>,
     written: Mutex<Written>,
 }
@@ -155,8 +269,10 @@ impl KafkaSink {
             })?;
             properties.push((k.trim().to_string(), v.trim().to_string()));
         }
+        let spec = TopicSpec::from_options(monitor, options)?;
         let producer = KafkaProducer::new(&brokers, &properties).map_err(error)?;
         Ok(Self {
+            spec,
             reader: TopicReader {
                 topic,
                 brokers,
@@ -172,26 +288,59 @@ impl KafkaSink {
         &self.producer
     }
 
-    /// Queues one message; when librdkafka's queue is full, waits for the oldest delivery
-    /// first.
-    async fn queue(&self, w: &mut Written, mut message: InFlight) -> Result<(), SinkError> {
-        loop {
-            let headers: [(&str, &[u8]); 1] = [(MONITOR_HEADER, message.monitor.as_bytes())];
-            match self
-                .producer
-                .enqueue(&self.reader.topic, &message.key, &message.value, &headers)
-            {
+    /// Queues one message, or holds it when the producer refuses it (unknown topic, full
+    /// queue) or older results are still held (they go first).
+    fn queue(&self, w: &mut Written, mut message: InFlight) {
+        if !w.pending.is_empty() {
+            w.hold(message);
+            return;
+        }
+        match self.enqueue(&message) {
+            Ok(delivery) => {
+                message.delivery = Some(delivery);
+                w.in_flight.push_back(message);
+            }
+            Err(e) => {
+                if !matches!(
+                    e,
+                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)
+                ) {
+                    w.note_failure(&self.reader.topic, e.to_string());
+                }
+                w.hold(message);
+            }
+        }
+    }
+
+    fn enqueue(&self, m: &InFlight) -> Result<DeliveryFuture, KafkaError> {
+        let headers: [(&str, &[u8]); 1] = [(MONITOR_HEADER, m.monitor.as_bytes())];
+        self.producer
+            .enqueue(&self.reader.topic, &m.key, &m.value, &headers)
+    }
+
+    /// Queues held results again, oldest first, unless the last attempt failed less than
+    /// its backoff ago (`force`: try anyway). Stops at the first refusal.
+    fn retry_held(&self, w: &mut Written, force: bool) {
+        if w.pending.is_empty()
+            || (!force
+                && w.failing
+                    .as_ref()
+                    .is_some_and(|f| Instant::now() < f.next_attempt))
+        {
+            return;
+        }
+        while let Some(mut m) = w.pending.pop_front() {
+            match self.enqueue(&m) {
                 Ok(delivery) => {
-                    message.delivery = Some(delivery);
-                    w.in_flight.push_back(message);
-                    return Ok(());
+                    w.pending_bytes -= m.key.len() + m.value.len();
+                    m.delivery = Some(delivery);
+                    w.in_flight.push_back(m);
                 }
-                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
-                    if !w.in_flight.is_empty() =>
-                {
-                    self.settle_oldest(w).await;
+                Err(e) => {
+                    w.pending.push_front(m);
+                    w.note_failure(&self.reader.topic, e.to_string());
+                    return;
                 }
-                Err(e) => return Err(error(format!("queueing a result: {e}"))),
             }
         }
     }
@@ -221,7 +370,7 @@ impl KafkaSink {
     fn record(
         &self,
         w: &mut Written,
-        m: InFlight,
+        mut m: InFlight,
         result: Result<
             rdkafka::producer::future_producer::OwnedDeliveryResult,
             futures::channel::oneshot::Canceled,
@@ -232,14 +381,27 @@ impl KafkaSink {
                 self.producer.count(true);
                 let next = w.next.entry(delivery.partition).or_insert(0);
                 *next = (*next).max(delivery.offset + 1);
+                if w.pending.is_empty() {
+                    if let Some(f) = w.failing.take() {
+                        tracing::info!(
+                            topic = %self.reader.topic,
+                            failed_for_s = f.since.elapsed().as_secs(),
+                            "Kafka sink: deliveries work again"
+                        );
+                    }
+                }
             }
             Ok(Err((e, _))) => {
                 self.producer.count(false);
-                w.failed.push((m, e.to_string()));
+                w.note_failure(&self.reader.topic, e.to_string());
+                m.delivery = None;
+                w.hold(m);
             }
             Err(_) => {
                 self.producer.count(false);
-                w.failed.push((m, "the producer was closed".into()));
+                w.note_failure(&self.reader.topic, "the producer was closed".into());
+                m.delivery = None;
+                w.hold(m);
             }
         }
     }
@@ -322,9 +484,26 @@ impl ResultSink for KafkaSink {
         Ok(())
     }
 
+    async fn check(&self) -> Result<(), SinkError> {
+        topic::ensure_topic(&self.reader, &self.spec)
+            .await
+            .map(|_| ())
+    }
+
     async fn send(&self, monitor: &str, batch: &RecordBatch) -> Result<(), SinkError> {
         if batch.num_rows() == 0 {
             return Ok(());
+        }
+        let mut w = self.written.lock().await;
+        self.settle_ready(&mut w);
+        self.retry_held(&mut w, false);
+        if w.pending_bytes > MAX_PENDING_BYTES {
+            // Nothing of this batch is queued: the caller retries it whole.
+            return Err(error(format!(
+                "{}; over {} MiB held, the monitor holds its source back until they are delivered",
+                w.describe(&self.reader.topic),
+                MAX_PENDING_BYTES >> 20
+            )));
         }
         let mut writer = LineDelimitedWriter::new(Vec::new());
         writer.write(batch).map_err(|e| error(e.to_string()))?;
@@ -338,7 +517,6 @@ impl ResultSink for KafkaSink {
         if values.len() != keys.len() {
             return Err(error("JSON encoding produced a different number of rows"));
         }
-        let mut w = self.written.lock().await;
         let monitor: Arc<str> = Arc::from(monitor);
         for (k, v) in keys.iter().zip(values) {
             // A result already in the topic (read back after a restart) is not sent again.
@@ -353,7 +531,7 @@ impl ResultSink for KafkaSink {
                 monitor: Arc::clone(&monitor),
                 delivery: None,
             };
-            self.queue(&mut w, message).await?;
+            self.queue(&mut w, message);
         }
         self.settle_ready(&mut w);
         while w.in_flight.len() > MAX_IN_FLIGHT {
@@ -364,22 +542,42 @@ impl ResultSink for KafkaSink {
 
     async fn flush(&self) -> Result<(), SinkError> {
         let mut w = self.written.lock().await;
-        while !w.in_flight.is_empty() {
-            self.settle_oldest(&mut w).await;
+        // A sink whose topic refuses results answers after one attempt (below); the
+        // checkpoint is then left incomplete rather than the source held back.
+        let deadline = Instant::now() + FLUSH_WAIT;
+        let mut force = true;
+        loop {
+            self.retry_held(&mut w, force);
+            force = false;
+            self.settle_ready(&mut w);
+            if w.in_flight.is_empty() && w.pending.is_empty() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            // Results held after a failed attempt: answer now, not at the deadline.
+            let refused = w.failing.is_some() && !w.pending.is_empty();
+            if now >= deadline || refused {
+                if w.failing.is_none() {
+                    // A broker that does not answer at all: the next flushes answer at once.
+                    let why = format!("no acknowledgement within {}s", FLUSH_WAIT.as_secs());
+                    w.note_failure(&self.reader.topic, why);
+                }
+                return Err(error(w.describe(&self.reader.topic)));
+            }
+            let mut wait = deadline - now;
+            if let (false, Some(f)) = (w.pending.is_empty(), &w.failing) {
+                let due = f.next_attempt.saturating_duration_since(now);
+                wait = wait.min(due.max(Duration::from_millis(1)));
+            }
+            match w.in_flight.front_mut().and_then(|m| m.delivery.as_mut()) {
+                Some(delivery) => {
+                    if let Ok(result) = tokio::time::timeout(wait, delivery).await {
+                        let m = w.in_flight.pop_front().expect("front exists");
+                        self.record(&mut w, m, result);
+                    }
+                }
+                None => tokio::time::sleep(wait.min(Duration::from_millis(100))).await,
+            }
         }
-        if w.failed.is_empty() {
-            return Ok(());
-        }
-        // Queue the failed ones again; the caller retries the flush with backoff until
-        // they are acknowledged.
-        let failed = std::mem::take(&mut w.failed);
-        let n = failed.len();
-        let reason = failed[0].1.clone();
-        for (m, _) in failed {
-            self.queue(&mut w, m).await?;
-        }
-        Err(error(format!(
-            "{n} result messages were not delivered (queued again): {reason}"
-        )))
     }
 }

@@ -38,7 +38,7 @@ pub struct ReadBack {
 }
 
 impl TopicReader {
-    fn consumer(&self) -> Result<BaseConsumer, SinkError> {
+    pub(super) fn consumer(&self) -> Result<BaseConsumer, SinkError> {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.brokers)
@@ -91,7 +91,12 @@ impl TopicReader {
         let mut tpl = TopicPartitionList::new();
         let mut pending = BTreeMap::new();
         for (p, high) in &end {
-            let start = from.get(p).copied().unwrap_or(0).clamp(0, *high);
+            // A recorded position beyond the end: the topic was deleted and created again
+            // (offsets restart at 0), so all of it may hold results of the crashed run.
+            let start = match from.get(p).copied().unwrap_or(0) {
+                s if s > *high => 0,
+                s => s.max(0),
+            };
             if start < *high {
                 tpl.add_partition_offset(&self.topic, *p, Offset::Offset(start))
                     .map_err(|e| error(e.to_string()))?;

@@ -1,12 +1,23 @@
 //! HTTP ingest bodies → Arrow: inference-log envelopes, KServe logger CloudEvents (binary
-//! mode), bare KServe v1/v2 bodies, and plain JSON rows. One row per instance.
+//! mode, and structured mode with the payload in `data`), bare KServe v1/v2 bodies, and
+//! plain JSON rows. One row per instance.
 //!
-//! Mapping for envelopes and CloudEvents: the message id goes to a declared `request_id`
-//! (else `id`) column, the message time to the event-time column (else the first timestamp
-//! column), the message type (`request` / `response`) to a declared `event_type` (else
-//! `type`) column. Instances (and, for responses, `predictions` / `outputs`) fill the
-//! remaining columns: positionally for lists, by name for objects. The `log_type` source
-//! option keeps only requests or only responses (default: both).
+//! Mapping for envelopes and CloudEvents (see `Envelopes::new`):
+//! - the message id (`id`, `ce-id`, else the v2 payload's `id`) goes to the column named
+//!   `request_id`, else to one named `id` (case-insensitive), repeated for every instance
+//!   of the message;
+//! - the message time (`time`: unix seconds or RFC 3339; `ce-time`) to the event-time
+//!   column, else the first timestamp column; without a time, the arrival time;
+//! - the message type (`request` / `response`, from `type` / `ce-type`, else implied by
+//!   `instances`/`inputs` vs `predictions`/`outputs`) to the column named `event_type`,
+//!   else one named `type`.
+//!
+//! Instances fill the remaining columns: positionally for lists, by name for objects. The
+//! `log_type` source option keeps only requests or only responses (default: both).
+//!
+//! Questioned rather than accepted: an envelope without a payload (it has no data) is an
+//! error, and so is a plain row none of whose fields names a column; fields that match no
+//! column are collected in [`DecodedBody::unknown`] for the ingest to count or refuse.
 
 use std::sync::Arc;
 
@@ -15,7 +26,8 @@ use arrow::record_batch::RecordBatch;
 use axum::http::HeaderMap;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::messages::{EnvelopeList, Envelopes, Meta, MsgType};
+use super::messages::{EnvelopeList, Envelopes, Meta, MsgType, MISSING_PAYLOAD};
+use super::unknown::{describe, Context, UnknownFields};
 use super::{lines, JsonLinesDecoder};
 use crate::sources::schema::SourceSchema;
 
@@ -83,6 +95,9 @@ pub struct DecodedBody {
     pub kind: BodyKind,
     /// Rows dropped because of `log_type`.
     pub ignored: usize,
+    /// Fields that match no column (ignored here; the HTTP ingest counts them, and refuses
+    /// the body for `strict = 'true'` sources).
+    pub unknown: UnknownFields,
 }
 
 /// Decodes an HTTP ingest body into rows of `schema` (see the module docs for the mapping).
@@ -137,10 +152,11 @@ pub fn decode_http_body(
             let (keys, end) = scan_keys(&body[start..])?;
             let more = body[start + end..].iter().any(|b| !b.is_ascii_whitespace());
             let has = |k: &str| keys.iter().any(|x| x == k);
-            if has("payload") && (has("type") || has("time") || has("id")) {
+            if is_envelope(&keys) {
                 let mut env = Envelopes::new(schema, "instance");
                 if more {
                     for (line_no, line) in lines(1, body) {
+                        env.set_context(Context::at("line", line_no));
                         env.envelope(line)
                             .map_err(|e| prefix(e, &format!("line {line_no}: ")))?;
                     }
@@ -156,8 +172,12 @@ pub fn decode_http_body(
                 let mut env = Envelopes::new(schema, "instance");
                 env.payload_only(body, Meta::default())?;
                 env.finish(BodyKind::KServe, options)
+            } else if lacks_payload(schema, &keys) {
+                let at = if more { "line 1: " } else { "" };
+                Err(BodyError::Invalid(format!("{at}{MISSING_PAYLOAD}")))
             } else {
-                let mut decoder = JsonLinesDecoder::new(schema.clone(), 8192);
+                let mut decoder =
+                    JsonLinesDecoder::new(schema.clone(), 8192).check_unknown_fields();
                 let out = decoder.decode(0, 1, body);
                 if let Some(r) = out.rejected.first() {
                     let more = out.rejected.len() - 1;
@@ -168,12 +188,17 @@ pub fn decode_http_body(
                     };
                     return Err(BodyError::Invalid(format!("{}{tail}", r.reason)));
                 }
+                let unknown = match decoder.had_unknown_fields() {
+                    Some(false) => UnknownFields::default(),
+                    _ => line_fields(schema, body)?,
+                };
                 Ok(DecodedBody {
                     batch: out
                         .batch
                         .unwrap_or_else(|| RecordBatch::new_empty(schema.arrow.clone())),
                     kind: BodyKind::Rows,
                     ignored: 0,
+                    unknown,
                 })
             }
         }
@@ -185,7 +210,10 @@ pub fn decode_http_body(
             let is_envelope = match first.map(|i| (i, body[i])) {
                 Some((i, b'{')) => {
                     let (keys, _) = scan_keys(&body[i..])?;
-                    keys.iter().any(|k| k == "payload")
+                    if lacks_payload(schema, &keys) {
+                        return Err(BodyError::Invalid(format!("element 0: {MISSING_PAYLOAD}")));
+                    }
+                    is_envelope(&keys) || keys.iter().any(|k| k == "payload")
                 }
                 _ => false,
             };
@@ -207,6 +235,67 @@ pub fn decode_http_body(
             other as char
         ))),
     }
+}
+
+/// Whether an object with these top-level keys is an envelope: an inference-log envelope
+/// (`payload` with `type`, `time` or `id`) or a structured-mode CloudEvent (`specversion`
+/// and `data`).
+fn is_envelope(keys: &[String]) -> bool {
+    let has = |k: &str| keys.iter().any(|x| x == k);
+    (has("payload") && (has("type") || has("time") || has("id")))
+        || (has("specversion") && has("data"))
+}
+
+/// Whether an object with these top-level keys is an envelope without its payload: it has
+/// envelope fields (`type`, `id`, `time`, `specversion`), no `payload` / `data`, and no
+/// field that names a column (so it is not a plain row either). Refused in every mode:
+/// taking it as a row would store a row of NULLs.
+fn lacks_payload(schema: &SourceSchema, keys: &[String]) -> bool {
+    let has = |k: &str| keys.iter().any(|x| x == k);
+    let envelope_like = ["type", "id", "time", "specversion"].iter().any(|k| has(k));
+    let names_column = keys.iter().any(|k| {
+        schema
+            .arrow
+            .fields()
+            .iter()
+            .any(|f| f.name().eq_ignore_ascii_case(k))
+    });
+    envelope_like && !has("payload") && !has("data") && !names_column
+}
+
+/// The unknown fields of plain JSON rows, one object per line (run only when the
+/// line decoder saw some). A line none of whose fields names a column is refused, as in an
+/// array of rows: it would be a row of NULLs.
+fn line_fields(schema: &SourceSchema, body: &[u8]) -> Result<UnknownFields, BodyError> {
+    let names: Vec<&str> = schema
+        .arrow
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    let mut unknown = UnknownFields::default();
+    for (line_no, line) in lines(1, body) {
+        let Ok((keys, _)) = scan_keys(line) else {
+            continue;
+        };
+        let mut known = 0;
+        for key in &keys {
+            if names.contains(&key.as_str()) {
+                known += 1;
+            } else {
+                unknown.record(key, || {
+                    describe(key, &format!("line {line_no}"), "columns", &names)
+                });
+            }
+        }
+        if known == 0 && !keys.is_empty() {
+            let first = describe(&keys[0], &format!("line {line_no}"), "columns", &names);
+            return Err(BodyError::Invalid(format!(
+                "line {line_no}: no field matches a column; {first}"
+            )));
+        }
+    }
+    Ok(unknown)
 }
 
 fn prefix(e: BodyError, p: &str) -> BodyError {

@@ -24,6 +24,12 @@ pub struct JsonLinesDecoder {
     batch_size: usize,
     /// Reused between chunks while decoding succeeds (rebuilt after an error).
     decoder: Option<Decoder>,
+    /// Whether to find out if lines have fields that match no column (see
+    /// [`Self::check_unknown_fields`]).
+    check_unknown: bool,
+    /// What the check found: `Some(false)` no line of the chunks decoded so far had an
+    /// unknown field, `Some(true)` some had, `None` not known.
+    unknown: Option<bool>,
 }
 
 impl std::fmt::Debug for JsonLinesDecoder {
@@ -45,7 +51,26 @@ impl JsonLinesDecoder {
             raw,
             batch_size: batch_size.max(1),
             decoder: None,
+            check_unknown: false,
+            unknown: None,
         }
+    }
+
+    /// Also finds out whether lines have fields that match no column (which are ignored):
+    /// the whole-chunk decode first runs in arrow-json's strict mode, which costs nothing
+    /// when every field is known; when one is not, the chunk is decoded again as usual and
+    /// [`Self::had_unknown_fields`] says so.
+    pub fn check_unknown_fields(mut self) -> Self {
+        self.check_unknown = true;
+        self.unknown = Some(false);
+        self
+    }
+
+    /// With [`Self::check_unknown_fields`]: `Some(false)` when no line decoded so far had
+    /// an unknown field, `Some(true)` when one had, `None` when the check could not tell
+    /// (a chunk took the line-by-line path). Without the check: `None`.
+    pub fn had_unknown_fields(&self) -> Option<bool> {
+        self.unknown
     }
 
     /// The source schema produced batches have.
@@ -53,10 +78,11 @@ impl JsonLinesDecoder {
         &self.schema
     }
 
-    fn build(&self) -> Decoder {
+    fn build(&self, strict: bool) -> Decoder {
         ReaderBuilder::new(self.raw.clone())
             .with_batch_size(self.batch_size)
             .with_coerce_primitive(true)
+            .with_strict_mode(strict)
             .build_decoder()
             .expect("every source column type has a JSON decoder")
     }
@@ -64,7 +90,20 @@ impl JsonLinesDecoder {
     /// Decodes one chunk of JSON lines; `first_line_no` is the line number of the chunk's
     /// first line (used in rejected records and reasons).
     pub fn decode(&mut self, partition: PartitionId, first_line_no: i64, input: &[u8]) -> Decoded {
-        match self.fast(input) {
+        let fast = match self.fast(input, self.check_unknown) {
+            Err(e) if self.check_unknown && e.contains("missing from schema") => {
+                self.unknown = Some(true);
+                self.decoder = None;
+                self.fast(input, false)
+            }
+            Err(e) if self.check_unknown => {
+                self.unknown = self.unknown.filter(|u| *u);
+                self.decoder = None;
+                Err(e)
+            }
+            other => other,
+        };
+        match fast {
             Ok(None) if count_lines(input) == 0 => Decoded::default(),
             // A value spanning lines, or several values on one line: only line by line can
             // tell which lines are bad (and the fast path must not accept what the slow path
@@ -109,8 +148,9 @@ impl JsonLinesDecoder {
     fn fast(
         &mut self,
         input: &[u8],
+        strict: bool,
     ) -> Result<Option<(RecordBatch, Vec<(usize, String)>)>, String> {
-        let mut decoder = self.decoder.take().unwrap_or_else(|| self.build());
+        let mut decoder = self.decoder.take().unwrap_or_else(|| self.build(strict));
         let mut batches = Vec::new();
         let mut offset = 0;
         loop {
@@ -144,7 +184,7 @@ impl JsonLinesDecoder {
 
     /// Decodes exactly these lines (each must be one JSON object) or fails with a reason.
     fn decode_lines(&self, lines: &[(i64, &[u8])]) -> Result<Option<RecordBatch>, String> {
-        let mut decoder = self.build();
+        let mut decoder = self.build(false);
         let mut batches = Vec::new();
         for (_, line) in lines {
             let mut rest: &[u8] = line;

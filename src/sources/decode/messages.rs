@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::envelope::{json_err, BodyError, BodyKind, DecodedBody, HttpDecodeOptions, LogType};
 use super::rows::{Columns, InstancesSeed};
 use super::time;
+use super::unknown::{describe, Context};
 use crate::sources::schema::SourceSchema;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,33 @@ pub(super) struct Envelopes<'s> {
     metas: Vec<Meta>,
 }
 
+/// Fields an envelope may have: the inference-log envelope's, and the attributes of a
+/// structured-mode CloudEvent (whose `data` is the payload).
+pub(super) const ENVELOPE_FIELDS: [&str; 10] = [
+    "type",
+    "id",
+    "time",
+    "payload",
+    "specversion",
+    "source",
+    "subject",
+    "datacontenttype",
+    "dataschema",
+    "data",
+];
+
+/// Fields a KServe v1 / v2 payload may have besides its instances.
+const PAYLOAD_FIELDS: [&str; 8] = [
+    "instances",
+    "inputs",
+    "predictions",
+    "outputs",
+    "id",
+    "parameters",
+    "model_name",
+    "model_version",
+];
+
 impl<'s> Envelopes<'s> {
     pub fn new(schema: &'s SourceSchema, noun: &'static str) -> Self {
         let fields = schema.arrow.fields();
@@ -92,6 +120,11 @@ impl<'s> Envelopes<'s> {
             cols: Columns::new(schema, &rest, 64, noun),
             metas: Vec::new(),
         }
+    }
+
+    /// Says where the next message is, for messages about its fields (" of line 2").
+    pub fn set_context(&mut self, context: Context) {
+        self.cols.context = context;
     }
 
     pub fn envelope(&mut self, input: &[u8]) -> Result<(), BodyError> {
@@ -204,6 +237,7 @@ impl<'s> Envelopes<'s> {
             batch,
             kind,
             ignored,
+            unknown: std::mem::take(&mut self.cols.unknown),
         })
     }
 }
@@ -224,7 +258,11 @@ impl<'de> Visitor<'de> for EnvelopeList<'_, '_> {
         f.write_str("an array of inference-log envelopes")
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(meta) = seq.next_element_seed(EnvelopeSeed(self.0))? {
+        loop {
+            self.0.cols.context = Context::at("element", self.0.metas.len() as i64);
+            let Some(meta) = seq.next_element_seed(EnvelopeSeed(self.0))? else {
+                break;
+            };
             self.0.metas.push(meta);
         }
         Ok(())
@@ -271,14 +309,29 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_, '_> {
                 "time" => {
                     meta.time = parse_time(map.next_value::<Value>()?).map_err(de::Error::custom)?
                 }
-                "payload" => payload = Some(map.next_value_seed(PayloadSeed(&mut self.0.cols))?),
-                _ => {
+                "payload" | "data" => {
+                    if payload.is_some() {
+                        return Err(de::Error::custom(
+                            "envelope has both \"payload\" and \"data\"; send one",
+                        ));
+                    }
+                    payload = Some(map.next_value_seed(PayloadSeed(&mut self.0.cols))?)
+                }
+                other => {
+                    if !ENVELOPE_FIELDS.contains(&other) {
+                        let cols = &mut self.0.cols;
+                        let context = cols.context;
+                        cols.unknown.record(other, || {
+                            let place = format!("the envelope{context}");
+                            describe(other, &place, "envelope fields", &ENVELOPE_FIELDS[..4])
+                        });
+                    }
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
         let Some((kind, id)) = payload else {
-            return Err(de::Error::custom("missing field \"payload\""));
+            return Err(de::Error::custom(MISSING_PAYLOAD));
         };
         meta.kind = meta.kind.or(kind);
         meta.id = meta.id.or(id);
@@ -286,6 +339,10 @@ impl<'de> Visitor<'de> for EnvelopeSeed<'_, '_> {
         Ok(meta)
     }
 }
+
+/// Why an envelope without a payload is refused, in both modes: it has no data.
+pub(super) const MISSING_PAYLOAD: &str = "envelope has no \"payload\" field (its instances go in \
+     \"payload\": {\"instances\": [...]}); nothing to ingest";
 
 /// Envelope `time`: unix seconds (number or numeric string) or RFC 3339.
 fn parse_time(v: Value) -> Result<Option<i64>, String> {
@@ -345,7 +402,15 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
                     };
                     continue;
                 }
-                _ => {
+                other => {
+                    if !PAYLOAD_FIELDS.contains(&other) {
+                        let cols = &mut *self.0;
+                        let context = cols.context;
+                        cols.unknown.record(other, || {
+                            let place = format!("the payload{context}");
+                            describe(other, &place, "payload fields", &PAYLOAD_FIELDS)
+                        });
+                    }
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }

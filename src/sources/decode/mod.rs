@@ -27,6 +27,7 @@ mod parquet;
 mod rows;
 mod tensor;
 pub mod time;
+mod unknown;
 
 pub use self::csv::{csv_chunks, decode_csv, CsvDecoder};
 pub use self::envelope::{
@@ -34,6 +35,7 @@ pub use self::envelope::{
 };
 pub use self::json::JsonLinesDecoder;
 pub use self::parquet::{parquet_batches, ParquetBatches, ParquetError};
+pub use self::unknown::UnknownFields;
 
 /// Result of decoding one chunk: the good rows (in the source schema) and the bad records.
 #[derive(Debug, Default)]

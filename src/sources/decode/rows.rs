@@ -8,6 +8,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 
 use super::builders::ColumnBuilder;
 use super::tensor::{tensor_value, Tensor};
+use super::unknown::{describe, Context, UnknownFields};
 use crate::sources::schema::SourceSchema;
 
 /// The columns instances fill: a subset of the source's columns, in declared order.
@@ -22,6 +23,10 @@ pub(crate) struct Columns {
     pub(super) tensors: Vec<Tensor>,
     /// What one row is called in messages ("instance" or "row").
     noun: &'static str,
+    /// Fields of object instances (and named tensors) that match no column.
+    pub(super) unknown: UnknownFields,
+    /// Where the current message is, for messages about its instances (" of line 2").
+    pub(super) context: Context,
 }
 
 const TENSOR_KEYS: [&str; 5] = ["name", "shape", "datatype", "data", "parameters"];
@@ -46,6 +51,8 @@ impl Columns {
             seen: vec![false; indices.len()],
             tensors: Vec::new(),
             noun,
+            unknown: UnknownFields::default(),
+            context: Context::default(),
         }
     }
 
@@ -56,6 +63,14 @@ impl Columns {
 
     pub(super) fn width_label(&self) -> String {
         format!("{} values ({})", self.names.len(), self.names.join(", "))
+    }
+
+    /// Records a field of instance `index` that matches no column.
+    pub(super) fn unknown_field(&mut self, name: &str, index: usize) {
+        let (noun, context, names) = (self.noun, self.context, &self.names);
+        self.unknown.record(name, || {
+            describe(name, &format!("{noun} {index}{context}"), "columns", names)
+        });
     }
 
     pub(super) fn position(&self, key: &str, hint: usize) -> Option<usize> {
@@ -223,7 +238,12 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                     cols.tensors.push(t);
                     return Ok(());
                 }
-                Key::Tensor(_) | Key::Other => {
+                Key::Tensor(name) => {
+                    cols.unknown_field(name, self.index);
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Key::Other(name) => {
+                    cols.unknown_field(&name, self.index);
                     map.next_value::<IgnoredAny>()?;
                 }
             }
@@ -277,7 +297,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
 enum Key {
     Column(usize),
     Tensor(&'static str),
-    Other,
+    Other(String),
 }
 
 struct KeySeed<'a> {
@@ -302,7 +322,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
             Some(c) => Key::Column(c),
             None => match TENSOR_KEYS.iter().find(|k| **k == v) {
                 Some(k) => Key::Tensor(k),
-                None => Key::Other,
+                None => Key::Other(v.to_string()),
             },
         })
     }

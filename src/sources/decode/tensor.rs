@@ -93,7 +93,16 @@ impl Columns {
                 return Err("with several inputs every input needs a \"name\"".into());
             };
             let Some(c) = self.position(name, 0) else {
-                tracing::debug!(input = name, "ignoring input that is not a source column");
+                // Counted (and refused by strict sources) like any field that is no column.
+                let (context, names) = (self.context, &self.names);
+                self.unknown.record(name, || {
+                    super::unknown::describe(
+                        name,
+                        &format!("the inputs{context}"),
+                        "columns",
+                        names,
+                    )
+                });
                 continue;
             };
             let n = match t.shape.as_deref() {

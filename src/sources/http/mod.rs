@@ -7,12 +7,19 @@
 //! - `POST /`: rows for the only registered HTTP source (KServe logger `url` setting);
 //! - `GET /healthz`: liveness.
 //!
-//! Who may post, body size, concurrency and time limits: [`settings`].
+//! Who may post, body size, concurrency and time limits: [`settings`]. Accepted content
+//! types and encodings (gzip, deflate, zstd, decoded under the body limit), 415 and 413:
+//! [`body`]. Source options (`log_type`, `wal_sync`, `strict`): [`options`].
 //!
 //! Bodies are decoded by [`decode_http_body`] (envelopes, CloudEvents, KServe v1/v2, plain
 //! rows). A body is taken whole or not at all: any bad instance or line answers 400 with a
 //! message saying what and where, and the raw body is dead-lettered. All HTTP sources use
 //! partition 0.
+//!
+//! Fields that match no column: a `strict = 'true'` source answers 400 naming the first
+//! (where it was, the columns, the closest one) and stores nothing of the body; otherwise
+//! they are ignored, counted in the source's `unknown_fields` counter (`system.sources`)
+//! and logged once per field name. An envelope without a payload is refused in both modes.
 //!
 //! What a 2xx means: with checkpoints on (the default) the rows are in the source's
 //! write-ahead log on disk ([`ingest_log`]) and in the engine; after a crash they are
@@ -21,14 +28,17 @@
 //! answer — the connection broke — may or may not have been stored; clients that retry it
 //! can count it twice.)
 
+pub mod body;
 pub mod ingest_log;
+pub mod options;
 pub mod settings;
 
 pub use ingest_log::{IngestLog, SyncPolicy, WAL_DIR};
+pub use options::{HttpSourceOptions, DEFAULT_WAL_SYNC_INTERVAL, HTTP_OPTIONS};
 pub use settings::{HttpSettings, DEFAULT_BODY_LIMIT};
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -39,8 +49,8 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::connector::{Connector, ConnectorError, ConnectorSpec, GENERIC_OPTIONS};
-use super::decode::{decode_http_body, DecodedBody, HttpDecodeOptions, LogType};
+use super::connector::{Connector, ConnectorError, ConnectorSpec};
+use super::decode::{decode_http_body, DecodedBody, HttpDecodeOptions, UnknownFields};
 use super::feed::SourceFeed;
 use super::position::SourcePosition;
 use super::rejected::{PartitionId, RejectedRecord, MAX_RAW_LEN};
@@ -49,16 +59,17 @@ use crate::wal::WalEntry;
 /// Bodies larger than this are decoded on a blocking thread.
 const INLINE_DECODE_LIMIT: usize = 256 * 1024;
 
-/// Options the HTTP connector understands (besides the generic source options).
-pub const HTTP_OPTIONS: &[&str] = &["log_type", "format", "wal_sync", "wal_sync_interval"];
-
-/// Default `wal_sync_interval` of `wal_sync = 'interval'`.
-pub const DEFAULT_WAL_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// Distinct unknown field names logged per source; past this, one last warning says so.
+const MAX_LOGGED_NAMES: usize = 1000;
 
 #[derive(Clone)]
 struct Registered {
     feed: SourceFeed,
     options: HttpDecodeOptions,
+    /// Refuse bodies with fields that match no column (`strict = 'true'`).
+    strict: bool,
+    /// Unknown field names already logged (each is logged once).
+    logged: Arc<Mutex<HashSet<String>>>,
     /// When set, validated bodies go there (e.g. a Kafka topic) instead of the feed.
     forward: Option<Arc<dyn BodyForwarder>>,
     /// When set, accepted rows go through this write-ahead log into the feed.
@@ -66,6 +77,32 @@ struct Registered {
 }
 
 impl Registered {
+    /// Counts a body's unknown fields and logs each new name once.
+    fn note_unknown(&self, source: &str, unknown: &UnknownFields) {
+        self.feed.metrics().unknown_fields(unknown.total);
+        let mut logged = self.logged.lock().unwrap_or_else(|e| e.into_inner());
+        for name in unknown.names.keys() {
+            if logged.len() > MAX_LOGGED_NAMES || logged.contains(name) {
+                continue;
+            }
+            if logged.len() == MAX_LOGGED_NAMES {
+                tracing::warn!(
+                    source,
+                    "more than {MAX_LOGGED_NAMES} distinct unknown field names; no longer                      logging new ones (system.sources.unknown_fields still counts them)"
+                );
+                logged.insert(String::new());
+                continue;
+            }
+            tracing::warn!(
+                source,
+                field = name.as_str(),
+                example = unknown.first.as_deref().unwrap_or_default(),
+                "HTTP ingest: field matches no column and is ignored (counted in                  system.sources.unknown_fields; strict = 'true' refuses such bodies); logged                  once per field name"
+            );
+            logged.insert(name.clone());
+        }
+    }
+
     /// Keeps a rejected body: through the write-ahead log when there is one (so it survives
     /// a crash), else straight to the dead-letter writer.
     fn reject(&self, body: &[u8], reason: String) {
@@ -210,6 +247,8 @@ impl HttpIngest {
             Registered {
                 feed,
                 options,
+                strict: false,
+                logged: Arc::default(),
                 forward: None,
                 log: None,
             },
@@ -250,6 +289,27 @@ impl HttpIngest {
         let mut sources = self.sources.write().unwrap_or_else(|e| e.into_inner());
         if let Some(reg) = sources.get_mut(&source.to_ascii_lowercase()) {
             reg.log = Some(log);
+        }
+        Ok(())
+    }
+
+    /// Registers a `connector = 'http'` source with its options (`strict`, `log_type`), its
+    /// rows going through `log` when given.
+    pub fn register_source(
+        &self,
+        source: &str,
+        feed: SourceFeed,
+        options: &HttpSourceOptions,
+        log: Option<IngestLog>,
+    ) -> Result<(), ConnectorError> {
+        let decode = HttpDecodeOptions {
+            log_type: options.log_type,
+        };
+        self.register_with(source, feed, decode)?;
+        let mut sources = self.sources.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(reg) = sources.get_mut(&source.to_ascii_lowercase()) {
+            reg.strict = options.strict;
+            reg.log = log;
         }
         Ok(())
     }
@@ -319,18 +379,13 @@ impl HttpIngest {
     }
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
 /// Reads a request body under the size limit; the error is the answer.
 async fn read_body(body: Body, limit: usize, headers: &HeaderMap) -> Result<Bytes, Response> {
-    let too_large = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body is larger than the ingest body limit of {limit} bytes (--http-body-limit)"),
-        )
-    };
+    let too_large = || body::too_large(limit, None);
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -391,10 +446,21 @@ async fn admit(
             ),
         );
     };
+    if let Err(answer) = body::check_content_type(&headers) {
+        return *answer;
+    }
+    let codings = match body::content_codings(&headers) {
+        Ok(c) => c,
+        Err(answer) => return *answer,
+    };
     let timeout = ingest.settings.request_timeout;
     let limit = ingest.settings.body_limit;
     let work = async {
-        let body = match read_body(body, limit, &headers).await {
+        let received = match read_body(body, limit, &headers).await {
+            Ok(b) => b,
+            Err(answer) => return answer,
+        };
+        let body = match decode_content(received, &codings, limit).await {
             Ok(b) => b,
             Err(answer) => return answer,
         };
@@ -410,6 +476,30 @@ async fn admit(
                 timeout.as_millis()
             ),
         ),
+    }
+}
+
+/// Undoes the request's content codings under the body limit (on a blocking thread: the
+/// cost of decompression is not known from the received size); the error is the answer.
+async fn decode_content(
+    received: Bytes,
+    codings: &[body::Coding],
+    limit: usize,
+) -> Result<Bytes, Response> {
+    if codings.is_empty() {
+        return Ok(received);
+    }
+    let owned = codings.to_vec();
+    let decoded =
+        tokio::task::spawn_blocking(move || body::decode_body(&received, &owned, limit)).await;
+    match decoded {
+        Ok(Ok(bytes)) => Ok(Bytes::from(bytes)),
+        Ok(Err(body::DecodeError::TooLarge(limit))) => Err(body::too_large(limit, Some(codings))),
+        Ok(Err(body::DecodeError::Corrupt(reason))) => Err(error(StatusCode::BAD_REQUEST, reason)),
+        Err(_) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error while decompressing the body (this is a bug)",
+        )),
     }
 }
 
@@ -490,6 +580,20 @@ async fn handle(source: &str, reg: Registered, headers: HeaderMap, body: Bytes) 
             return error(StatusCode::INTERNAL_SERVER_ERROR, reason);
         }
     };
+    if !decoded.unknown.is_empty() && reg.strict {
+        let first = decoded.unknown.first.as_deref().unwrap_or("unknown field");
+        let more = decoded.unknown.total - 1;
+        let tail = if more > 0 {
+            format!(" (and {more} more unknown fields)")
+        } else {
+            String::new()
+        };
+        let reason =
+            format!("{first}{tail}; source '{source}' is strict: nothing of this body was stored");
+        tracing::debug!(source, %reason, "HTTP body rejected");
+        reg.reject(&body, reason.clone());
+        return error(StatusCode::BAD_REQUEST, reason);
+    }
     let rows = decoded.batch.num_rows();
     if rows > 0 && reg.feed.is_finished() {
         return error(
@@ -526,6 +630,10 @@ async fn handle(source: &str, reg: Registered, headers: HeaderMap, body: Bytes) 
     if decoded.ignored > 0 {
         answer["ignored"] = json!(decoded.ignored);
     }
+    if !decoded.unknown.is_empty() {
+        reg.note_unknown(source, &decoded.unknown);
+        answer["unknown_fields"] = json!(decoded.unknown.total);
+    }
     (StatusCode::OK, Json(answer)).into_response()
 }
 
@@ -535,69 +643,63 @@ async fn handle(source: &str, reg: Registered, headers: HeaderMap, body: Bytes) 
 pub struct HttpConnector {
     name: String,
     ingest: Arc<HttpIngest>,
-    options: HttpDecodeOptions,
+    options: HttpSourceOptions,
     /// Write-ahead log directory, when acknowledgements are durable.
     log_dir: Option<std::path::PathBuf>,
-    sync: SyncPolicy,
     /// The running log (for truncation after checkpoints).
     log: std::sync::Mutex<Option<IngestLog>>,
 }
 
 impl HttpConnector {
-    /// Validates the options of an HTTP source (`log_type = 'request' | 'response' |
-    /// 'both'`).
+    /// Validates the options of an HTTP source (see [`options`]).
     pub fn from_spec(
         spec: &ConnectorSpec,
         ingest: Arc<HttpIngest>,
     ) -> Result<Self, ConnectorError> {
+        let options = HttpSourceOptions::from_map(&spec.options).map_err(|message| {
+            ConnectorError::Config {
+                source_name: spec.schema.name.clone(),
+                message,
+            }
+        })?;
+        Self::with_options(spec, options, ingest)
+    }
+
+    /// Like [`Self::from_spec`], checking the options as written in `CREATE SOURCE`: an
+    /// unknown option or a bad value is reported with its line and column.
+    pub fn from_sql(
+        sql_options: &driftwatch_sql::Options,
+        spec: &ConnectorSpec,
+        ingest: Arc<HttpIngest>,
+    ) -> Result<Self, ConnectorError> {
+        let options =
+            HttpSourceOptions::from_sql(sql_options).map_err(|e| ConnectorError::Config {
+                source_name: spec.schema.name.clone(),
+                message: e.to_string(),
+            })?;
+        Self::with_options(spec, options, ingest)
+    }
+
+    fn with_options(
+        spec: &ConnectorSpec,
+        options: HttpSourceOptions,
+        ingest: Arc<HttpIngest>,
+    ) -> Result<Self, ConnectorError> {
         let name = spec.schema.name.clone();
-        let err = |message: String| ConnectorError::Config {
-            source_name: name.clone(),
-            message,
-        };
-        for key in spec.options.keys() {
-            if !HTTP_OPTIONS.contains(&key.as_str()) && !GENERIC_OPTIONS.contains(&key.as_str()) {
-                return Err(err(format!(
-                    "unknown option '{key}' for connector 'http' (valid: {})",
-                    HTTP_OPTIONS.join(", ")
-                )));
-            }
-        }
-        let log_type = match spec.options.get("log_type") {
-            Some(v) => LogType::parse(v).ok_or_else(|| {
-                err(format!(
-                    "log_type must be 'request', 'response' or 'both', got '{v}'"
-                ))
-            })?,
-            None => LogType::Both,
-        };
-        let interval = match spec.options.get("wal_sync_interval") {
-            Some(v) => humantime::parse_duration(v)
-                .map_err(|e| err(format!("wal_sync_interval = '{v}': {e} (e.g. '100 ms')")))?,
-            None => DEFAULT_WAL_SYNC_INTERVAL,
-        };
-        let sync = match spec.options.get("wal_sync").map(|v| v.to_ascii_lowercase()) {
-            None => SyncPolicy::Always,
-            Some(v) if v == "always" => SyncPolicy::Always,
-            Some(v) if v == "interval" => SyncPolicy::Interval(interval),
-            Some(v) => {
-                return Err(err(format!(
-                    "wal_sync = '{v}' is not 'always' (fsync before every answer) or 'interval' \
-                     (fsync every wal_sync_interval)"
-                )))
-            }
+        let log_dir = match spec.durable {
+            true => Some(ingest_log::log_dir(&spec.data_dir, &name).map_err(|e| {
+                ConnectorError::Config {
+                    source_name: name.clone(),
+                    message: e.to_string(),
+                }
+            })?),
+            false => None,
         };
         Ok(Self {
-            name: name.clone(),
+            name,
             ingest,
-            options: HttpDecodeOptions { log_type },
-            log_dir: match spec.durable {
-                true => Some(
-                    ingest_log::log_dir(&spec.data_dir, &name).map_err(|e| err(e.to_string()))?,
-                ),
-                false => None,
-            },
-            sync,
+            options,
+            log_dir,
             log: std::sync::Mutex::new(None),
         })
     }
@@ -621,7 +723,7 @@ impl Connector for HttpConnector {
         feed.register_partition(0);
         match &self.log_dir {
             Some(dir) => {
-                let log = IngestLog::start(dir.clone(), self.sync, feed.clone())
+                let log = IngestLog::start(dir.clone(), self.options.sync, feed.clone())
                     .await
                     .map_err(|e| ConnectorError::Io {
                         source_name: self.name.clone(),
@@ -629,9 +731,11 @@ impl Connector for HttpConnector {
                     })?;
                 *self.log.lock().unwrap_or_else(|e| e.into_inner()) = Some(log.clone());
                 self.ingest
-                    .register_with_log(&self.name, feed, self.options, log)?;
+                    .register_source(&self.name, feed, &self.options, Some(log))?;
             }
-            None => self.ingest.register_with(&self.name, feed, self.options)?,
+            None => self
+                .ingest
+                .register_source(&self.name, feed, &self.options, None)?,
         }
         shutdown.cancelled().await;
         self.ingest.unregister(&self.name);

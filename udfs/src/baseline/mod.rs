@@ -64,7 +64,18 @@ pub struct ProfileOptions {
     /// Seed of the isolation forest's generator (default 42).
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Columns declared categorical (`CREATE BASELINE … WITH (categorical = 'label, class')`):
+    /// integer and boolean columns get a categorical profile whatever their number of
+    /// distinct values (see [`MAX_INFERRED_CATEGORIES`] for the inferred ones).
+    #[serde(default)]
+    pub categorical: Vec<String>,
 }
+
+/// An integer column with at most this many distinct non-NULL values in the baseline is also
+/// profiled as categorical — Evidently's rule (`NUMBER_UNIQUE_AS_CATEGORICAL = 5` in
+/// `evidently/legacy/utils/data_preprocessing.py`, `_get_column_type`). Unlike Evidently, the
+/// column keeps its numeric profile too, so numeric functions still accept it.
+pub const MAX_INFERRED_CATEGORIES: usize = 5;
 
 fn default_row_sample() -> usize {
     1000
@@ -120,6 +131,7 @@ impl Default for ProfileOptions {
             iforest_trees: default_trees(),
             iforest_sample: default_tree_sample(),
             seed: default_seed(),
+            categorical: Vec::new(),
         }
     }
 }
@@ -206,6 +218,11 @@ pub struct BaselineProfile {
     pub rows: RowSample,
     /// Isolation forest trained on the complete rows of the numeric columns.
     pub forest: ForestProfile,
+    /// Categorical profiles of integer columns (declared in
+    /// [`ProfileOptions::categorical`], or with at most [`MAX_INFERRED_CATEGORIES`] distinct
+    /// values), in input order; the values are their decimal text (`CAST(x AS VARCHAR)`).
+    /// These columns keep their numeric profile in [`Self::columns`].
+    pub integer_categories: Vec<(String, CategoricalProfile)>,
 }
 
 fn is_numeric(dt: &DataType) -> bool {
@@ -235,7 +252,9 @@ impl BaselineProfile {
                 "baseline '{name}' has no data"
             )));
         };
+        let declared = declared_categorical(name, &schema, &opts.categorical)?;
         let mut columns = Vec::new();
+        let mut integer_categories = Vec::new();
         let mut numeric_values: Vec<(String, Vec<Option<f64>>)> = Vec::new();
         for (idx, field) in schema.fields().iter().enumerate() {
             let dt = field.data_type();
@@ -250,20 +269,16 @@ impl BaselineProfile {
                     field.name().clone(),
                     ColumnProfile::Numeric(numeric_profile(&all, opts)),
                 ));
-                numeric_values.push((field.name().clone(), all));
-            } else if is_string(dt) {
-                let mut p = CategoricalProfile::default();
-                for b in batches {
-                    let arr = cast(b.column(idx), &DataType::Utf8)?;
-                    for v in arr.as_string::<i32>().iter() {
-                        p.rows += 1;
-                        match v {
-                            Some(s) => *p.frequencies.entry(s.to_string()).or_default() += 1,
-                            None => p.null_count += 1,
-                        }
-                    }
+                if dt.is_integer() && (declared.contains(&idx) || few_distinct(&all)) {
+                    integer_categories
+                        .push((field.name().clone(), categorical_profile(batches, idx)?));
                 }
-                columns.push((field.name().clone(), ColumnProfile::Categorical(p)));
+                numeric_values.push((field.name().clone(), all));
+            } else if is_string(dt) || matches!(dt, DataType::Boolean) {
+                columns.push((
+                    field.name().clone(),
+                    ColumnProfile::Categorical(categorical_profile(batches, idx)?),
+                ));
             }
         }
         let covariance = covariance_profile(&numeric_values);
@@ -275,6 +290,7 @@ impl BaselineProfile {
             covariance,
             rows,
             forest,
+            integer_categories,
         })
     }
 
@@ -299,19 +315,32 @@ impl BaselineProfile {
         }
     }
 
-    /// Categorical profile of column `name`, if the column exists and holds strings.
+    /// Categorical profile of column `name` (exact match first, then ASCII
+    /// case-insensitive): a string or boolean column, or an integer column profiled as
+    /// categorical too (see [`Self::integer_categories`]).
     pub fn categorical(&self, name: &str) -> Option<&CategoricalProfile> {
-        match self.column(name) {
-            Some(ColumnProfile::Categorical(p)) => Some(p),
-            _ => None,
+        if let Some(ColumnProfile::Categorical(p)) = self.column(name) {
+            return Some(p);
         }
+        self.integer_categories
+            .iter()
+            .find(|(n, _)| n == name)
+            .or_else(|| {
+                self.integer_categories
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            })
+            .map(|(_, p)| p)
     }
 
-    /// Names of the categorical columns, in input order.
+    /// Names of the columns with a categorical profile, in input order.
     pub fn categorical_columns(&self) -> Vec<&str> {
         self.columns
             .iter()
-            .filter(|(_, c)| matches!(c, ColumnProfile::Categorical(_)))
+            .filter(|(n, c)| {
+                matches!(c, ColumnProfile::Categorical(_))
+                    || self.integer_categories.iter().any(|(i, _)| i == n)
+            })
             .map(|(n, _)| n.as_str())
             .collect()
     }
@@ -324,6 +353,79 @@ impl BaselineProfile {
             .map(|(n, _)| n.as_str())
             .collect()
     }
+}
+
+/// Whether `values` hold at most [`MAX_INFERRED_CATEGORIES`] distinct non-NULL values (stops
+/// at the first one more).
+fn few_distinct(values: &[Option<f64>]) -> bool {
+    let mut seen: Vec<u64> = Vec::with_capacity(MAX_INFERRED_CATEGORIES + 1);
+    for v in values.iter().flatten() {
+        let bits = v.to_bits();
+        if !seen.contains(&bits) {
+            if seen.len() == MAX_INFERRED_CATEGORIES {
+                return false;
+            }
+            seen.push(bits);
+        }
+    }
+    true
+}
+
+/// Frequencies of the text of column `idx` (strings as they are, integers in decimal,
+/// booleans as `true` / `false`: what `CAST(x AS VARCHAR)` gives).
+fn categorical_profile(
+    batches: &[RecordBatch],
+    idx: usize,
+) -> Result<CategoricalProfile, BaselineError> {
+    let mut p = CategoricalProfile::default();
+    for b in batches {
+        let arr = cast(b.column(idx), &DataType::Utf8)?;
+        for v in arr.as_string::<i32>().iter() {
+            p.rows += 1;
+            match v {
+                Some(s) => *p.frequencies.entry(s.to_string()).or_default() += 1,
+                None => p.null_count += 1,
+            }
+        }
+    }
+    Ok(p)
+}
+
+/// Indices of the columns named in `categorical = '…'` (exact name, then ASCII
+/// case-insensitive); a name that is no column, or a column that cannot hold categories
+/// (floating point, dates…), is an error.
+fn declared_categorical(
+    baseline: &str,
+    schema: &arrow::datatypes::Schema,
+    declared: &[String],
+) -> Result<Vec<usize>, BaselineError> {
+    let fields = schema.fields();
+    declared
+        .iter()
+        .map(|d| {
+            let idx = fields
+                .iter()
+                .position(|f| f.name() == d)
+                .or_else(|| fields.iter().position(|f| f.name().eq_ignore_ascii_case(d)))
+                .ok_or_else(|| {
+                    BaselineError::Invalid(format!(
+                        "baseline '{baseline}': categorical column '{d}' is not a column (columns: {})",
+                        fields.iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+            let dt = fields[idx].data_type();
+            if !(dt.is_integer() || is_string(dt) || matches!(dt, DataType::Boolean)) {
+                return Err(BaselineError::Invalid(format!(
+                    "baseline '{baseline}': column '{}' is {dt}; only integer, boolean and string \
+                     columns can be categorical (cast it, e.g. AS SELECT CAST({} AS BIGINT) AS {} …)",
+                    fields[idx].name(),
+                    fields[idx].name(),
+                    fields[idx].name()
+                )));
+            }
+            Ok(idx)
+        })
+        .collect()
 }
 
 fn numeric_profile(values: &[Option<f64>], opts: &ProfileOptions) -> NumericProfile {

@@ -38,6 +38,20 @@ struct FileV1 {
     covariance: FileCov,
     #[serde(default)]
     multivariate: Option<FileMulti>,
+    /// Declared categorical columns (`ProfileOptions::categorical`).
+    #[serde(default)]
+    categorical: Vec<String>,
+    /// Categorical profiles of integer columns (`BaselineProfile::integer_categories`).
+    #[serde(default)]
+    integer_categories: Vec<FileCategories>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileCategories {
+    name: String,
+    rows: u64,
+    null_count: u64,
+    frequencies: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -197,6 +211,17 @@ impl BaselineProfile {
                 complete_rows: self.rows.complete_rows,
                 forest_columns: self.forest.columns.clone(),
             }),
+            categorical: self.options.categorical.clone(),
+            integer_categories: self
+                .integer_categories
+                .iter()
+                .map(|(name, c)| FileCategories {
+                    name: name.clone(),
+                    rows: c.rows,
+                    null_count: c.null_count,
+                    frequencies: c.frequencies.clone(),
+                })
+                .collect(),
         };
         write_f64s(&dir.join("rows.f64"), &self.rows.values)?;
         write_f64s(&dir.join("forest.f64"), &self.forest.forest.to_f64s())?;
@@ -347,7 +372,22 @@ impl BaselineProfile {
                 iforest_trees: opts_multi.1,
                 iforest_sample: opts_multi.2,
                 seed: opts_multi.3,
+                categorical: file.categorical,
             },
+            integer_categories: file
+                .integer_categories
+                .into_iter()
+                .map(|c| {
+                    (
+                        c.name,
+                        CategoricalProfile {
+                            rows: c.rows,
+                            null_count: c.null_count,
+                            frequencies: c.frequencies,
+                        },
+                    )
+                })
+                .collect(),
             columns,
             covariance: CovarianceProfile {
                 columns: file.covariance.columns,

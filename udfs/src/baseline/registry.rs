@@ -33,6 +33,60 @@ impl BaselineRegistry {
         g.get(name).cloned()
     }
 
+    /// Profile a function's `'baseline'` argument names: the baseline of exactly that name,
+    /// else the one whose name equals it ignoring ASCII case, when exactly one does.
+    ///
+    /// `CREATE BASELINE B_r …` stores `b_r` (unquoted names fold to lower case, quoted
+    /// ones keep theirs, as in DataFusion and Postgres); the string literal `'B_r'` in
+    /// `ks_pvalue(x, 'B_r')` still finds it, while two baselines `"B"` and `b` need the exact
+    /// spelling. Errors say which names are known or which ones clash.
+    ///
+    /// ```
+    /// use driftwatch_udfs::{BaselineProfile, BaselineRegistry, ProfileOptions};
+    /// use arrow::array::{Float64Array, RecordBatch};
+    /// use std::sync::Arc;
+    /// let batch = RecordBatch::try_from_iter([("x", Arc::new(Float64Array::from(vec![1.0, 2.0])) as _)]).unwrap();
+    /// let reg = BaselineRegistry::new();
+    /// reg.insert(BaselineProfile::from_batches("b_r", &[batch], &ProfileOptions::default()).unwrap());
+    /// assert_eq!(reg.resolve("B_R").unwrap().name, "b_r");
+    /// assert!(reg.resolve("nope").unwrap_err().contains("known: b_r"));
+    /// ```
+    pub fn resolve(&self, name: &str) -> Result<Arc<BaselineProfile>, String> {
+        let g = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = g.get(name) {
+            return Ok(Arc::clone(p));
+        }
+        let mut folded: Vec<(&String, &Arc<BaselineProfile>)> = g
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .collect();
+        folded.sort_by(|a, b| a.0.cmp(b.0));
+        match folded.as_slice() {
+            [(_, p)] => Ok(Arc::clone(p)),
+            [] => {
+                let mut known: Vec<&str> = g.keys().map(String::as_str).collect();
+                known.sort_unstable();
+                Err(format!(
+                    "unknown baseline '{name}' (known: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+            }
+            several => Err(format!(
+                "baseline name '{name}' is ambiguous: it matches {} ignoring case; spell it \
+                 exactly",
+                several
+                    .iter()
+                    .map(|(n, _)| format!("'{n}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
     /// Remove a profile; true if it existed.
     pub fn remove(&self, name: &str) -> bool {
         let mut g = self.inner.write().unwrap_or_else(|e| e.into_inner());

@@ -170,6 +170,7 @@ fn non_default_options_round_trip() {
         iforest_trees: 7,
         iforest_sample: 4,
         seed: 9,
+        categorical: vec![],
     };
     let p = BaselineProfile::from_batches("t", &[batch()], &opts).unwrap();
     assert_eq!(p.options, opts);

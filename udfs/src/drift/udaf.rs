@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{internal_err, plan_err, Result};
+use datafusion::logical_expr::expr::Cast;
 use datafusion::logical_expr::function::{
     AccumulatorArgs, AggregateFunctionSimplification, StateFieldsArgs,
 };
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Expr, GroupsAccumulator, Signature, Volatility,
 };
 use datafusion::physical_expr::expressions::{CastExpr, Column, Literal, TryCastExpr};
 use datafusion::physical_expr::PhysicalExpr;
@@ -110,6 +112,25 @@ pub(crate) fn resolve(
     })
 }
 
+/// Whether `f(value, 'baseline', 'feature')` has an integer or boolean value whose baseline
+/// column has a categorical profile (unknown baselines are left for planning to report).
+fn categorical_value(args: &[Expr], info: &SimplifyContext, baselines: &BaselineRegistry) -> bool {
+    let literal = |e: Option<&Expr>| match e {
+        Some(Expr::Literal(v, _)) => v.try_as_str().flatten().map(str::to_string),
+        _ => None,
+    };
+    let (Some(baseline), Some(feature)) = (literal(args.get(1)), literal(args.get(2))) else {
+        return false;
+    };
+    let discrete = args
+        .first()
+        .and_then(|v| info.get_data_type(v).ok())
+        .is_some_and(|t| t.is_integer() || t == DataType::Boolean);
+    discrete
+        && baselines
+            .resolve(&baseline)
+            .is_ok_and(|p| p.categorical(&feature).is_some())
+}
 /// `List<item>` state field.
 pub(crate) fn list_field(name: String, item: DataType) -> FieldRef {
     Arc::new(Field::new(
@@ -160,12 +181,14 @@ impl AggregateUDFImpl for DriftUdaf {
                 types.len()
             );
         }
-        let string_ok = self.kind.is_binned() && is_string_type(&types[0]);
+        // Booleans are categories (compared as 'true' / 'false', see `simplify`).
+        let string_ok =
+            self.kind.is_binned() && (is_string_type(&types[0]) || types[0] == DataType::Boolean);
         if !is_value_type(&types[0]) && !string_ok {
             return plan_err!(
                 "{name}: value must be numeric{}, got {}",
                 if self.kind.is_binned() {
-                    " or a string"
+                    ", a string or a boolean"
                 } else {
                     ""
                 },
@@ -200,9 +223,27 @@ impl AggregateUDFImpl for DriftUdaf {
         ])
     }
     /// Rewrites `f(col, 'b')` to `f(col, 'b', 'col')` at the logical level, so the feature
-    /// name survives physical optimisations that replace columns (e.g. by constants).
+    /// name survives physical optimisations that replace columns (e.g. by constants). A
+    /// binned statistic of an integer or boolean value whose baseline column is categorical
+    /// (see [`BaselineProfile::categorical`]) compares categories: the value becomes its
+    /// text, `f(CAST(x AS VARCHAR), 'b', 'x')`.
     fn simplify(&self) -> Option<AggregateFunctionSimplification> {
-        Some(crate::args::name_feature_argument())
+        let named = crate::args::name_feature_argument();
+        let baselines = Arc::clone(&self.baselines);
+        let binned = self.kind.is_binned();
+        Some(Box::new(move |af, info| {
+            let expr = named(af, info)?;
+            match expr {
+                Expr::AggregateFunction(mut af) if binned => {
+                    if categorical_value(&af.params.args, info, &baselines) {
+                        let value = af.params.args[0].clone();
+                        af.params.args[0] = Expr::Cast(Cast::new(Box::new(value), DataType::Utf8));
+                    }
+                    Ok(Expr::AggregateFunction(af))
+                }
+                other => Ok(other),
+            }
+        }))
     }
     fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(self.build(&acc_args)?.accumulator())
