@@ -282,6 +282,26 @@ def test_categorical_drift(tmp_path, n_ref, n_cur):
         (close_p if k.endswith("pvalue") else close)(f"{k}(categorical)", got["cat"][k], v)
 
 
+@pytest.mark.parametrize("n_ref,n_cur", [(50, 10), (3000, 800)])
+def test_low_cardinality_integers_are_categories(tmp_path, n_ref, n_cur):
+    """An integer class label with at most 5 distinct baseline values (Evidently's rule) is
+    compared as categories — its decimal text, sorted as text — against scipy, with no CAST."""
+    rng = np.random.default_rng(7 * n_ref + n_cur)
+    ref = {"label": rng.choice([0, 1, 2, 10], n_ref, p=[0.4, 0.3, 0.2, 0.1]).astype(np.int64)}
+    cur = {"label": rng.choice([0, 1, 2, 7], n_cur, p=[0.3, 0.3, 0.3, 0.1]).astype(np.int64)}
+    got = run_eval(tmp_path, ref, cur)
+    ref_txt, cur_txt = ref["label"].astype(str), cur["label"].astype(str)
+    ref_vals, ref_counts = np.unique(ref_txt, return_counts=True)
+    cur_vals, cur_counts = np.unique(cur_txt, return_counts=True)
+    cur_map = dict(zip(cur_vals, cur_counts))
+    unseen = sorted(v for v in cur_vals if v not in set(ref_vals))
+    c = np.array([cur_map.get(v, 0) for v in ref_vals] + [cur_map[v] for v in unseen])
+    r = np.append(ref_counts, np.zeros(len(unseen), dtype=int))
+    for k, v in binned_refs(c, r).items():
+        (close_p if k.endswith("pvalue") else close)(f"{k}(integer categories)",
+                                                      got["label#categorical"][k], v)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_detectors_match_river(tmp_path, seed):
     rng = np.random.default_rng(100 + seed)

@@ -6,7 +6,8 @@
 //! `x` of `cur` that `ref` also has
 //! every drift aggregate, `quantile`, `histogram`, `missing_*`, the change detectors over
 //! `array_agg(x)` (file order), and the per-row `zscore`, `iqr_outlier`, `out_of_range`; for
-//! every string column the categorical drift aggregates; over all numeric columns
+//! every string column, and every integer column the baseline profiles as categorical too
+//! (under `"<column>#categorical"`), the categorical drift aggregates; over all numeric columns
 //! `mahalanobis`, `mmd` and `isolation_forest_score` (plus the forest itself); and prints one
 //! JSON object to stdout. `DRIFTWATCH_ADWIN_PARAMS="d,c,m,w,g;…"` adds `adwin(array_agg(x),
 //! d,c,m,w,g)` for each parameter set, under the key `adwin(d,c,m,w,g)`.
@@ -216,6 +217,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|f| profile.categorical(f.name()).is_some())
         .map(|f| f.name().clone())
         .collect();
+    // Integer columns the baseline also profiles as categorical: the categorical aggregates
+    // on the integers themselves, under "<column>#categorical".
+    let integer_categories: Vec<String> = cur_schema
+        .fields()
+        .iter()
+        .filter(|f| f.data_type().is_integer() && profile.categorical(f.name()).is_some())
+        .map(|f| f.name().clone())
+        .collect();
+    for c in integer_categories {
+        let sql = format!(
+            "SELECT {} FROM cur",
+            CAT_STATS
+                .iter()
+                .map(|n| format!("{n}(\"{c}\",'ref')"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let b = query(&ctx, &sql).await?;
+        let m: Map<String, Value> = CAT_STATS
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                (
+                    n.to_string(),
+                    column_values(&b, i).pop().unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        out.insert(format!("{c}#categorical"), Value::Object(m));
+    }
     for c in &strings {
         let sql = format!(
             "SELECT {} FROM cur",
