@@ -265,6 +265,15 @@ fn run_prints_every_row_of_every_window_on_stdout_and_logs_on_stderr() {
         stderr.contains("watermark=2026-01-01 00:00:08.900Z"),
         "{stderr}"
     );
+    // The final status line still lists the monitors and what they emitted.
+    let done = stderr
+        .lines()
+        .find(|l| l.contains("done: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        done.contains("drift: windows=2") && done.contains("stats: windows=2"),
+        "{done}"
+    );
 }
 
 #[test]

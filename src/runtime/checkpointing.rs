@@ -126,7 +126,7 @@ impl Checkpointer {
     /// The restored entry of source `name`, if its identity matches.
     pub fn restored_source(&self, name: &str, identity: &str) -> Option<&SourceEntry> {
         let entry = self.restored.as_ref()?.manifest.sources.get(name)?;
-        if entry.identity == identity {
+        if same_source(&entry.identity, identity) {
             Some(entry)
         } else {
             tracing::warn!(
@@ -306,4 +306,39 @@ fn positions_of(sources: &BTreeMap<String, SourceEntry>) -> SourcePositions {
         .iter()
         .map(|(n, s)| (n.clone(), s.positions.clone()))
         .collect()
+}
+
+/// Whether a checkpointed source identity names the source `now` has. Equal identities do;
+/// so does a file source checkpointed with a relative path (before paths were resolved
+/// against the monitor file) that, taken against the working directory as it was then
+/// resolved, is the file `now` names.
+fn same_source(checkpointed: &str, now: &str) -> bool {
+    if checkpointed == now {
+        return true;
+    }
+    match (
+        checkpointed.strip_prefix("file:"),
+        now.strip_prefix("file:"),
+    ) {
+        (Some(old), Some(new)) if std::path::Path::new(old).is_relative() => {
+            std::path::absolute(old).is_ok_and(|old| old == std::path::Path::new(new))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_source;
+
+    #[test]
+    fn a_relative_file_identity_matches_its_absolute_form() {
+        let cwd = std::env::current_dir().unwrap();
+        let abs = format!("file:{}", cwd.join("data/in.jsonl").display());
+        assert!(same_source(&abs, &abs));
+        assert!(same_source("file:data/in.jsonl", &abs));
+        assert!(!same_source("file:other/in.jsonl", &abs));
+        assert!(!same_source("file:/elsewhere/in.jsonl", &abs));
+        assert!(!same_source("kafka:data/in.jsonl", &abs));
+    }
 }

@@ -461,8 +461,10 @@ impl Driftwatch {
     /// Waits for every monitor task; returns the first error.
     async fn join_tasks(&mut self) -> Option<RuntimeError> {
         let mut first_error = None;
-        for (name, m) in std::mem::take(&mut self.monitors) {
-            match m.task.await {
+        // The monitors stay in the map (their metrics make the final status line); each task
+        // is awaited here once.
+        for (name, m) in self.monitors.iter_mut() {
+            match (&mut m.task).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::error!(monitor = %name, error = %e, "monitor failed");
