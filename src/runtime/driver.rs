@@ -393,7 +393,7 @@ impl Driftwatch {
         def: &CreateMonitor,
     ) -> Result<(MonitorInput, MonitorPlanOptions), RuntimeError> {
         let mut known = vec!["allowed_lateness", "retention"];
-        known.extend_from_slice(crate::sinks::SINK_OPTIONS);
+        known.extend(crate::sinks::sink_options());
         def.options.check_known(&known, "monitor")?;
         let options = MonitorPlanOptions {
             allowed_lateness_ms: def

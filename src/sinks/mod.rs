@@ -65,17 +65,10 @@ pub trait ResultSink: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Monitor options read by the sinks.
-pub const SINK_OPTIONS: &[&str] = &[
-    "sink",
-    "topic",
-    "brokers",
-    "format",
-    "properties",
-    "create_topic",
-    "partitions",
-    "replication_factor",
-];
+/// Monitor options read by the sinks: `sink` and the Kafka sink's own.
+pub fn sink_options() -> impl Iterator<Item = &'static str> {
+    std::iter::once("sink").chain(kafka::KAFKA_SINK_OPTIONS.iter().copied())
+}
 
 /// Builds the external sinks a monitor's options ask for (`sink = 'store'` or no `sink`
 /// option: none besides the result store).

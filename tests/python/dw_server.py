@@ -214,6 +214,21 @@ def self_signed_cert(tmp: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def adbc_connect(server: "Server", user=ADMIN, **kwargs):
+    """An ADBC Flight SQL connection to `server` as `user` (autocommit)."""
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    db_kwargs = {"username": user[0], "password": user[1], **kwargs}
+    return flightsql.connect(server.uri, db_kwargs=db_kwargs, autocommit=True)
+
+
+def adbc_query(conn, sql, params=None):
+    """Runs `sql` (with DB-API `params`) on an ADBC connection; the result as a pyarrow table."""
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetch_arrow_table()
+
+
 def command_statement_query(sql: str) -> bytes:
     """A Flight SQL `CommandStatementQuery` packed in a protobuf `Any` (for pyarrow.flight)."""
     def field(num: int, payload: bytes) -> bytes:

@@ -17,7 +17,8 @@ import adbc_driver_flightsql.dbapi as flightsql  # noqa: E402
 from adbc_driver_manager import ProgrammingError, DatabaseError, OperationalError  # noqa: E402
 
 from dw_server import (  # noqa: E402
-    ADMIN, BIN, READER, Server, command_statement_query, fed_server, now_ms,
+    ADMIN, BIN, READER, Server, adbc_connect, adbc_query, command_statement_query, fed_server,
+    now_ms,
     self_signed_cert, wait_for,
 )
 
@@ -26,15 +27,8 @@ pytestmark = pytest.mark.skipif(not BIN.exists(), reason=f"{BIN} not built")
 ADBC_ERRORS = (ProgrammingError, DatabaseError, OperationalError)
 
 
-def connect(server: Server, user=ADMIN, **kwargs):
-    db_kwargs = {"username": user[0], "password": user[1], **kwargs}
-    return flightsql.connect(server.uri, db_kwargs=db_kwargs, autocommit=True)
-
-
-def query(conn, sql, params=None):
-    with conn.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetch_arrow_table()
+connect = adbc_connect
+query = adbc_query
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import pyarrow.flight as fl
 import pytest
 
 adbc_flightsql = pytest.importorskip("adbc_driver_flightsql")
-import adbc_driver_flightsql.dbapi as flightsql  # noqa: E402
 from adbc_driver_manager import DatabaseError, OperationalError, ProgrammingError  # noqa: E402
 
 from dw_server import (  # noqa: E402
-    ADMIN, BIN, READER, Server, command_statement_query, fed_server, wait_for,
+    ADMIN, BIN, READER, Server, adbc_connect, adbc_query, command_statement_query, fed_server,
+    wait_for,
 )
 
 pytestmark = pytest.mark.skipif(not BIN.exists(), reason=f"{BIN} not built")
@@ -22,14 +22,10 @@ ADBC_ERRORS = (ProgrammingError, DatabaseError, OperationalError)
 
 
 def connect(server: Server, user=READER):
-    return flightsql.connect(server.uri, db_kwargs={"username": user[0], "password": user[1]},
-                             autocommit=True)
+    return adbc_connect(server, user)
 
 
-def query(conn, sql, params=None):
-    with conn.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetch_arrow_table()
+query = adbc_query
 
 
 @pytest.fixture(scope="module")

@@ -217,37 +217,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|f| profile.categorical(f.name()).is_some())
         .map(|f| f.name().clone())
         .collect();
-    // Integer columns the baseline also profiles as categorical: the categorical aggregates
-    // on the integers themselves, under "<column>#categorical".
-    let integer_categories: Vec<String> = cur_schema
+    // Integer columns the baseline also profiles as categorical get the categorical
+    // aggregates on the integers themselves, under "<column>#categorical".
+    let integer_categories = cur_schema
         .fields()
         .iter()
         .filter(|f| f.data_type().is_integer() && profile.categorical(f.name()).is_some())
-        .map(|f| f.name().clone())
+        .map(|f| (f.name().clone(), format!("{}#categorical", f.name())));
+    let categorical: Vec<(String, String)> = strings
+        .iter()
+        .map(|c| (c.clone(), c.clone()))
+        .chain(integer_categories)
         .collect();
-    for c in integer_categories {
-        let sql = format!(
-            "SELECT {} FROM cur",
-            CAT_STATS
-                .iter()
-                .map(|n| format!("{n}(\"{c}\",'ref')"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let b = query(&ctx, &sql).await?;
-        let m: Map<String, Value> = CAT_STATS
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                (
-                    n.to_string(),
-                    column_values(&b, i).pop().unwrap_or(Value::Null),
-                )
-            })
-            .collect();
-        out.insert(format!("{c}#categorical"), Value::Object(m));
-    }
-    for c in &strings {
+    for (c, key) in &categorical {
         let sql = format!(
             "SELECT {} FROM cur",
             CAT_STATS
@@ -264,7 +246,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 column_values(&b, i).pop().unwrap_or(Value::Null),
             );
         }
-        out.insert(c.clone(), Value::Object(m));
+        out.insert(key.clone(), Value::Object(m));
     }
     if !numeric.is_empty() {
         let cols: Vec<String> = numeric.iter().map(|c| format!("\"{c}\"")).collect();
