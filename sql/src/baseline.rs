@@ -22,7 +22,12 @@ pub const BASELINE_OPTIONS: &[&str] = &[
     "iforest_sample",
     "seed",
     "categorical",
+    "covariance",
+    "sketch_above",
 ];
+
+/// Accepted values of the `covariance` option (default `sample`).
+pub const COVARIANCE_METHODS: &[&str] = &["sample", "ledoit_wolf"];
 
 /// Accepted values of the `format` option (file baselines; default: from the extension).
 pub const BASELINE_FORMATS: &[&str] = &["csv", "parquet", "json", "jsonl", "ndjson"];
@@ -37,21 +42,28 @@ pub const DEFAULT_BIN_COUNT: usize = 10;
 pub const MAX_BIN_COUNT: usize = 10_000;
 
 /// How a baseline's histogram bin edges are chosen (`bins`, `bin_count`, `bin_edges`).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum BinSpec {
-    /// `bins = 'fd'` (the default): Freedman–Diaconis, `np.histogram_bin_edges(x, 'fd')`.
-    #[default]
+    /// `bins = 'fd'`: Freedman–Diaconis, `np.histogram_bin_edges(x, 'fd')`.
     Fd,
     /// `bins = 'sturges'`: `np.histogram_bin_edges(x, 'sturges')`.
     Sturges,
     /// `bins = 'quantile', bin_count = k`: equal-frequency edges,
-    /// `np.unique(np.quantile(x, np.linspace(0, 1, k + 1)))`.
+    /// `np.unique(np.quantile(x, np.linspace(0, 1, k + 1)))`. The default is deciles
+    /// (k = [`DEFAULT_BIN_COUNT`]): calibrated PSI / χ² on small windows (FUNCTIONS.md).
     Quantile(usize),
     /// `bins = 'equal', bin_count = k`: k equal-width bins over [min, max],
     /// `np.histogram_bin_edges(x, k)`.
     Equal(usize),
     /// `bin_edges = '0, 0.5, 1'`: explicit, finite, strictly increasing edges (at least two).
     Explicit(Vec<f64>),
+}
+
+impl Default for BinSpec {
+    /// Equal-frequency deciles, `bins = 'quantile', bin_count = 10`.
+    fn default() -> Self {
+        BinSpec::Quantile(DEFAULT_BIN_COUNT)
+    }
 }
 
 /// The validated `WITH (…)` options of a `CREATE BASELINE`.
@@ -75,7 +87,7 @@ pub enum BinSpec {
 pub struct BaselineOptions {
     /// `format`, lower-cased (one of [`BASELINE_FORMATS`]).
     pub format: Option<String>,
-    /// The bin rule (default [`BinSpec::Fd`]).
+    /// The bin rule (default deciles, `BinSpec::Quantile(10)`).
     pub bins: BinSpec,
     /// `max_sample`: reference sample size per column (≥ 1).
     pub max_sample: Option<usize>,
@@ -83,15 +95,21 @@ pub struct BaselineOptions {
     pub quantiles: Option<Vec<f64>>,
     /// `row_sample`: complete rows kept for `mmd` (≥ 1).
     pub row_sample: Option<usize>,
-    /// `iforest_trees`: isolation-forest trees (≥ 1).
+    /// `iforest_trees`: isolation-forest trees (1 to 1000).
     pub iforest_trees: Option<usize>,
-    /// `iforest_sample`: rows drawn per isolation tree (≥ 2).
+    /// `iforest_sample`: rows drawn per isolation tree (2 to 4096).
     pub iforest_sample: Option<usize>,
     /// `seed`: seed of the isolation forest.
     pub seed: Option<u64>,
     /// `categorical = 'label, class'`: columns profiled as categorical (names as written,
     /// trimmed; empty when absent).
     pub categorical: Vec<String>,
+    /// `covariance`: the estimate `mahalanobis` uses, lower-cased (`sample` or
+    /// `ledoit_wolf`).
+    pub covariance: Option<String>,
+    /// `sketch_above`: window size above which the sorted drift statistics keep a sketch
+    /// (≥ 1).
+    pub sketch_above: Option<usize>,
 }
 
 impl CreateBaseline {
@@ -123,22 +141,46 @@ impl BaselineOptions {
                 .transpose()?,
             iforest_trees: options
                 .get("iforest_trees")
-                .map(|v| size(v, "iforest_trees", 1, "e.g. iforest_trees = 100"))
+                .map(|v| {
+                    size_at_most(
+                        v,
+                        "iforest_trees",
+                        1,
+                        MAX_IFOREST_TREES,
+                        "e.g. iforest_trees = 100",
+                    )
+                })
                 .transpose()?,
             iforest_sample: options
                 .get("iforest_sample")
-                .map(|v| size(v, "iforest_sample", 2, "e.g. iforest_sample = 256"))
+                .map(|v| {
+                    size_at_most(
+                        v,
+                        "iforest_sample",
+                        2,
+                        MAX_IFOREST_SAMPLE,
+                        "e.g. iforest_sample = 256",
+                    )
+                })
                 .transpose()?,
             seed: options
                 .get("seed")
                 .map(|v| integer(v, "seed", 0, "e.g. seed = 42"))
                 .transpose()?,
-            bins: BinSpec::Fd,
+            bins: BinSpec::default(),
             categorical: options
                 .get("categorical")
                 .map(column_list)
                 .transpose()?
                 .unwrap_or_default(),
+            covariance: options
+                .get("covariance")
+                .map(|v| one_of(v, "covariance", COVARIANCE_METHODS, ""))
+                .transpose()?,
+            sketch_above: options
+                .get("sketch_above")
+                .map(|v| size(v, "sketch_above", 1, "e.g. sketch_above = 1048576"))
+                .transpose()?,
         };
         out.bins = bin_spec(options)?;
         Ok(out)
@@ -172,11 +214,11 @@ fn bin_spec(options: &Options) -> Result<BinSpec, SqlError> {
         if let Some(c) = count {
             return Err(SqlError::at(
                 c.key_location,
-                "option 'bin_count' needs bins = 'quantile' or bins = 'equal' (the default \
-                 bins = 'fd' derives the count from the data); add one of them",
+                "option 'bin_count' needs bins = 'quantile' or bins = 'equal' (say which rule \
+                 the count is for); add one of them",
             ));
         }
-        return Ok(BinSpec::Fd);
+        return Ok(BinSpec::default());
     };
     if let OptionLiteral::Number(n) = &b.value {
         return Err(SqlError::at(
@@ -308,6 +350,30 @@ fn integer(v: &OptionValue, key: &str, min: u64, example: &str) -> Result<u64, S
 }
 
 /// [`integer`] as a `usize`.
+/// Most isolation trees a baseline may ask for (the forest is kept in memory and in the
+/// baseline file: at most `MAX_IFOREST_TREES × 2 × MAX_IFOREST_SAMPLE` nodes).
+pub const MAX_IFOREST_TREES: usize = 1_000;
+/// Most rows per isolation tree (ψ; Liu et al. and scikit-learn use 256).
+pub const MAX_IFOREST_SAMPLE: usize = 4_096;
+
+/// [`size`] with an upper bound: sizes that drive allocations are validated before use.
+fn size_at_most(
+    v: &OptionValue,
+    key: &str,
+    min: u64,
+    max: usize,
+    example: &str,
+) -> Result<usize, SqlError> {
+    let n = size(v, key, min, example)?;
+    if n > max {
+        return Err(SqlError::at(
+            v.location,
+            format!("option '{key}' must be at most {max}, got {n}; {example}"),
+        ));
+    }
+    Ok(n)
+}
+
 fn size(v: &OptionValue, key: &str, min: u64, example: &str) -> Result<usize, SqlError> {
     let n = integer(v, key, min, example)?;
     usize::try_from(n).map_err(|_| {
@@ -442,7 +508,8 @@ mod tests {
     fn every_option_parses() {
         let o = options(
             "bins = 'QUANTILE', bin_count = 7, max_sample = '1_000', quantiles = '0, 0.5 ,1', \
-             row_sample = '50', iforest_trees = 10, iforest_sample = 64, seed = 18446744073709551615",
+             row_sample = '50', iforest_trees = 10, iforest_sample = 64, seed = 18446744073709551615, \
+             sketch_above = 5000",
         )
         .unwrap();
         assert_eq!(
@@ -457,7 +524,21 @@ mod tests {
                 iforest_sample: Some(64),
                 seed: Some(u64::MAX),
                 categorical: Vec::new(),
+                covariance: None,
+                sketch_above: Some(5000),
             }
+        );
+        assert_eq!(
+            options("covariance = 'Ledoit_Wolf'")
+                .unwrap()
+                .covariance
+                .as_deref(),
+            Some("ledoit_wolf")
+        );
+        let (_, m) = error("covariance = 'shrunk'");
+        assert_has(
+            &m,
+            &["option 'covariance' must be one of 'sample', 'ledoit_wolf', got 'shrunk'"],
         );
         assert_eq!(
             options("categorical = ' label,Class '")
@@ -486,6 +567,20 @@ mod tests {
         assert_eq!(
             options("quantiles = 0.5").unwrap().quantiles,
             Some(vec![0.5])
+        );
+    }
+
+    #[test]
+    fn forest_sizes_are_bounded_before_use() {
+        let (col, m) = error("iforest_sample = 5000000000");
+        assert_eq!(col, 24);
+        assert_has(&m, &["'iforest_sample' must be at most 4096", "5000000000"]);
+        let (_, m) = error("iforest_trees = 1001");
+        assert_has(&m, &["'iforest_trees' must be at most 1000"]);
+        let o = options("iforest_trees = 1000, iforest_sample = 4096").unwrap();
+        assert_eq!(
+            (o.iforest_trees, o.iforest_sample),
+            (Some(1000), Some(4096))
         );
     }
 

@@ -40,7 +40,9 @@ pub use baseline::{
 };
 pub use error::{Location, SqlError};
 pub use interval::{interval_ms, parse_duration_ms};
-pub use monitor::{analyze_monitor, analyze_monitor_with, MonitorInput, WindowSpec};
+pub use monitor::{
+    analyze_monitor, analyze_monitor_with, FeatureList, FeatureSelection, MonitorInput, WindowSpec,
+};
 pub use names::{validate_object_name, MAX_NAME_LEN};
 pub use options::{did_you_mean, OptionLiteral, OptionValue, Options};
 pub use parser::parse_statements;

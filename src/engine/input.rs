@@ -1,6 +1,12 @@
 //! The unbounded source of a monitor's plan: a DataFusion table provider and execution plan
 //! that read a source's [`FeedMessage`]s, keep late rows aside, add the window columns and,
 //! for `features(src)`, unpivot numeric columns into the long `(feature, value)` form.
+//!
+//! The features of the long view are the source's numeric columns except, by default,
+//! metadata columns ([`METADATA_COLUMNS`]), the event-time column and id columns
+//! ([`is_id_column`]); `features(src, include => 'a, b')` names them exactly (`'*'`: every
+//! numeric column) and `exclude => 'c'` leaves more out (see [`select_features`]). Columns that
+//! are not features stay ordinary columns of the view, repeated on each feature's row.
 
 use std::any::Any;
 use std::fmt;
@@ -32,6 +38,7 @@ use tokio::sync::mpsc;
 use super::progress::StreamProgress;
 use super::window::WindowKind;
 use crate::sources::{FeedMessage, SourceSchema, EVENT_TIME_TYPE};
+use driftwatch_sql::{did_you_mean, FeatureList, FeatureSelection};
 
 /// Name of the column holding a window's start.
 pub const WINDOW_START: &str = "window_start";
@@ -57,6 +64,169 @@ pub struct InputWindow {
     pub allowed_lateness_ms: i64,
 }
 
+/// Metadata columns a source may declare (Kafka: partition, offset, message key and message
+/// timestamp; matched ignoring ASCII case). They are never features of `features(src)`
+/// unless listed in `include`.
+pub const METADATA_COLUMNS: [&str; 4] = ["_partition", "_offset", "_key", "_timestamp"];
+
+/// Whether `name` is an id column, left out of `features(src)` by default: `id` itself, a
+/// name ending in `_id` (both ignoring ASCII case: `ID`, `user_id`, `ORDER_ID`), or a
+/// camelCase name ending in `Id` / `ID` after a lower-case letter or digit (`userId`,
+/// `deviceID`, `sensor2Id`). `paid`, `valid` or `grid` are not id columns.
+///
+/// ```
+/// use driftwatch::engine::input::is_id_column;
+/// assert!(is_id_column("id") && is_id_column("User_ID") && is_id_column("userId"));
+/// assert!(!is_id_column("paid") && !is_id_column("idle") && !is_id_column("valid"));
+/// ```
+pub fn is_id_column(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    if lower == "id" || (lower.len() > 3 && lower.ends_with("_id")) {
+        return true;
+    }
+    let b = name.as_bytes();
+    b.len() > 2
+        && (name.ends_with("Id") || name.ends_with("ID"))
+        && (b[b.len() - 3].is_ascii_lowercase() || b[b.len() - 3].is_ascii_digit())
+}
+
+/// Why a numeric column is not a feature by default, `None` when it is one.
+fn default_exclusion(source: &SourceSchema, name: &str) -> Option<&'static str> {
+    if METADATA_COLUMNS
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(name))
+    {
+        Some("metadata")
+    } else if source
+        .event_time
+        .as_ref()
+        .is_some_and(|e| e.column.eq_ignore_ascii_case(name))
+    {
+        Some("event time")
+    } else if is_id_column(name) {
+        Some("id column")
+    } else {
+        None
+    }
+}
+
+/// The source columns (indices, in schema order) `features(src, …)` unpivots under
+/// `selection` (see the module docs). Errors name the offending column, say where the list is
+/// written and suggest a close column name.
+pub fn select_features(
+    source: &SourceSchema,
+    selection: &FeatureSelection,
+) -> std::result::Result<Vec<usize>, String> {
+    let fields = source.arrow.fields();
+    let numeric: Vec<usize> = (0..fields.len())
+        .filter(|&i| fields[i].data_type().is_numeric())
+        .collect();
+    let mut chosen: Vec<usize> = match &selection.include {
+        Some(list) if list.all => numeric.clone(),
+        Some(list) => {
+            let mut idx = resolve_names(source, list, "include")?;
+            idx.sort_unstable();
+            idx.dedup();
+            idx
+        }
+        None => numeric
+            .iter()
+            .copied()
+            .filter(|&i| default_exclusion(source, fields[i].name()).is_none())
+            .collect(),
+    };
+    if let Some(list) = &selection.exclude {
+        let out = resolve_names(source, list, "exclude")?;
+        chosen.retain(|i| !out.contains(i));
+    }
+    if chosen.is_empty() {
+        let at = selection
+            .exclude
+            .as_ref()
+            .or(selection.include.as_ref())
+            .and_then(|l| l.location)
+            .map(|l| format!("{l}: "))
+            .unwrap_or_default();
+        let left_out: Vec<String> = numeric
+            .iter()
+            .filter_map(|&i| {
+                let n = fields[i].name();
+                default_exclusion(source, n).map(|why| format!("{n} ({why})"))
+            })
+            .collect();
+        let left_out = if left_out.is_empty() || selection.include.is_some() {
+            String::new()
+        } else {
+            format!(
+                "; left out by default: {} (name them in include => '…' to use them)",
+                left_out.join(", ")
+            )
+        };
+        return Err(format!(
+            "{at}features({}): no column left to unpivot (numeric columns: {}){left_out}",
+            source.name,
+            names_of(source, &numeric)
+        ));
+    }
+    Ok(chosen)
+}
+
+fn names_of(source: &SourceSchema, idx: &[usize]) -> String {
+    if idx.is_empty() {
+        return "none".into();
+    }
+    let fields = source.arrow.fields();
+    idx.iter()
+        .map(|&i| fields[i].name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The numeric columns `list` names (exact name, else ASCII case-insensitive).
+fn resolve_names(
+    source: &SourceSchema,
+    list: &FeatureList,
+    key: &str,
+) -> std::result::Result<Vec<usize>, String> {
+    let fields = source.arrow.fields();
+    let at = list.location.map(|l| format!("{l}: ")).unwrap_or_default();
+    let numeric: Vec<usize> = (0..fields.len())
+        .filter(|&i| fields[i].data_type().is_numeric())
+        .collect();
+    list.names
+        .iter()
+        .map(|name| {
+            let found = fields.iter().position(|f| f.name() == name).or_else(|| {
+                fields
+                    .iter()
+                    .position(|f| f.name().eq_ignore_ascii_case(name))
+            });
+            match found {
+                Some(i) if fields[i].data_type().is_numeric() => Ok(i),
+                Some(i) => Err(format!(
+                    "{at}features({}): {key} names '{name}', which is {} and not numeric; only \
+                     numeric columns are features (numeric columns: {})",
+                    source.name,
+                    fields[i].data_type(),
+                    names_of(source, &numeric)
+                )),
+                None => {
+                    let all: Vec<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+                    let hint = did_you_mean(name, &all)
+                        .map(|s| format!("did you mean '{s}'? "))
+                        .unwrap_or_default();
+                    Err(format!(
+                        "{at}features({}): {key} names '{name}', which is not a column of the \
+                         source; {hint}numeric columns: {}",
+                        source.name,
+                        names_of(source, &numeric)
+                    ))
+                }
+            }
+        })
+        .collect()
+}
+
 /// How a monitor sees its source: the shape of the rows its plan reads.
 #[derive(Debug, Clone)]
 pub struct InputShape {
@@ -65,20 +235,30 @@ pub struct InputShape {
     long_view: bool,
     schema: SchemaRef,
     late_schema: SchemaRef,
-    /// Indices of the numeric source columns unpivoted by the long view.
+    /// Indices of the source columns unpivoted by the long view (its features).
     numeric: Vec<usize>,
     /// Indices of the source columns kept as they are.
     kept: Vec<usize>,
 }
 
 impl InputShape {
-    /// Describes a monitor input over `source`.
-    pub fn new(source: Arc<SourceSchema>, window: Option<InputWindow>, long_view: bool) -> Self {
+    /// Describes a monitor input over `source`; `features` is the column selection of the
+    /// long view `features(src, …)`, `None` for the source's own rows. Errors when the
+    /// selection names no usable column (see [`select_features`]).
+    pub fn new(
+        source: Arc<SourceSchema>,
+        window: Option<InputWindow>,
+        features: Option<&FeatureSelection>,
+    ) -> std::result::Result<Self, String> {
         let fields = source.arrow.fields();
-        let (numeric, kept): (Vec<usize>, Vec<usize>) = if long_view {
-            (0..fields.len()).partition(|&i| fields[i].data_type().is_numeric())
-        } else {
-            (Vec::new(), (0..fields.len()).collect())
+        let long_view = features.is_some();
+        let (numeric, kept): (Vec<usize>, Vec<usize>) = match features {
+            Some(selection) => {
+                let numeric = select_features(&source, selection)?;
+                let kept = (0..fields.len()).filter(|i| !numeric.contains(i)).collect();
+                (numeric, kept)
+            }
+            None => (Vec::new(), (0..fields.len()).collect()),
         };
         let mut out: Vec<Field> = kept.iter().map(|&i| fields[i].as_ref().clone()).collect();
         if long_view {
@@ -92,7 +272,7 @@ impl InputShape {
         let mut late: Vec<Field> = fields.iter().map(|f| f.as_ref().clone()).collect();
         late.push(Field::new(LATE_REASON, DataType::Utf8, false));
         late.push(Field::new(LATE_WATERMARK, EVENT_TIME_TYPE, true));
-        Self {
+        Ok(Self {
             source,
             window,
             long_view,
@@ -100,7 +280,17 @@ impl InputShape {
             late_schema: Arc::new(Schema::new(late)),
             numeric,
             kept,
-        }
+        })
+    }
+
+    /// The feature names of the long view, in the order their rows are emitted (empty when
+    /// the monitor reads the source's own rows).
+    pub fn features(&self) -> Vec<&str> {
+        let fields = self.source.arrow.fields();
+        self.numeric
+            .iter()
+            .map(|&i| fields[i].name().as_str())
+            .collect()
     }
 
     /// Schema of the rows the plan reads.
@@ -405,7 +595,11 @@ impl MonitorInputExec {
 
 impl DisplayAs for MonitorInputExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "MonitorInputExec: source={}", self.shape.source.name)
+        write!(f, "MonitorInputExec: source={}", self.shape.source.name)?;
+        if self.shape.long_view {
+            write!(f, ", features=[{}]", self.shape.features().join(", "))?;
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The streaming engine: a monitor's unbounded input, watermarks, the window operator and
 //! the planner that compiles monitors into DataFusion physical plans.
 
+pub mod detect;
 pub mod input;
 pub mod planner;
 pub mod progress;

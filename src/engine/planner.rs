@@ -29,6 +29,7 @@ use driftwatch_sql::{MonitorInput, WindowSpec};
 use driftwatch_udfs::BaselineRegistry;
 use tokio::sync::mpsc;
 
+use super::detect;
 use super::input::{
     FeedReceiver, InputShape, InputWindow, MonitorInputExec, MonitorInputTable, WINDOW_END,
     WINDOW_START,
@@ -172,14 +173,16 @@ pub async fn plan_monitor(
             })
         }
     };
-    let shape = Arc::new(InputShape::new(
-        Arc::clone(&source),
-        window,
-        input.long_view,
-    ));
-    let progress = Arc::new(StreamProgress::new(window.is_some()));
+    let features = input.long_view.then_some(&input.features);
+    let shape = Arc::new(InputShape::new(Arc::clone(&source), window, features).map_err(err)?);
+    // A row-level plan with streaming detectors has a state operator (`DetectorStateExec`)
+    // that takes part in barrier alignment as a window operator does.
+    let mentions_detectors = detect::mentions_stream_detector(&input.query);
+    let stateful = window.is_none() && mentions_detectors;
+    let progress = Arc::new(StreamProgress::new(window.is_some() || stateful));
     let (late_tx, late_rx) = mpsc::unbounded_channel();
     let ctx = streaming_session(baselines);
+    let detectors = detect::register_stream_detectors(&ctx, mentions_detectors);
     let table = MonitorInputTable::new(Arc::clone(&shape), feed, Arc::clone(&progress), late_tx);
     // `bare`: the name is already normalised; a quoted name like "Src" keeps its case.
     ctx.register_table(TableReference::bare(input.source.as_str()), Arc::new(table))
@@ -192,6 +195,7 @@ pub async fn plan_monitor(
         err(group_by_message(&message, window.is_some()).unwrap_or_else(|| clean_message(&message)))
     })?;
     check_baselines(&logical, baselines).map_err(err)?;
+    detect::check_stream_detectors(&logical, window.is_some()).map_err(err)?;
     if logical.schema().fields().is_empty() {
         return Err(err(
             "the SELECT list is empty: a monitor must produce at least one column".into(),
@@ -218,7 +222,16 @@ pub async fn plan_monitor(
                         .into(),
                 ));
             }
-            physical
+            if stateful {
+                detect::check_single_evaluation(&physical).map_err(err)?;
+                Arc::new(detect::DetectorStateExec::new(
+                    physical,
+                    detectors,
+                    Arc::clone(&progress),
+                ))
+            } else {
+                physical
+            }
         }
     };
     for blocked in [

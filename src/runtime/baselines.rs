@@ -10,6 +10,7 @@ use std::sync::Arc;
 use arrow::record_batch::RecordBatch;
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
 use driftwatch_sql::{BaselineInput, BaselineOptions, BinSpec, CreateBaseline};
+use driftwatch_udfs::baseline::CovarianceMethod;
 use driftwatch_udfs::{BaselineProfile, BaselineRegistry, BinRule, ProfileOptions};
 
 use super::RuntimeError;
@@ -85,10 +86,15 @@ pub async fn read_file(
 const _: () = assert!(driftwatch_sql::MAX_BIN_COUNT == driftwatch_udfs::math::describe::MAX_BINS);
 
 /// The profile settings of validated `CREATE BASELINE` options: every option left out keeps
-/// its [`ProfileOptions::default`] value.
-pub fn profile_options(options: &BaselineOptions) -> ProfileOptions {
+/// its [`ProfileOptions::default`] value. An unknown `covariance` (which the SQL layer already
+/// rejects) is an error listing the accepted ones.
+pub fn profile_options(options: &BaselineOptions) -> Result<ProfileOptions, RuntimeError> {
     let d = ProfileOptions::default();
-    ProfileOptions {
+    let covariance = match options.covariance.as_deref() {
+        Some(m) => CovarianceMethod::parse(m).map_err(RuntimeError::Invalid)?,
+        None => d.covariance,
+    };
+    Ok(ProfileOptions {
         max_sample: options.max_sample.unwrap_or(d.max_sample),
         bins: match &options.bins {
             BinSpec::Fd => BinRule::Fd,
@@ -103,7 +109,9 @@ pub fn profile_options(options: &BaselineOptions) -> ProfileOptions {
         iforest_sample: options.iforest_sample.unwrap_or(d.iforest_sample),
         seed: options.seed.unwrap_or(d.seed),
         categorical: options.categorical.clone(),
-    }
+        covariance,
+        sketch_above: options.sketch_above.unwrap_or(d.sketch_above),
+    })
 }
 
 /// Creates (or reloads) the baseline defined by `stmt` and registers it.
@@ -114,7 +122,8 @@ pub async fn create_baseline(
     query_ctx: &SessionContext,
 ) -> Result<Arc<BaselineProfile>, RuntimeError> {
     let options = stmt.baseline_options().map_err(RuntimeError::Sql)?;
-    let profile_opts = profile_options(&options);
+    let profile_opts = profile_options(&options)
+        .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?;
     profile_opts
         .validate()
         .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?;

@@ -108,6 +108,8 @@ pub struct SystemSnapshot {
     pub monitors: Vec<MonitorStatus>,
     /// Baseline names.
     pub baselines: Vec<String>,
+    /// `(baseline, feature, NULL results)` of long-form features missing from a baseline.
+    pub missing_features: Vec<(String, String, u64)>,
     /// Figures of the last checkpoint.
     pub checkpoint: super::checkpointing::CheckpointStats,
 }

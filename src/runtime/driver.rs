@@ -229,6 +229,7 @@ impl Driftwatch {
                 })
                 .collect(),
             baselines,
+            missing_features: self.baselines.missing_features(),
             checkpoint: self.checkpointer.stats(),
         }
     }
@@ -471,7 +472,7 @@ impl Driftwatch {
                 self.checkpointer
                     .take_restored_monitor(&def.name, &def.sql, &input.source)
             {
-                if let Some(snapshot) = snapshot.filter(|_| plan.window.is_some()) {
+                if let Some(snapshot) = snapshot.filter(|_| plan.progress.is_windowed()) {
                     tracing::info!(
                         monitor = %def.name,
                         open_rows = snapshot.rows(),

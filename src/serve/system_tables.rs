@@ -9,9 +9,14 @@
 //! - `system.monitors (name, sql, source, windows, rows_out, late_rows, last_window_end,
 //!   status, error)`;
 //! - `system.baselines (name)`;
+//! - `system.missing_features (baseline, feature, null_results)`: long-form features (a
+//!   per-row feature such as `features(src)`'s) that name no column of the baseline, with the
+//!   number of NULL results they caused (per row for row-level functions, per window group for
+//!   aggregates); the monitor keeps running;
 //! - `system.checkpoints (id, restored, completed, abandoned, duration_ms, max_stall_us,
 //!   max_copy_us, bytes)`: the last checkpoint written by this process and the one restored at start;
-//! - `system.counters (kind, name, counter, value)`: every counter above in long form.
+//! - `system.counters (kind, name, counter, value)`: every counter above in long form
+//!   (`baseline`, name, `missing_feature_nulls`: the sum of a baseline's `null_results`).
 
 use std::sync::Arc;
 
@@ -132,6 +137,19 @@ pub fn system_tables(
         vec![Field::new("name", DataType::Utf8, false)],
         vec![strings(snap.baselines.iter().map(String::as_str))],
     )?;
+    let mf = &snap.missing_features;
+    let missing_features = batch(
+        vec![
+            Field::new("baseline", DataType::Utf8, false),
+            Field::new("feature", DataType::Utf8, false),
+            Field::new("null_results", DataType::UInt64, false),
+        ],
+        vec![
+            strings(mf.iter().map(|x| x.0.as_str())),
+            strings(mf.iter().map(|x| x.1.as_str())),
+            Arc::new(UInt64Array::from_iter_values(mf.iter().map(|x| x.2))),
+        ],
+    )?;
     let mut rows: Vec<(&str, &str, &str, i64)> = Vec::new();
     for x in s {
         rows.push(("source", &x.name, "rows_in", x.rows_in as i64));
@@ -148,6 +166,16 @@ pub fn system_tables(
         if let Some(w) = ts(x.last_window_end_ms) {
             rows.push(("monitor", &x.name, "last_window_end_ms", w));
         }
+    }
+    let mut missing_by_baseline: Vec<(&str, i64)> = Vec::new();
+    for (b, _, n) in mf {
+        match missing_by_baseline.last_mut() {
+            Some((last, total)) if *last == b.as_str() => *total += *n as i64,
+            _ => missing_by_baseline.push((b.as_str(), *n as i64)),
+        }
+    }
+    for (b, n) in missing_by_baseline {
+        rows.push(("baseline", b, "missing_feature_nulls", n));
     }
     let counters = batch(
         vec![
@@ -167,6 +195,7 @@ pub fn system_tables(
         ("sources", sources),
         ("monitors", monitors),
         ("baselines", baselines),
+        ("missing_features", missing_features),
         ("counters", counters),
         ("checkpoints", checkpoints),
     ])

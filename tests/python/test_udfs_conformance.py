@@ -67,6 +67,16 @@ def close(name, got, want, rtol=RTOL):
     assert err <= rtol or abs(got - want) <= 1e-300, f"{name}: got {got!r}, want {want!r}, rel err {err:.3e}"
 
 
+def default_edges(ref):
+    """Bin edges of a baseline profiled with the default options: equal-frequency deciles,
+    np.unique(np.quantile(ref, np.linspace(0, 1, 11))); constant data gets [c - 0.5, c + 0.5]
+    (np.histogram_bin_edges' convention)."""
+    e = np.unique(np.quantile(ref, np.linspace(0, 1, 11)))
+    if len(e) < 2:
+        e = np.array([e[0] - 0.5, e[0] + 0.5])
+    return e
+
+
 def reference_stats(ref, cur):
     ref = ref[np.isfinite(ref)]
     cur = cur[np.isfinite(cur)]
@@ -81,7 +91,7 @@ def reference_stats(ref, cur):
     ks = stats.ks_2samp(cur, ref, alternative="two-sided", method="auto")
     res["ks_stat"] = float(ks.statistic)
     res["ks_pvalue"] = float(ks.pvalue)
-    edges = np.histogram_bin_edges(ref, "fd")
+    edges = default_edges(ref)
     c = np.histogram(np.clip(cur, edges[0], edges[-1]), edges)[0]
     r = np.histogram(ref, edges)[0]
     pc, pr = c / c.sum(), r / r.sum()

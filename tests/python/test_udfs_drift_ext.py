@@ -4,7 +4,10 @@ numpy / scipy / scikit-learn / River, on data generated here and evaluated by th
 
 p-value methods: cvm_pvalue is scipy's method='auto' (exact when both samples have <= 20
 values, else asymptotic) — both paths are exercised; anderson_pvalue is scipy's
-interpolated value capped to [0.001, 0.25]; chi2_pvalue is the chi-square survival function.
+interpolated value capped to [0.001, 0.25]; chi2_stat / chi2_pvalue are
+scipy.stats.chi2_contingency([window counts, baseline counts]) (scipy defaults) after dropping
+bins empty on both sides; chi2_gof_stat / chi2_gof_pvalue are scipy.stats.chisquare against the
+baseline shares (unseen categories pooled with share 1e-4).
 
     pytest -s tests/python/test_udfs_drift_ext.py
 """
@@ -17,7 +20,9 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon, pdist
 
-from test_udfs_conformance import CASES, PSI_EPS, RTOL, WORST, close, make_columns, run_eval
+from test_udfs_conformance import (
+    CASES, PSI_EPS, RTOL, WORST, close, default_edges, make_columns, run_eval,
+)
 
 EPS_UNSEEN = 1e-4
 # Asymptotic Cramér–von Mises p = 1 − cdf is computed by subtraction (in scipy as here), so
@@ -47,7 +52,7 @@ def binned_refs(c, r):
     out = {}
     if c.sum() == 0 or r.sum() == 0:
         return dict.fromkeys(["psi", "js_distance", "kl_div", "hellinger", "tvd", "l_inf",
-                              "chi2_stat", "chi2_pvalue"])
+                              "chi2_stat", "chi2_pvalue", "chi2_gof_stat", "chi2_gof_pvalue"])
     p, q = c / c.sum(), r / r.sum()
     pf, qf = np.where(p == 0, PSI_EPS, p), np.where(q == 0, PSI_EPS, q)
     out["psi"] = float(np.sum((pf - qf) * np.log(pf / qf)))
@@ -66,9 +71,16 @@ def binned_refs(c, r):
         f_obs = np.append(f_obs, unseen)
         f_exp = np.append(f_exp, n * (EPS_UNSEEN / scale))
     if len(f_obs) < 2:
-        out["chi2_stat"] = out["chi2_pvalue"] = None
+        out["chi2_gof_stat"] = out["chi2_gof_pvalue"] = None
     else:
         res = stats.chisquare(f_obs, f_exp)
+        out["chi2_gof_stat"], out["chi2_gof_pvalue"] = float(res.statistic), float(res.pvalue)
+    table = np.array([c, r])
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2:
+        out["chi2_stat"] = out["chi2_pvalue"] = None
+    else:
+        res = stats.chi2_contingency(table)
         out["chi2_stat"], out["chi2_pvalue"] = float(res.statistic), float(res.pvalue)
     return out
 
@@ -126,7 +138,7 @@ def river_positions(det, xs):
 
 def check_numeric(g, r, c):
     rf, cf = r[np.isfinite(r)], c[np.isfinite(c)]
-    edges = np.histogram_bin_edges(rf, "fd")
+    edges = default_edges(rf)
     hc = np.histogram(np.clip(cf, edges[0], edges[-1]), edges)[0]
     hr = np.histogram(rf, edges)[0]
     for k, v in binned_refs(hc, hr).items():
@@ -157,17 +169,37 @@ def check_detectors(g, c):
     assert g["cusum"] == cusum_ref(c)
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def _mix64(z):
+    z = (z + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def row_hash(row):
+    """Port of `driftwatch_udfs::math::mmd::row_hash` (-0.0 hashed as +0.0)."""
+    h = 0x6D6D645F726F7773
+    for v in np.asarray(row, dtype=np.float64) + 0.0:
+        h = _mix64(h ^ int(np.float64(v).view(np.uint64)))
+    return h
+
+
 def mmd_rows(R, C):
     """Documented rows: reference = baseline row sample (complete rows, <= 1000 at positions
-    (2i + 1)·N // 2000); window = complete rows sorted lexicographically, <= 1000 at ranks
-    (2i + 1)·m // 2000. None when a side has fewer than 2 rows."""
+    (2i + 1)·N // 2000); window = complete rows, above 1000 the 1000 smallest by
+    (row hash, row), then sorted lexicographically. None when a side has fewer than 2
+    rows."""
     R = R[np.all(np.isfinite(R), axis=1)]
     C = C[np.all(np.isfinite(C), axis=1)]
     if len(R) > 1000:
         R = R[(2 * np.arange(1000) + 1) * len(R) // 2000]
-    C = C[np.lexsort(C.T[::-1])]
     if len(C) > 1000:
-        C = C[(2 * np.arange(1000) + 1) * len(C) // 2000]
+        order = sorted(range(len(C)), key=lambda i: (row_hash(C[i]), tuple(C[i])))
+        C = C[order[:1000]]
+    C = C[np.lexsort(C.T[::-1])]
     if len(C) < 2 or len(R) < 2:
         return None
     return R, C

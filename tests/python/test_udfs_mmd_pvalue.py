@@ -129,7 +129,7 @@ def columns(rng, n, shift, k=4):
     [
         (1000, 1000, 0.0, 4, ["default", "37"]),
         (1000, 1000, 0.1, 4, ["default"]),
-        (3000, 2500, 0.05, 3, ["default"]),  # both sides stratified to 1000 rows
+        (3000, 2500, 0.05, 3, ["default"]),  # both sides sampled to 1000 rows
         (60, 25, 0.3, 2, ["default", "1", "7", "500"]),
         (5, 2, 0.0, 1, ["default", "3"]),  # m = 2: the split recurs, ties
         (400, 150, 0.0, 4, ["default"]),

@@ -15,7 +15,7 @@
 //! argument) adds `mmd_pvalue` over all numeric columns once per entry, as
 //! `"__mmd_pvalue": {"default": p, "1": p, "37": p}`.
 //! `DRIFTWATCH_PROFILE_BINS=fd|sturges|quantile:K|equal:K|edges:e0,e1,…` sets the baseline's
-//! bin rule (default `fd`).
+//! bin rule (default: the profile default, deciles `quantile:10`).
 
 use std::sync::Arc;
 
@@ -69,7 +69,7 @@ async fn query(ctx: &SessionContext, sql: &str) -> datafusion::common::Result<Re
     Ok(concat_batches(&schema, &batches)?)
 }
 
-const STATS: [&str; 17] = [
+const STATS: [&str; 19] = [
     "wasserstein",
     "wasserstein_norm",
     "ks_stat",
@@ -82,6 +82,8 @@ const STATS: [&str; 17] = [
     "l_inf",
     "chi2_stat",
     "chi2_pvalue",
+    "chi2_gof_stat",
+    "chi2_gof_pvalue",
     "energy_distance",
     "cvm_stat",
     "cvm_pvalue",
@@ -89,7 +91,7 @@ const STATS: [&str; 17] = [
     "anderson_pvalue",
 ];
 
-const CAT_STATS: [&str; 8] = [
+const CAT_STATS: [&str; 10] = [
     "psi",
     "js_distance",
     "kl_div",
@@ -98,6 +100,8 @@ const CAT_STATS: [&str; 8] = [
     "l_inf",
     "chi2_stat",
     "chi2_pvalue",
+    "chi2_gof_stat",
+    "chi2_gof_pvalue",
 ];
 
 /// Profile options with the bin rule of `DRIFTWATCH_PROFILE_BINS`.
@@ -105,7 +109,8 @@ fn profile_options() -> Result<ProfileOptions, Box<dyn std::error::Error>> {
     let spec = std::env::var("DRIFTWATCH_PROFILE_BINS").unwrap_or_default();
     let (rule, arg) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
     let bins = match rule.trim() {
-        "" | "fd" => BinRule::Fd,
+        "" => ProfileOptions::default().bins,
+        "fd" => BinRule::Fd,
         "sturges" => BinRule::Sturges,
         "quantile" => BinRule::Quantile(arg.trim().parse()?),
         "equal" => BinRule::Count(arg.trim().parse()?),

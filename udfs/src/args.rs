@@ -24,6 +24,36 @@ pub fn numeric_column<'a>(p: &'a BaselineProfile, col: &str) -> Result<&'a Numer
     })
 }
 
+/// The numeric column of `p` that a per-row (long-form) feature names, or `None` when `p`
+/// has none: the caller's result is then NULL, never an error, and the miss is counted
+/// (`nulls` NULL results) in the baseline's [`crate::baseline::MissingFeatures`]
+/// (`system.missing_features`) and logged on the feature's first miss. A feature fixed at
+/// planning time is checked with [`numeric_column`] instead, so a typo there stays an error.
+pub fn row_numeric_column<'a>(
+    p: &'a BaselineProfile,
+    feature: &str,
+    nulls: u64,
+) -> Option<&'a NumericProfile> {
+    let col = p.numeric(feature);
+    if col.is_none() {
+        p.missing_features.record(&p.name, feature, nulls);
+    }
+    col
+}
+
+/// Like [`row_numeric_column`], for a categorical column.
+pub fn row_categorical_column<'a>(
+    p: &'a BaselineProfile,
+    feature: &str,
+    nulls: u64,
+) -> Option<&'a CategoricalProfile> {
+    let col = p.categorical(feature);
+    if col.is_none() {
+        p.missing_features.record(&p.name, feature, nulls);
+    }
+    col
+}
+
 /// Error for a first argument that is not a plain column and no feature argument.
 pub fn no_feature_error(func: &str, arg: &str) -> DataFusionError {
     DataFusionError::Plan(format!(

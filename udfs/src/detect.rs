@@ -6,6 +6,12 @@
 //! change was signalled (`List<Int64>`, empty when none; NULL list → NULL); see
 //! [`crate::math::detectors`] and [`crate::math::adwin`] for the definitions and defaults.
 //! A NULL (or NaN) parameter takes its default.
+//!
+//! These list forms see one window's rows, so their state restarts in every window (a HOP
+//! window overlapping a change reports it in every window that contains it); the streaming
+//! forms in [`stream`] keep their state across rows and micro-batches, per key.
+
+pub mod stream;
 
 use std::hash::Hash;
 use std::sync::Arc;

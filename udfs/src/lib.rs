@@ -29,6 +29,7 @@ pub use math::describe::BinRule;
 pub fn aggregate_functions(baselines: &Arc<BaselineRegistry>) -> Vec<AggregateUDF> {
     let mut v = drift::drift_functions(baselines);
     v.push(drift::mmd::mmd_pvalue_udaf(baselines));
+    v.extend(drift::auto::auto_drift_functions(baselines));
     v.extend(window::window_functions(baselines));
     v.extend(stats::stats_functions());
     v

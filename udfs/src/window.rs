@@ -1,6 +1,6 @@
 //! Window statistics missing from DataFusion: `missing_count(x)`, `missing_rate(x)`,
 //! `quantile(x, q)` (exact, numpy 'linear') and `histogram(x, 'baseline' [, feature])`
-//! (counts over the baseline's bins).
+//! (counts over the baseline's bins; its state is those counts, O(bins)).
 
 use std::sync::Arc;
 
@@ -17,8 +17,8 @@ use datafusion::logical_expr::{
 use crate::args::{is_string_type, is_value_type};
 use crate::baseline::BaselineRegistry;
 use crate::drift::udaf::{list_field, literal_f64, resolve};
-use crate::drift::{ListKernel, ListStat};
-use crate::group::{passes, EitherKernel, Kernel};
+use crate::drift::{BinsKernel, BinsOutput, ListKernel, ListStat};
+use crate::group::{passes, Groups, Kernel, Single};
 
 /// Which window statistic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,21 +62,44 @@ pub struct WindowUdaf {
 
 crate::args::registry_bound_identity!(WindowUdaf, kind);
 
-type Built = EitherKernel<ListKernel, MissingKernel>;
+/// The kernel a call runs on.
+enum Built {
+    List(ListKernel),
+    Bins(BinsKernel),
+    Missing(MissingKernel),
+}
+
+impl Built {
+    fn accumulator(self) -> Box<dyn Accumulator> {
+        match self {
+            Built::List(k) => Box::new(Single::new(k)),
+            Built::Bins(k) => Box::new(Single::new(k)),
+            Built::Missing(k) => Box::new(Single::new(k)),
+        }
+    }
+
+    fn groups_accumulator(self) -> Box<dyn GroupsAccumulator> {
+        match self {
+            Built::List(k) => Box::new(Groups::new(k)),
+            Built::Bins(k) => Box::new(Groups::new(k)),
+            Built::Missing(k) => Box::new(Groups::new(k)),
+        }
+    }
+}
 
 impl WindowUdaf {
     fn build(&self, args: &AccumulatorArgs) -> Result<Built> {
         let exprs = args.exprs;
         Ok(match self.kind {
             WindowKind::MissingCount | WindowKind::MissingRate => {
-                Built::B(MissingKernel { kind: self.kind })
+                Built::Missing(MissingKernel { kind: self.kind })
             }
             WindowKind::Quantile => {
                 let q = exprs.get(1).and_then(literal_f64);
                 let Some(q) = q.filter(|q| (0.0..=1.0).contains(q)) else {
                     return plan_err!("quantile: q must be a numeric literal in [0, 1]");
                 };
-                Built::A(ListKernel {
+                Built::List(ListKernel {
                     stat: ListStat::Quantile(q),
                     profile: None,
                     feature: None,
@@ -85,7 +108,7 @@ impl WindowUdaf {
             }
             WindowKind::Histogram => {
                 let a = resolve("histogram", &self.baselines, exprs, 1)?;
-                Built::A(ListKernel::against(ListStat::Histogram, a)?)
+                Built::Bins(BinsKernel::against(BinsOutput::Histogram, a)?)
             }
         })
     }
@@ -139,7 +162,12 @@ impl AggregateUDFImpl for WindowUdaf {
                 Arc::new(Field::new(format!("{n}[rows]"), DataType::Int64, true)),
                 Arc::new(Field::new(format!("{n}[missing]"), DataType::Int64, true)),
             ],
-            _ => vec![
+            // Counts per baseline bin (O(bins) whatever the window size, see drift::bins).
+            WindowKind::Histogram => vec![
+                list_field(format!("{n}[counts]"), DataType::UInt64),
+                Arc::new(Field::new(format!("{n}[feature]"), DataType::Utf8, true)),
+            ],
+            WindowKind::Quantile => vec![
                 list_field(format!("{n}[values]"), DataType::Float64),
                 Arc::new(Field::new(format!("{n}[feature]"), DataType::Utf8, true)),
             ],

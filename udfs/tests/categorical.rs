@@ -229,9 +229,14 @@ async fn integer_labels_are_compared_as_categories() {
     assert_eq!(short[0], text[0]);
     // Booleans, and a declared high-cardinality integer.
     let flag = values(profile(&[]), "SELECT chi2_stat(flag, 'b') FROM cur").await;
-    // Baseline 20 true / 40 false, window 20 / 20: chisquare([20, 20], [40/3, 80/3]).
-    let want = (20.0f64 - 40.0 / 3.0).powi(2) / (40.0 / 3.0)
+    let gof = values(profile(&[]), "SELECT chi2_gof_stat(flag, 'b') FROM cur").await;
+    // The one-sample test: chisquare([20, 20], [40/3, 80/3]).
+    let want_gof = (20.0f64 - 40.0 / 3.0).powi(2) / (40.0 / 3.0)
         + (20.0f64 - 80.0 / 3.0).powi(2) / (80.0 / 3.0);
+    assert!((gof[0].unwrap() - want_gof).abs() < 1e-12, "{gof:?}");
+    // Baseline 20 true / 40 false, window 20 / 20:
+    // scipy.stats.chi2_contingency([[20, 20], [20, 40]]).statistic (Yates, dof 1).
+    let want = 2.126_736_111_111_110_7;
     assert!(
         (flag[0].unwrap() - want).abs() < 1e-12,
         "{flag:?} vs {want}"

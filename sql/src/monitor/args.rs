@@ -1,12 +1,15 @@
 //! Arguments of the window table functions.
 
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Value,
 };
 
-use super::{last_name, span_loc, FEATURES_FN, WINDOW_FNS};
+use super::{last_name, span_loc, FeatureList, FeatureSelection, FEATURES_FN, WINDOW_FNS};
 use crate::error::{Location, SqlError};
 use crate::parser::normalize_ident;
+
+const FEATURES_USAGE: &str =
+    "features(src), features(src, include => 'a, b') or features(src, exclude => 'c')";
 
 /// Flink's legacy `GROUP BY TUMBLE(ts, INTERVAL …)` group windows: point to the TVF form.
 pub(super) fn reject_group_window(e: &Expr) -> Result<(), SqlError> {
@@ -51,17 +54,125 @@ pub(super) fn positional_args<'a>(
         .collect()
 }
 
-/// First argument of a window / features(): a source name, or `features(src)` inside a window.
-/// Returns the source identifier and whether the long view was requested.
+/// Arguments of `features(src [, include => 'a, b'] [, exclude => 'c'])`: the source and the
+/// column selection (see [`FeatureSelection`]).
+pub(super) fn features_args(
+    args: &[FunctionArg],
+    loc: Location,
+) -> Result<(Ident, FeatureSelection), SqlError> {
+    let mut source: Option<Ident> = None;
+    let mut selection = FeatureSelection::default();
+    for a in args {
+        match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) if source.is_none() => {
+                source = Some(source_arg(e, FEATURES_FN, loc, false)?.0);
+            }
+            FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            } if source.is_some() => {
+                let at = Location::from_span(name.span).unwrap_or(loc);
+                let key = name.value.to_ascii_lowercase();
+                let slot = match key.as_str() {
+                    "include" => &mut selection.include,
+                    "exclude" => &mut selection.exclude,
+                    _ => {
+                        let hint = crate::options::did_you_mean(&key, &["include", "exclude"])
+                            .map(|s| format!("did you mean {s}? "))
+                            .unwrap_or_default();
+                        return Err(SqlError::at(
+                            at,
+                            format!(
+                                "features(): unknown argument '{}'; {hint}usage: {FEATURES_USAGE}",
+                                name.value
+                            ),
+                        ));
+                    }
+                };
+                if slot.is_some() {
+                    return Err(SqlError::at(
+                        at,
+                        format!("features(): {key} is given twice"),
+                    ));
+                }
+                *slot = Some(column_list(e, &key, at)?);
+            }
+            _ => {
+                return Err(SqlError::at(
+                    loc,
+                    format!(
+                        "features(): unexpected argument {a}; the source comes first, then \
+                         optional named arguments: {FEATURES_USAGE}"
+                    ),
+                ))
+            }
+        }
+    }
+    let Some(source) = source else {
+        return Err(SqlError::at(
+            loc,
+            format!("features() needs a source: {FEATURES_USAGE}"),
+        ));
+    };
+    if selection.exclude.as_ref().is_some_and(|l| l.all) {
+        return Err(SqlError::at(
+            selection.exclude.as_ref().and_then(|l| l.location),
+            "features(): exclude => '*' would leave no feature",
+        ));
+    }
+    Ok((source, selection))
+}
+
+/// `'a, b'` (comma-separated column names; `'*'` for every numeric column) of `include` /
+/// `exclude`.
+fn column_list(e: &Expr, key: &str, at: Location) -> Result<FeatureList, SqlError> {
+    let location = span_loc(e).or(Some(at));
+    let text = match e {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(text) = text else {
+        return Err(SqlError::at(
+            location,
+            format!("features(): {key} takes a string of comma-separated column names, e.g. {key} => 'a, b'; found {e}"),
+        ));
+    };
+    let names: Vec<String> = text.split(',').map(|n| n.trim().to_string()).collect();
+    if names.iter().any(String::is_empty) {
+        return Err(SqlError::at(
+            location,
+            format!("features(): {key} => '{text}' has an empty column name; list names separated by commas, e.g. {key} => 'a, b'"),
+        ));
+    }
+    let all = names.iter().any(|n| n == "*");
+    if all && names.len() > 1 {
+        return Err(SqlError::at(
+            location,
+            format!("features(): {key} => '{text}' mixes '*' with column names; use '*' alone"),
+        ));
+    }
+    Ok(FeatureList {
+        names: if all { Vec::new() } else { names },
+        all,
+        location,
+    })
+}
+
+/// First argument of a window / features(): a source name, or `features(src, …)` inside a
+/// window. Returns the source identifier and, for the long view, its column selection.
 pub(super) fn source_arg(
     e: &Expr,
     fname: &str,
     loc: Location,
     allow_features: bool,
-) -> Result<(Ident, bool), SqlError> {
+) -> Result<(Ident, Option<FeatureSelection>), SqlError> {
     let at = span_loc(e).unwrap_or(loc);
     match e {
-        Expr::Identifier(id) => Ok((id.clone(), false)),
+        Expr::Identifier(id) => Ok((id.clone(), None)),
         Expr::CompoundIdentifier(parts) => Err(SqlError::at(
             at,
             format!(
@@ -75,14 +186,8 @@ pub(super) fn source_arg(
                 .unwrap_or_default();
             if name == FEATURES_FN {
                 let args = function_args(&f.args);
-                let args = positional_args(&args, FEATURES_FN, at)?;
-                if args.len() != 1 {
-                    return Err(SqlError::at(
-                        at,
-                        "features() takes one argument: features(src)",
-                    ));
-                }
-                Ok((source_arg(args[0], FEATURES_FN, at, false)?.0, true))
+                let (src, selection) = features_args(&args, at)?;
+                Ok((src, Some(selection)))
             } else if WINDOW_FNS.contains(&name.as_str()) {
                 Err(SqlError::at(
                     at,

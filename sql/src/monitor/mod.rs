@@ -12,7 +12,9 @@ use crate::error::{Location, SqlError};
 use crate::interval::interval_ms;
 use crate::options::did_you_mean;
 use crate::parser::normalize_ident;
-use args::{function_args, positional_args, reject_group_window, source_arg, time_column_arg};
+use args::{
+    features_args, function_args, positional_args, reject_group_window, source_arg, time_column_arg,
+};
 
 /// A window table-valued function over the monitor's source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -79,6 +81,32 @@ fn gcd(a: i64, b: i64) -> i64 {
     }
 }
 
+/// Which source columns the long view `features(src, …)` unpivots.
+///
+/// Without `include`, the features are the source's numeric columns except the defaults left
+/// out (metadata columns such as Kafka's `_partition` / `_offset`, the event-time column and
+/// id columns; the engine applies the rule, see the README). `include => 'a, b'` lists exactly
+/// the features (`'*'`: every numeric column, nothing left out); `exclude => 'c'` removes
+/// columns in addition. Columns that are not features stay ordinary columns of the view.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct FeatureSelection {
+    /// `include => …`, when given.
+    pub include: Option<FeatureList>,
+    /// `exclude => …`, when given.
+    pub exclude: Option<FeatureList>,
+}
+
+/// The column names of an `include` / `exclude` argument of `features()`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FeatureList {
+    /// Column names as written (trimmed); empty when `all`.
+    pub names: Vec<String>,
+    /// `'*'`: every numeric column.
+    pub all: bool,
+    /// Where the list is written, for errors.
+    pub location: Option<Location>,
+}
+
 /// What [`analyze_monitor`] found in a monitor query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MonitorInput {
@@ -88,6 +116,9 @@ pub struct MonitorInput {
     pub window: Option<WindowSpec>,
     /// True if the input is the long `(feature, value)` view `features(src)`.
     pub long_view: bool,
+    /// The columns the long view unpivots (`include` / `exclude` of `features()`; default
+    /// when `long_view` is false).
+    pub features: FeatureSelection,
     /// The query with the window / `features()` call replaced by a plain reference to
     /// `source` (alias kept); the caller registers a table provider under that name that adds
     /// `window_start` / `window_end` (and `feature` / `value` for the long view).
@@ -151,7 +182,7 @@ fn analyze(query: &Query, known: Option<&dyn Fn(&str) -> bool>) -> Result<Monito
 
     let stream_tables: Vec<&(String, Location)> =
         w.tables.iter().filter(|(n, _)| is_source(n)).collect();
-    let (source, window, long_view, location) = match w.found {
+    let (source, window, features, location) = match w.found {
         Some(found) => {
             if !is_source(&found.source) {
                 return Err(SqlError::at(
@@ -168,7 +199,7 @@ fn analyze(query: &Query, known: Option<&dyn Fn(&str) -> bool>) -> Result<Monito
             (
                 found.source,
                 found.window,
-                found.long_view,
+                found.features,
                 Some(found.location),
             )
         }
@@ -185,7 +216,7 @@ fn analyze(query: &Query, known: Option<&dyn Fn(&str) -> bool>) -> Result<Monito
             {
                 return Err(two_streams(first, other, *loc2));
             }
-            (first.clone(), None, false, Some(*loc))
+            (first.clone(), None, None, Some(*loc))
         }
     };
     let mut tables_referenced: Vec<String> = Vec::new();
@@ -200,7 +231,8 @@ fn analyze(query: &Query, known: Option<&dyn Fn(&str) -> bool>) -> Result<Monito
     Ok(MonitorInput {
         source,
         window,
-        long_view,
+        long_view: features.is_some(),
+        features: features.unwrap_or_default(),
         query,
         tables_referenced,
         location,
@@ -221,7 +253,8 @@ fn two_streams(first: &str, other: &str, loc: Location) -> SqlError {
 struct Found {
     source: String,
     window: Option<WindowSpec>,
-    long_view: bool,
+    /// The long view's column selection, `None` when not `features()`.
+    features: Option<FeatureSelection>,
     location: Location,
 }
 
@@ -389,16 +422,11 @@ impl Walker {
                 loc,
             ));
         }
-        let args = positional_args(args, &fname, loc)?;
-        let (source_id, long_view, window) = if fname == FEATURES_FN {
-            if args.len() != 1 {
-                return Err(SqlError::at(
-                    loc,
-                    "features() takes one argument: features(src)",
-                ));
-            }
-            (source_arg(args[0], &fname, loc, false)?.0, true, None)
+        let (source_id, features, window) = if fname == FEATURES_FN {
+            let (src, selection) = features_args(args, loc)?;
+            (src, Some(selection), None)
         } else {
+            let args = positional_args(args, &fname, loc)?;
             let usage = match fname.as_str() {
                 "TUMBLE" => "TUMBLE(src, ts, INTERVAL '15 seconds')",
                 "HOP" => "HOP(src, ts, INTERVAL '5 seconds' /* slide */, INTERVAL '15 seconds' /* size */)",
@@ -461,7 +489,7 @@ impl Walker {
         self.found = Some(Found {
             source,
             window,
-            long_view,
+            features,
             location: loc,
         });
         Ok(Some(TableFactor::Table {

@@ -1,13 +1,15 @@
 //! Baseline profiles: per-column summaries of a reference data set (typically the model's
 //! training data), computed once and looked up by name by the drift and outlier functions.
 
+mod covariance;
 mod multivariate;
 mod persist;
 mod registry;
 
+pub use covariance::{CovarianceMethod, CovarianceProfile};
 pub use multivariate::{ForestProfile, RowSample};
 
-pub use registry::BaselineRegistry;
+pub use registry::{BaselineRegistry, MissingFeatures};
 
 use std::collections::BTreeMap;
 
@@ -44,9 +46,11 @@ pub struct ProfileOptions {
     /// at ranks ⌊(i + ½)·N / max_sample⌋, i = 0..max_sample (every quantile band equally
     /// represented, no randomness).
     pub max_sample: usize,
-    /// Histogram bin rule (default Freedman–Diaconis, like `np.histogram_bin_edges(x, 'fd')`,
-    /// capped at [`crate::math::describe::MAX_BINS`] bins; see [`BinRule`] for Sturges,
-    /// equal-width, quantile and explicit edges). A bin count of 0 is rejected.
+    /// Histogram bin rule (default equal-frequency deciles of the baseline,
+    /// [`BinRule::Quantile`]`(10)`, `np.unique(np.quantile(x, np.linspace(0, 1, 11)))`: every
+    /// bin holds about 10 % of the baseline, so PSI and χ² stay calibrated on small windows —
+    /// see FUNCTIONS.md "Calibration"; [`BinRule`] also has Freedman–Diaconis, Sturges,
+    /// equal-width and explicit edges). A bin count of 0 is rejected.
     pub bins: BinRule,
     /// Quantile levels to record (default 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99; numpy
     /// 'linear' interpolation; each level in [0, 1]).
@@ -69,6 +73,19 @@ pub struct ProfileOptions {
     /// distinct values (see [`MAX_INFERRED_CATEGORIES`] for the inferred ones).
     #[serde(default)]
     pub categorical: Vec<String>,
+    /// Covariance estimate kept for `mahalanobis` (`CREATE BASELINE … WITH (covariance =
+    /// 'ledoit_wolf')`; default the sample covariance, see [`CovarianceMethod`]).
+    #[serde(default)]
+    pub covariance: CovarianceMethod,
+    /// Window size (finite values per group and column) above which the sorted drift
+    /// statistics keep a sketch instead of the values (`CREATE BASELINE … WITH
+    /// (sketch_above = N)`; default 2²⁰, see [`crate::math::sketch`]).
+    #[serde(default = "default_sketch_above")]
+    pub sketch_above: usize,
+}
+
+fn default_sketch_above() -> usize {
+    crate::math::sketch::DEFAULT_SKETCH_ABOVE
 }
 
 /// An integer column with at most this many distinct non-NULL values in the baseline is also
@@ -125,13 +142,15 @@ impl Default for ProfileOptions {
     fn default() -> Self {
         Self {
             max_sample: 1_000_000,
-            bins: BinRule::Fd,
+            bins: BinRule::Quantile(10),
             quantiles: vec![0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99],
             row_sample: default_row_sample(),
             iforest_trees: default_trees(),
             iforest_sample: default_tree_sample(),
             seed: default_seed(),
             categorical: Vec::new(),
+            covariance: CovarianceMethod::default(),
+            sketch_above: default_sketch_above(),
         }
     }
 }
@@ -187,22 +206,6 @@ pub struct CategoricalProfile {
     pub frequencies: BTreeMap<String, u64>,
 }
 
-/// Sample covariance of the numeric columns over complete rows (no NULL / non-finite value in
-/// any numeric column), used by `mahalanobis`.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct CovarianceProfile {
-    /// Column order of the matrices.
-    pub columns: Vec<String>,
-    /// Number of complete rows.
-    pub rows: u64,
-    /// Mean over complete rows.
-    pub mean: Vec<f64>,
-    /// Sample covariance (ddof = 1), row-major k × k.
-    pub covariance: Vec<f64>,
-    /// Moore–Penrose pseudo-inverse of `covariance`.
-    pub pinv: Vec<f64>,
-}
-
 /// A profiled baseline data set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BaselineProfile {
@@ -223,6 +226,9 @@ pub struct BaselineProfile {
     /// values), in input order; the values are their decimal text (`CAST(x AS VARCHAR)`).
     /// These columns keep their numeric profile in [`Self::columns`].
     pub integer_categories: Vec<(String, CategoricalProfile)>,
+    /// NULL results caused by long-form features this baseline lacks (bookkeeping, shared
+    /// per name by [`BaselineRegistry::insert`]).
+    pub missing_features: MissingFeatures,
 }
 
 fn is_numeric(dt: &DataType) -> bool {
@@ -281,7 +287,7 @@ impl BaselineProfile {
                 ));
             }
         }
-        let covariance = covariance_profile(&numeric_values);
+        let covariance = covariance::covariance_profile(&numeric_values, opts.covariance);
         let (rows, forest) = multivariate::build(&numeric_values, opts);
         Ok(BaselineProfile {
             name: name.to_string(),
@@ -291,6 +297,7 @@ impl BaselineProfile {
             rows,
             forest,
             integer_categories,
+            missing_features: MissingFeatures::default(),
         })
     }
 
@@ -468,44 +475,6 @@ fn subsample_sorted(sorted: Vec<f64>, max: usize) -> Vec<f64> {
     (0..max)
         .map(|i| sorted[((((2 * i + 1) as u128) * n as u128) / (2 * max as u128)) as usize])
         .collect()
-}
-
-fn covariance_profile(cols: &[(String, Vec<Option<f64>>)]) -> CovarianceProfile {
-    let k = cols.len();
-    let nrows = cols.first().map_or(0, |c| c.1.len());
-    let complete: Vec<usize> = (0..nrows)
-        .filter(|&r| cols.iter().all(|c| c.1[r].is_some_and(f64::is_finite)))
-        .collect();
-    let n = complete.len();
-    let val = |c: usize, r: usize| cols[c].1[r].unwrap_or(f64::NAN);
-    let mean: Vec<f64> = (0..k)
-        .map(|c| complete.iter().map(|&r| val(c, r)).sum::<f64>() / n as f64)
-        .collect();
-    let mut cov = vec![f64::NAN; k * k];
-    if n >= 2 {
-        for i in 0..k {
-            for j in i..k {
-                let s: f64 = complete
-                    .iter()
-                    .map(|&r| (val(i, r) - mean[i]) * (val(j, r) - mean[j]))
-                    .sum();
-                cov[i * k + j] = s / (n - 1) as f64;
-                cov[j * k + i] = cov[i * k + j];
-            }
-        }
-    }
-    let pinv = if n >= 2 {
-        crate::math::linalg::pinv_symmetric(&cov, k)
-    } else {
-        vec![f64::NAN; k * k]
-    };
-    CovarianceProfile {
-        columns: cols.iter().map(|c| c.0.clone()).collect(),
-        rows: n as u64,
-        mean,
-        covariance: cov,
-        pinv,
-    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@
 //!   [`crate::math::iforest::IsolationForest::to_f64s`] (little-endian f64).
 //!
 //! Profiles written before the row sample / forest existed read back with both empty; bin
-//! rules are stored by name, so files written before a rule was added still read.
+//! rules are stored by name, so files written before a rule was added still read. Profiles
+//! written before the covariance factor was stored read back with the sample covariance and a
+//! factor from its eigen-decomposition.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,12 +20,14 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::covariance::pinv_of;
 use super::{
-    BaselineError, BaselineProfile, CategoricalProfile, ColumnProfile, CovarianceProfile,
-    ForestProfile, NumericProfile, ProfileOptions, RowSample,
+    BaselineError, BaselineProfile, CategoricalProfile, ColumnProfile, CovarianceMethod,
+    CovarianceProfile, ForestProfile, NumericProfile, ProfileOptions, RowSample,
 };
 use crate::math::describe::BinRule;
 use crate::math::iforest::IsolationForest;
+use crate::math::linalg::factor_of_symmetric;
 
 const FORMAT_VERSION: u32 = 1;
 
@@ -44,6 +48,12 @@ struct FileV1 {
     /// Categorical profiles of integer columns (`BaselineProfile::integer_categories`).
     #[serde(default)]
     integer_categories: Vec<FileCategories>,
+    /// `ProfileOptions::covariance` by name (absent in older files: `sample`).
+    #[serde(default)]
+    covariance_method: Option<String>,
+    /// `ProfileOptions::sketch_above` (absent in older files: the default).
+    #[serde(default)]
+    sketch_above: Option<usize>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -131,6 +141,14 @@ struct FileCov {
     mean: Vec<String>,
     covariance: Vec<String>,
     pinv: Vec<String>,
+    /// Ledoit–Wolf shrinkage (absent in older files: 0).
+    #[serde(default)]
+    shrinkage: Option<String>,
+    /// `CovarianceProfile::factor` (absent in older files: derived from `covariance`).
+    #[serde(default)]
+    factor: Vec<String>,
+    #[serde(default)]
+    factor_rows: usize,
 }
 
 fn s(x: f64) -> String {
@@ -145,6 +163,47 @@ fn p(x: &str) -> Result<f64, BaselineError> {
 }
 fn pv(x: &[String]) -> Result<Vec<f64>, BaselineError> {
     x.iter().map(|v| p(v)).collect()
+}
+
+/// The stored covariance; a file written before factors were stored gets one from the
+/// eigen-decomposition of its covariance, and the pseudo-inverse recomputed from that.
+fn read_covariance(
+    c: FileCov,
+    method: CovarianceMethod,
+) -> Result<CovarianceProfile, BaselineError> {
+    let k = c.columns.len();
+    let covariance = pv(&c.covariance)?;
+    if covariance.len() != k * k || c.mean.len() != k {
+        return Err(BaselineError::Format(format!(
+            "covariance of {k} columns has {} entries and {} means",
+            covariance.len(),
+            c.mean.len()
+        )));
+    }
+    let mut p = CovarianceProfile {
+        columns: c.columns,
+        rows: c.rows,
+        mean: pv(&c.mean)?,
+        covariance,
+        pinv: pv(&c.pinv)?,
+        method,
+        shrinkage: c.shrinkage.as_deref().map(p).transpose()?.unwrap_or(0.0),
+        factor: pv(&c.factor)?,
+        factor_rows: c.factor_rows,
+    };
+    if p.factor.len() != p.factor_rows * k {
+        return Err(BaselineError::Format(format!(
+            "covariance factor has {} entries, not {} × {k}",
+            p.factor.len(),
+            p.factor_rows
+        )));
+    }
+    if p.factor.is_empty() && p.rows >= 2 && k > 0 {
+        p.factor = factor_of_symmetric(&p.covariance, k);
+        p.factor_rows = k;
+        p.pinv = pinv_of(&p);
+    }
+    Ok(p)
 }
 
 impl BaselineProfile {
@@ -201,6 +260,9 @@ impl BaselineProfile {
                 mean: sv(&self.covariance.mean),
                 covariance: sv(&self.covariance.covariance),
                 pinv: sv(&self.covariance.pinv),
+                shrinkage: Some(s(self.covariance.shrinkage)),
+                factor: sv(&self.covariance.factor),
+                factor_rows: self.covariance.factor_rows,
             },
             multivariate: Some(FileMulti {
                 row_sample: self.options.row_sample,
@@ -212,6 +274,8 @@ impl BaselineProfile {
                 forest_columns: self.forest.columns.clone(),
             }),
             categorical: self.options.categorical.clone(),
+            covariance_method: Some(self.options.covariance.name().to_string()),
+            sketch_above: Some(self.options.sketch_above),
             integer_categories: self
                 .integer_categories
                 .iter()
@@ -321,6 +385,11 @@ impl BaselineProfile {
             });
         }
         let defaults = ProfileOptions::default();
+        let method = match &file.covariance_method {
+            Some(m) => CovarianceMethod::parse(m).map_err(BaselineError::Format)?,
+            None => CovarianceMethod::Sample,
+        };
+        let covariance = read_covariance(file.covariance, method)?;
         let (opts_multi, rows, forest) = match &file.multivariate {
             Some(m) => {
                 let values = read_f64s(&dir.join("rows.f64"))?;
@@ -373,6 +442,10 @@ impl BaselineProfile {
                 iforest_sample: opts_multi.2,
                 seed: opts_multi.3,
                 categorical: file.categorical,
+                covariance: method,
+                sketch_above: file
+                    .sketch_above
+                    .unwrap_or(crate::math::sketch::DEFAULT_SKETCH_ABOVE),
             },
             integer_categories: file
                 .integer_categories
@@ -389,15 +462,10 @@ impl BaselineProfile {
                 })
                 .collect(),
             columns,
-            covariance: CovarianceProfile {
-                columns: file.covariance.columns,
-                rows: file.covariance.rows,
-                mean: pv(&file.covariance.mean)?,
-                covariance: pv(&file.covariance.covariance)?,
-                pinv: pv(&file.covariance.pinv)?,
-            },
+            covariance,
             rows,
             forest,
+            missing_features: super::MissingFeatures::default(),
         })
     }
 }

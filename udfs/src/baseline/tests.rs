@@ -171,6 +171,8 @@ fn non_default_options_round_trip() {
         iforest_sample: 4,
         seed: 9,
         categorical: vec![],
+        covariance: CovarianceMethod::LedoitWolf,
+        sketch_above: 12_345,
     };
     let p = BaselineProfile::from_batches("t", &[batch()], &opts).unwrap();
     assert_eq!(p.options, opts);
@@ -186,7 +188,12 @@ fn non_default_options_round_trip() {
 /// Files written before `Quantile` existed (and before the multivariate part) still read.
 #[test]
 fn old_bin_rules_still_read() {
-    let p = BaselineProfile::from_batches("t", &[batch()], &ProfileOptions::default()).unwrap();
+    // Built with the former default (Freedman–Diaconis), as such files were.
+    let fd = ProfileOptions {
+        bins: BinRule::Fd,
+        ..ProfileOptions::default()
+    };
+    let p = BaselineProfile::from_batches("t", &[batch()], &fd).unwrap();
     let dir = std::env::temp_dir().join(format!("dw-baseline-old-{}", std::process::id()));
     p.write_to(&dir).unwrap();
     let json = std::fs::read_to_string(dir.join("profile.json")).unwrap();

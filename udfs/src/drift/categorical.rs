@@ -16,15 +16,14 @@ use arrow::datatypes::{DataType, UInt64Type};
 use datafusion::common::{internal_err, Result};
 
 use super::{take_features, DriftKind, FeatureSlot};
-use crate::args::categorical_column;
 use crate::baseline::BaselineProfile;
 use crate::group::{passes, Kernel};
 
 /// Per-group state: count per category and the feature (long form).
 #[derive(Debug, Default)]
 pub(crate) struct CatGroup {
-    counts: HashMap<Box<str>, u64>,
-    feature: Option<Arc<str>>,
+    pub(crate) counts: HashMap<Box<str>, u64>,
+    pub(crate) feature: Option<Arc<str>>,
 }
 
 impl CatGroup {
@@ -56,7 +55,9 @@ impl CatKernel {
         let Some(f) = g.feature.as_deref().or(self.feature.as_deref()) else {
             return Ok(None);
         };
-        let col = categorical_column(&self.profile, f)?;
+        let Some(col) = crate::args::row_categorical_column(&self.profile, f, 1) else {
+            return Ok(None);
+        };
         let (mut cur, mut reference) = (Vec::new(), Vec::new());
         for (cat, r) in &col.frequencies {
             cur.push(g.counts.get(cat.as_str()).copied().unwrap_or(0));
@@ -87,70 +88,15 @@ impl Kernel for CatKernel {
         idx: &[usize],
         filter: Option<&BooleanArray>,
     ) -> Result<usize> {
-        let arr = cast(&args[0], &DataType::Utf8)?;
-        let arr = arr.as_string::<i32>();
-        let mut added = 0;
-        for (i, &g) in idx.iter().enumerate() {
-            if arr.is_valid(i) && passes(filter, i) {
-                added += groups[g].add(arr.value(i), 1);
-            }
-        }
-        if let Some(col) = self.feature_arg.and_then(|a| args.get(a)) {
-            take_features(groups, col, idx, filter, |f| {
-                categorical_column(&self.profile, f).map(|_| ())
-            })?;
-        }
-        Ok(added)
+        update_counts(groups, args, idx, filter, self.feature_arg)
     }
 
     fn merge(&self, groups: &mut [CatGroup], states: &[ArrayRef], idx: &[usize]) -> Result<usize> {
-        if states.len() != 3 {
-            return internal_err!(
-                "categorical state must have 3 columns, got {}",
-                states.len()
-            );
-        }
-        let keys = states[0].as_list::<i32>();
-        let counts = states[1].as_list::<i32>();
-        let mut added = 0;
-        for (i, &g) in idx.iter().enumerate() {
-            if !keys.is_valid(i) || !counts.is_valid(i) {
-                continue;
-            }
-            let k = cast(&keys.value(i), &DataType::Utf8)?;
-            let k = k.as_string::<i32>();
-            let c = counts.value(i);
-            let c = c.as_primitive::<UInt64Type>();
-            for j in 0..k.len() {
-                added += groups[g].add(k.value(j), c.value(j));
-            }
-        }
-        take_features(groups, &states[2], idx, None, |f| {
-            categorical_column(&self.profile, f).map(|_| ())
-        })?;
-        Ok(added)
+        merge_counts(groups, states, idx)
     }
 
     fn state(&self, groups: &mut [CatGroup]) -> Result<Vec<ArrayRef>> {
-        let mut kb = ListBuilder::new(StringBuilder::new());
-        let mut cb = ListBuilder::new(UInt64Builder::new());
-        for g in groups.iter() {
-            for (k, c) in &g.counts {
-                kb.values().append_value(k);
-                cb.values().append_value(*c);
-            }
-            kb.append(true);
-            cb.append(true);
-        }
-        let features: StringArray = groups
-            .iter()
-            .map(|g| g.feature.as_deref().or(self.feature.as_deref()))
-            .collect();
-        Ok(vec![
-            Arc::new(kb.finish()),
-            Arc::new(cb.finish()),
-            Arc::new(features),
-        ])
+        Ok(counts_state(groups, self.feature.as_deref()))
     }
 
     fn evaluate(&self, groups: &mut [CatGroup]) -> Result<ArrayRef> {
@@ -162,8 +108,92 @@ impl Kernel for CatKernel {
     }
 
     fn group_size(&self, g: &CatGroup) -> usize {
-        g.counts.capacity() * 40 + g.counts.keys().map(|k| k.len()).sum::<usize>()
+        counts_size(g)
     }
+}
+
+/// Adds the string values of `args[0]` (cast to text) to their groups' category counts, and
+/// takes the long form's feature from `args[feature_arg]`. Returns the bytes added.
+pub(crate) fn update_counts(
+    groups: &mut [CatGroup],
+    args: &[ArrayRef],
+    idx: &[usize],
+    filter: Option<&BooleanArray>,
+    feature_arg: Option<usize>,
+) -> Result<usize> {
+    let arr = cast(&args[0], &DataType::Utf8)?;
+    let arr = arr.as_string::<i32>();
+    let mut added = 0;
+    for (i, &g) in idx.iter().enumerate() {
+        if arr.is_valid(i) && passes(filter, i) {
+            added += groups[g].add(arr.value(i), 1);
+        }
+    }
+    if let Some(col) = feature_arg.and_then(|a| args.get(a)) {
+        take_features(groups, col, idx, filter)?;
+    }
+    Ok(added)
+}
+
+/// Merges partial states `[List<Utf8> categories, List<UInt64> counts, Utf8 feature]` (see
+/// [`counts_state`]) into their groups. Returns the bytes added.
+pub(crate) fn merge_counts(
+    groups: &mut [CatGroup],
+    states: &[ArrayRef],
+    idx: &[usize],
+) -> Result<usize> {
+    if states.len() != 3 {
+        return internal_err!(
+            "categorical state must have 3 columns, got {}",
+            states.len()
+        );
+    }
+    let keys = states[0].as_list::<i32>();
+    let counts = states[1].as_list::<i32>();
+    let mut added = 0;
+    for (i, &g) in idx.iter().enumerate() {
+        if !keys.is_valid(i) || !counts.is_valid(i) {
+            continue;
+        }
+        let k = cast(&keys.value(i), &DataType::Utf8)?;
+        let k = k.as_string::<i32>();
+        let c = counts.value(i);
+        let c = c.as_primitive::<UInt64Type>();
+        for j in 0..k.len() {
+            added += groups[g].add(k.value(j), c.value(j));
+        }
+    }
+    take_features(groups, &states[2], idx, None)?;
+    Ok(added)
+}
+
+/// The partial state of category-count groups: categories, counts and the feature (the
+/// group's, else `fixed`, the one given at planning time).
+pub(crate) fn counts_state(groups: &[CatGroup], fixed: Option<&str>) -> Vec<ArrayRef> {
+    let mut kb = ListBuilder::new(StringBuilder::new());
+    let mut cb = ListBuilder::new(UInt64Builder::new());
+    for g in groups {
+        for (k, c) in &g.counts {
+            kb.values().append_value(k);
+            cb.values().append_value(*c);
+        }
+        kb.append(true);
+        cb.append(true);
+    }
+    let features: StringArray = groups
+        .iter()
+        .map(|g| g.feature.as_deref().or(fixed))
+        .collect();
+    vec![
+        Arc::new(kb.finish()),
+        Arc::new(cb.finish()),
+        Arc::new(features),
+    ]
+}
+
+/// Heap bytes of a category-count group.
+pub(crate) fn counts_size(g: &CatGroup) -> usize {
+    g.counts.capacity() * 40 + g.counts.keys().map(|k| k.len()).sum::<usize>()
 }
 
 impl FeatureSlot for CatGroup {

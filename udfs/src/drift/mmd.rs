@@ -4,10 +4,12 @@
 //! * Reference: the baseline's [`crate::baseline::RowSample`] (≤ 1000 complete rows,
 //!   deterministic), restricted to the named columns; σ = median pairwise distance of those
 //!   rows (computed once per baseline and column set, then cached).
-//! * Current: the window's complete rows (NULL / non-finite in any argument → row skipped),
-//!   sorted lexicographically; more than [`MAX_ROWS`] rows → the stratified subsample at
-//!   ranks ⌊(i + ½)·m / 1000⌋.
-//! * Fewer than 2 rows on either side → NULL. State: the rows (`List<Float64>`, row-major).
+//! * Current: the window's complete rows (NULL / non-finite in any argument → row skipped);
+//!   more than [`MAX_ROWS`] rows → the bottom-[`MAX_ROWS`] sample by row hash
+//!   ([`HashSample`]); then sorted lexicographically.
+//! * Fewer than 2 rows on either side → NULL. State: the sample's rows (`List<Float64>`,
+//!   row-major, ≤ [`MAX_ROWS`] rows), so state is O(1000·k) whatever the window size, and
+//!   partial states merge to exactly the single-pass sample.
 //!
 //! `mmd_pvalue(x1, …, xk, 'baseline' [, permutations])`: the permutation p-value of that
 //! statistic, same rows and state (see [`crate::math::mmd::permutation_test`]; default
@@ -36,7 +38,7 @@ use crate::args::{is_string_type, is_value_type, lookup, map_columns};
 use crate::baseline::{BaselineProfile, BaselineRegistry};
 use crate::group::{passes, Groups, Kernel, Single};
 use crate::math::mmd::{
-    median_bandwidth, mmd2_unbiased, permutation_test, stratified_rows, within_sum,
+    median_bandwidth, mmd2_unbiased, permutation_test, sorted_rows, within_sum, HashSample,
     DEFAULT_PERMUTATIONS, MAX_ROWS, PERMUTATION_SEED,
 };
 
@@ -326,11 +328,11 @@ struct RowsKernel {
 }
 
 impl Kernel for RowsKernel {
-    type Group = Vec<f64>;
+    type Group = HashSample;
 
     fn update(
         &self,
-        groups: &mut [Vec<f64>],
+        groups: &mut [HashSample],
         args: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
@@ -343,17 +345,25 @@ impl Kernel for RowsKernel {
             .iter()
             .map(|a| a.as_primitive::<Float64Type>())
             .collect();
+        let mut row = vec![0.0; self.k];
         let mut added = 0;
         for (i, &g) in idx.iter().enumerate() {
             if passes(filter, i) && cols.iter().all(|c| c.is_valid(i) && c.value(i).is_finite()) {
-                groups[g].extend(cols.iter().map(|c| c.value(i)));
-                added += self.k * 8;
+                row.iter_mut().zip(&cols).for_each(|(r, c)| *r = c.value(i));
+                let before = groups[g].heap_bytes();
+                groups[g].push(&row, self.k, MAX_ROWS);
+                added += groups[g].heap_bytes().saturating_sub(before);
             }
         }
         Ok(added)
     }
 
-    fn merge(&self, groups: &mut [Vec<f64>], states: &[ArrayRef], idx: &[usize]) -> Result<usize> {
+    fn merge(
+        &self,
+        groups: &mut [HashSample],
+        states: &[ArrayRef],
+        idx: &[usize],
+    ) -> Result<usize> {
         if states.len() != 1 {
             return internal_err!("mmd state must have 1 column, got {}", states.len());
         }
@@ -368,28 +378,38 @@ impl Kernel for RowsKernel {
                 if s.len() % self.k != 0 {
                     return internal_err!("mmd state row has {} values, k = {}", s.len(), self.k);
                 }
-                groups[g].extend_from_slice(s);
-                added += s.len() * 8;
+                let before = groups[g].heap_bytes();
+                for row in s.chunks_exact(self.k) {
+                    groups[g].push(row, self.k, MAX_ROWS);
+                }
+                added += groups[g].heap_bytes().saturating_sub(before);
             }
         }
         Ok(added)
     }
 
-    fn state(&self, groups: &mut [Vec<f64>]) -> Result<Vec<ArrayRef>> {
+    fn state(&self, groups: &mut [HashSample]) -> Result<Vec<ArrayRef>> {
         Ok(vec![Arc::new(list_array(
-            groups.iter().map(|g| g.clone().into()).collect(),
+            groups
+                .iter_mut()
+                .map(|g| {
+                    g.prune(self.k, MAX_ROWS);
+                    g.rows().to_vec().into()
+                })
+                .collect(),
         ))])
     }
 
-    fn evaluate(&self, groups: &mut [Vec<f64>]) -> Result<ArrayRef> {
+    fn evaluate(&self, groups: &mut [HashSample]) -> Result<ArrayRef> {
         let r = &self.reference;
         let out: Float64Array = groups
-            .iter()
+            .iter_mut()
             .map(|g| {
-                if g.len() < 2 * self.k {
+                if g.len() < 2 {
                     return None;
                 }
-                let x = stratified_rows(g, self.k, MAX_ROWS);
+                g.prune(self.k, MAX_ROWS);
+                let x = sorted_rows(g.rows(), self.k);
                 let v = match self.output {
                     Output::Statistic => mmd2_unbiased(&x, &r.y, self.k, r.sigma, r.yy),
                     Output::PValue => {
@@ -410,7 +430,7 @@ impl Kernel for RowsKernel {
         Ok(Arc::new(out))
     }
 
-    fn group_size(&self, g: &Vec<f64>) -> usize {
-        g.capacity() * 8
+    fn group_size(&self, g: &HashSample) -> usize {
+        g.heap_bytes()
     }
 }

@@ -8,10 +8,14 @@
 //!   use the baseline's histogram bins. String values (the binned kinds only): NULLs are
 //!   ignored, the categories are the baseline's plus those first seen in the window.
 //! * No remaining value → NULL.
-//! * State is exact (the values, or the category counts) plus the feature name, so partial
-//!   states from panes / partitions merge to exactly the single-pass result.
+//! * State is exact plus the feature name, so partial states from panes / partitions merge to
+//!   exactly the single-pass result: the values for the sorted statistics, the counts per
+//!   baseline bin for the binned statistics on numbers (O(bins), see `drift::bins`), the category
+//!   counts for strings.
 
-mod categorical;
+pub mod auto;
+mod bins;
+pub(crate) mod categorical;
 mod fuse;
 mod list;
 pub mod mmd;
@@ -28,6 +32,7 @@ use crate::baseline::NumericProfile;
 use crate::group::passes;
 use crate::math::{anderson, binned, cvm, ks, wasserstein};
 
+pub(crate) use bins::{BinsKernel, BinsOutput};
 pub(crate) use categorical::CatKernel;
 pub use fuse::{FuseDriftAggregates, FusedDriftUdaf};
 pub(crate) use list::{ListKernel, ListStat};
@@ -40,14 +45,16 @@ pub(crate) trait FeatureSlot {
 }
 
 /// Sets the feature of every group that has none from the string column `col` (the first
-/// non-NULL value that passes `filter`); `check` validates each new name against the
-/// baseline. Repeated names share one allocation.
+/// non-NULL value that passes `filter`). Repeated names share one allocation.
+///
+/// A name the baseline lacks is kept like any other: it is not an error (the monitor keeps
+/// running); the kernel's evaluation finds no baseline column for the group, yields NULL and
+/// counts it ([`crate::args::row_numeric_column`] / [`crate::args::row_categorical_column`]).
 pub(crate) fn take_features<G: FeatureSlot>(
     groups: &mut [G],
     col: &ArrayRef,
     idx: &[usize],
     filter: Option<&BooleanArray>,
-    check: impl Fn(&str) -> Result<()>,
 ) -> Result<()> {
     let col = cast(col, &DataType::Utf8)?;
     let col = col.as_string::<i32>();
@@ -61,7 +68,6 @@ pub(crate) fn take_features<G: FeatureSlot>(
         let f = match &last {
             Some(l) if &**l == s => Arc::clone(l),
             _ => {
-                check(s)?;
                 let a: Arc<str> = Arc::from(s);
                 last = Some(Arc::clone(&a));
                 a
@@ -95,10 +101,16 @@ pub enum DriftKind {
     Tvd,
     /// L∞ distance of the proportions on the baseline's bins / categories.
     LInf,
-    /// `scipy.stats.chisquare(obs, baseline shares × n).statistic`.
+    /// `scipy.stats.chi2_contingency([window counts, baseline counts]).statistic` (two-sample
+    /// test of homogeneity; bins empty on both sides dropped).
     Chi2Stat,
-    /// `scipy.stats.chisquare(obs, baseline shares × n).pvalue`.
+    /// `scipy.stats.chi2_contingency([window counts, baseline counts]).pvalue`.
     Chi2Pvalue,
+    /// `scipy.stats.chisquare(obs, baseline shares × n).statistic` (one-sample goodness of
+    /// fit: the baseline shares taken as exact).
+    Chi2GofStat,
+    /// `scipy.stats.chisquare(obs, baseline shares × n).pvalue`.
+    Chi2GofPvalue,
     /// `scipy.stats.energy_distance(current, reference)`.
     EnergyDistance,
     /// `scipy.stats.cramervonmises_2samp(current, reference).statistic`.
@@ -113,7 +125,7 @@ pub enum DriftKind {
 
 impl DriftKind {
     /// All kinds.
-    pub const ALL: [DriftKind; 17] = [
+    pub const ALL: [DriftKind; 19] = [
         DriftKind::Wasserstein,
         DriftKind::WassersteinNorm,
         DriftKind::KsStat,
@@ -126,6 +138,8 @@ impl DriftKind {
         DriftKind::LInf,
         DriftKind::Chi2Stat,
         DriftKind::Chi2Pvalue,
+        DriftKind::Chi2GofStat,
+        DriftKind::Chi2GofPvalue,
         DriftKind::EnergyDistance,
         DriftKind::CvmStat,
         DriftKind::CvmPvalue,
@@ -148,6 +162,8 @@ impl DriftKind {
             DriftKind::LInf => "l_inf",
             DriftKind::Chi2Stat => "chi2_stat",
             DriftKind::Chi2Pvalue => "chi2_pvalue",
+            DriftKind::Chi2GofStat => "chi2_gof_stat",
+            DriftKind::Chi2GofPvalue => "chi2_gof_pvalue",
             DriftKind::EnergyDistance => "energy_distance",
             DriftKind::CvmStat => "cvm_stat",
             DriftKind::CvmPvalue => "cvm_pvalue",
@@ -169,6 +185,8 @@ impl DriftKind {
                 | DriftKind::LInf
                 | DriftKind::Chi2Stat
                 | DriftKind::Chi2Pvalue
+                | DriftKind::Chi2GofStat
+                | DriftKind::Chi2GofPvalue
         )
     }
 
@@ -182,8 +200,10 @@ impl DriftKind {
             DriftKind::Hellinger => binned::hellinger(current, reference),
             DriftKind::Tvd => binned::tvd(current, reference),
             DriftKind::LInf => binned::l_inf(current, reference),
-            DriftKind::Chi2Stat => binned::chi2(current, reference)?.0,
-            DriftKind::Chi2Pvalue => binned::chi2(current, reference)?.1,
+            DriftKind::Chi2Stat => binned::chi2_contingency(current, reference)?.0,
+            DriftKind::Chi2Pvalue => binned::chi2_contingency(current, reference)?.1,
+            DriftKind::Chi2GofStat => binned::chi2_gof(current, reference)?.0,
+            DriftKind::Chi2GofPvalue => binned::chi2_gof(current, reference)?.1,
             _ => return None,
         };
         v.is_finite().then_some(v)

@@ -1,5 +1,7 @@
 //! The drift aggregate UDF: argument resolution, state layout, and the choice between the
-//! numeric ([`ListKernel`]) and categorical ([`CatKernel`]) kernels.
+//! numeric kernels — [`ListKernel`] (the values, for the sorted statistics) and
+//! [`BinsKernel`] (counts per baseline bin, for the binned ones) — and the categorical
+//! [`CatKernel`].
 
 use std::sync::Arc;
 
@@ -16,10 +18,10 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::expressions::{CastExpr, Column, Literal, TryCastExpr};
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::{CatKernel, DriftKind, ListKernel, ListStat};
+use super::{BinsKernel, BinsOutput, CatKernel, DriftKind, ListKernel, ListStat};
 use crate::args::{categorical_column, is_string_type, is_value_type, lookup, no_feature_error};
 use crate::baseline::{BaselineProfile, BaselineRegistry};
-use crate::group::EitherKernel;
+use crate::group::{Groups, Single};
 
 /// A drift aggregate bound to a baseline registry.
 #[derive(Debug)]
@@ -140,7 +142,63 @@ pub(crate) fn list_field(name: String, item: DataType) -> FieldRef {
     ))
 }
 
-type Built = EitherKernel<ListKernel, CatKernel>;
+/// The partial-state layouts of the per-column drift aggregates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StateLayout {
+    /// The window's finite values (`List<Float64>`) and the feature.
+    Values,
+    /// Counts per baseline bin (`List<UInt64>`) and the feature.
+    BinCounts,
+    /// Categories (`List<Utf8>`), their counts (`List<UInt64>`) and the feature.
+    Categories,
+}
+
+impl StateLayout {
+    /// State fields of aggregate `n` in this layout.
+    pub(crate) fn fields(self, n: &str) -> Vec<FieldRef> {
+        let feature = Arc::new(Field::new(format!("{n}[feature]"), DataType::Utf8, true));
+        match self {
+            StateLayout::Values => vec![
+                list_field(format!("{n}[values]"), DataType::Float64),
+                feature,
+            ],
+            StateLayout::BinCounts => vec![
+                list_field(format!("{n}[counts]"), DataType::UInt64),
+                feature,
+            ],
+            StateLayout::Categories => vec![
+                list_field(format!("{n}[categories]"), DataType::Utf8),
+                list_field(format!("{n}[counts]"), DataType::UInt64),
+                feature,
+            ],
+        }
+    }
+}
+
+/// The kernel an aggregate call runs on.
+enum Built {
+    List(ListKernel),
+    Bins(BinsKernel),
+    Cat(CatKernel),
+}
+
+impl Built {
+    fn accumulator(self) -> Box<dyn Accumulator> {
+        match self {
+            Built::List(k) => Box::new(Single::new(k)),
+            Built::Bins(k) => Box::new(Single::new(k)),
+            Built::Cat(k) => Box::new(Single::new(k)),
+        }
+    }
+
+    fn groups_accumulator(self) -> Box<dyn GroupsAccumulator> {
+        match self {
+            Built::List(k) => Box::new(Groups::new(k)),
+            Built::Bins(k) => Box::new(Groups::new(k)),
+            Built::Cat(k) => Box::new(Groups::new(k)),
+        }
+    }
+}
 
 impl DriftUdaf {
     fn build(&self, args: &AccumulatorArgs) -> Result<Built> {
@@ -152,14 +210,20 @@ impl DriftUdaf {
             if let Some(f) = &a.feature {
                 categorical_column(&a.profile, f)?;
             }
-            return Ok(Built::B(CatKernel {
+            return Ok(Built::Cat(CatKernel {
                 kind: self.kind,
                 profile: a.profile,
                 feature: a.feature,
                 feature_arg: a.feature_arg,
             }));
         }
-        Ok(Built::A(ListKernel::against(
+        if self.kind.is_binned() {
+            return Ok(Built::Bins(BinsKernel::against(
+                BinsOutput::Drift(self.kind),
+                a,
+            )?));
+        }
+        Ok(Built::List(ListKernel::against(
             ListStat::Drift(self.kind),
             a,
         )?))
@@ -207,20 +271,15 @@ impl AggregateUDFImpl for DriftUdaf {
         true
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        let n = args.name;
-        let feature = Arc::new(Field::new(format!("{n}[feature]"), DataType::Utf8, true));
         let t = args.input_fields.first().map(|f| f.data_type().clone());
-        if t.is_some_and(|t| is_string_type(&t) && !t.is_null()) {
-            return Ok(vec![
-                list_field(format!("{n}[categories]"), DataType::Utf8),
-                list_field(format!("{n}[counts]"), DataType::UInt64),
-                feature,
-            ]);
-        }
-        Ok(vec![
-            list_field(format!("{n}[values]"), DataType::Float64),
-            feature,
-        ])
+        let layout = if t.is_some_and(|t| is_string_type(&t) && !t.is_null()) {
+            StateLayout::Categories
+        } else if self.kind.is_binned() {
+            StateLayout::BinCounts
+        } else {
+            StateLayout::Values
+        };
+        Ok(layout.fields(args.name))
     }
     /// Rewrites `f(col, 'b')` to `f(col, 'b', 'col')` at the logical level, so the feature
     /// name survives physical optimisations that replace columns (e.g. by constants). A

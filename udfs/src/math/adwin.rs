@@ -278,6 +278,102 @@ impl AdaptiveWindow {
     }
 }
 
+/// ADWIN as River's `drift.ADWIN` between updates: the window, and whether the previous
+/// update detected a change (the detector then resets before the next value).
+#[derive(Debug, Clone)]
+pub struct AdwinState {
+    window: AdaptiveWindow,
+    drift: bool,
+}
+
+impl AdwinState {
+    /// A fresh detector.
+    ///
+    /// # Panics
+    ///
+    /// If `p.clock` or `p.max_buckets` is 0.
+    pub fn new(p: &Adwin) -> Self {
+        Self {
+            window: AdaptiveWindow::new(p),
+            drift: false,
+        }
+    }
+
+    /// One step of River's `ADWIN.update` with a (non-missing) value; returns whether it
+    /// detected a change.
+    pub fn update(&mut self, x: f64) -> bool {
+        if self.drift {
+            self.window = AdaptiveWindow::new(&self.window.p);
+        }
+        self.drift = self.window.update(x);
+        self.drift
+    }
+
+    /// The current window.
+    pub fn window(&self) -> &AdaptiveWindow {
+        &self.window
+    }
+
+    /// The state as numbers (for checkpoints): drift flag, totals, tick, detections, then
+    /// per histogram row its length, totals and variances. [`Self::from_values`] reads it
+    /// back (every count is far below 2⁵³, so exact).
+    pub fn to_values(&self) -> Vec<f64> {
+        let w = &self.window;
+        let mut v = vec![
+            f64::from(u8::from(self.drift)),
+            w.total,
+            w.variance,
+            w.width,
+            w.tick as f64,
+            w.n_detections as f64,
+            w.rows.len() as f64,
+        ];
+        for r in &w.rows {
+            v.push(r.len() as f64);
+            v.extend_from_slice(&r.totals);
+            v.extend_from_slice(&r.variances);
+        }
+        v
+    }
+
+    /// The state written by [`Self::to_values`] for parameters `p`; `None` when `v` is not
+    /// such a state (or does not fit `p`).
+    pub fn from_values(v: &[f64], p: &Adwin) -> Option<Self> {
+        let [drift, total, variance, width, tick, n_detections, n_rows, ref rest @ ..] = *v else {
+            return None;
+        };
+        let count = |f: f64| (f >= 0.0 && f.fract() == 0.0 && f < 9.0e15).then_some(f as usize);
+        let mut window = AdaptiveWindow::new(p);
+        window.total = total;
+        window.variance = variance;
+        window.width = width;
+        window.tick = count(tick)? as u64;
+        window.n_detections = count(n_detections)? as u64;
+        window.rows.clear();
+        let mut rest = rest;
+        for _ in 0..count(n_rows)? {
+            let (&len, tail) = rest.split_first()?;
+            let len = count(len)?;
+            if len > p.max_buckets + 1 || tail.len() < 2 * len {
+                return None;
+            }
+            let mut row = Row::with_capacity(p.max_buckets + 1);
+            for i in 0..len {
+                row.push(tail[i], tail[len + i]);
+            }
+            window.rows.push(row);
+            rest = &tail[2 * len..];
+        }
+        if !rest.is_empty() {
+            return None;
+        }
+        Some(Self {
+            window,
+            drift: drift != 0.0,
+        })
+    }
+}
+
 /// ADWIN over an ordered series, exactly River's `drift.ADWIN().update` loop: returns the
 /// 1-based positions of the updates that detected a change. After a detection the detector
 /// is reset (new empty window) before the next value. Missing values (NULL / NaN) are
@@ -288,17 +384,12 @@ impl AdaptiveWindow {
 /// If `p.clock` or `p.max_buckets` is 0.
 pub fn adwin(xs: impl IntoIterator<Item = Option<f64>>, p: &Adwin) -> Vec<i64> {
     let mut out = Vec::new();
-    let mut w = AdaptiveWindow::new(p);
-    let mut drift = false;
+    let mut state = AdwinState::new(p);
     for (pos, x) in xs.into_iter().enumerate() {
         let Some(x) = x.filter(|v| !v.is_nan()) else {
             continue;
         };
-        if drift {
-            w = AdaptiveWindow::new(p);
-        }
-        drift = w.update(x);
-        if drift {
+        if state.update(x) {
             out.push(pos as i64 + 1);
         }
     }
@@ -427,6 +518,28 @@ mod tests {
         assert_eq!(first, pos[0]);
         // the cut shrank the window to (roughly) the new regime
         assert!(w.width() < first as f64 - 900.0, "{}", w.width());
+    }
+
+    #[test]
+    fn state_round_trips_mid_stream() {
+        let xs = abrupt();
+        let p = Adwin {
+            clock: 4,
+            ..Adwin::default()
+        };
+        let mut whole = AdwinState::new(&p);
+        let want: Vec<bool> = xs.iter().map(|&x| whole.update(x)).collect();
+        assert!(want.iter().any(|&d| d));
+        // checkpoint after every value up to and past the detection
+        let mut s = AdwinState::new(&p);
+        for (i, &x) in xs.iter().enumerate() {
+            s = AdwinState::from_values(&s.to_values(), &p).expect("own state reads back");
+            assert_eq!(s.update(x), want[i], "value {i}");
+        }
+        assert!(AdwinState::from_values(&[1.0, 2.0], &p).is_none());
+        let mut bad = s.to_values();
+        bad.push(1.0);
+        assert!(AdwinState::from_values(&bad, &p).is_none());
     }
 
     #[test]

@@ -85,9 +85,17 @@ pub fn anderson_2samp_sorted(x: &[f64], y: &[f64]) -> Option<AndersonResult> {
         a2akn += np_sum(&inner) / ni;
     }
     a2akn *= (nf - 1.0) / nf;
+    standardise(a2akn, x.len(), y.len())
+}
 
+/// The standardised statistic and capped p-value from A²akN of samples of sizes `nx`, `ny`
+/// (the second half of [`anderson_2samp_sorted`]; also used by the sketch mode,
+/// [`super::sketch`]).
+pub(crate) fn standardise(a2akn: f64, nx: usize, ny: usize) -> Option<AndersonResult> {
+    let n_total = nx + ny;
+    let nf = n_total as f64;
     let k = 2.0;
-    let h_sum = 1.0 / x.len() as f64 + 1.0 / y.len() as f64;
+    let h_sum = 1.0 / nx as f64 + 1.0 / ny as f64;
     // hs_cs = cumsum(1 / arange(N-1, 1, -1)); h = hs_cs[-1] + 1; g = sum(hs_cs / arange(2, N))
     let mut cs = 0.0;
     let mut terms = Vec::with_capacity(n_total.saturating_sub(2));
@@ -106,8 +114,7 @@ pub fn anderson_2samp_sorted(x: &[f64], y: &[f64]) -> Option<AndersonResult> {
         + (2.0 * h - 6.0) * h_sum
         + 4.0 * h;
     let d = (2.0 * h + 6.0) * 4.0 - 4.0 * h * k;
-    let n3 = (n_total as u64).pow(3) as f64;
-    let n2 = (n_total as u64).pow(2) as f64;
+    let (n2, n3) = count_powers(n_total);
     let sigmasq = (a * n3 + b * n2 + c * nf + d) / ((nf - 1.0) * (nf - 2.0) * (nf - 3.0));
     let a2 = (a2akn - 1.0) / sigmasq.sqrt();
     if !a2.is_finite() {
@@ -128,6 +135,21 @@ pub fn anderson_2samp_sorted(x: &[f64], y: &[f64]) -> Option<AndersonResult> {
         statistic: a2,
         pvalue,
     })
+}
+
+/// N² and N³ as f64, each rounded once from the exact integer, like scipy's
+/// `float(N**2)` / `float(N**3)` on Python integers (N³ exceeds u64 above 2 642 245 values;
+/// u128 holds it for any N up to 2⁴², far beyond any window in memory; above that the
+/// powers are taken in f64).
+fn count_powers(n: usize) -> (f64, f64) {
+    let n = n as u128;
+    match n.checked_pow(3) {
+        Some(n3) => ((n * n) as f64, n3 as f64),
+        None => {
+            let nf = n as f64;
+            (nf * nf, nf * nf * nf)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -184,5 +206,28 @@ mod tests {
         assert_eq!(np_sum(&[1.0; 300]), 300.0);
     }
     const STAT: f64 = 3.518_704_200_616_325;
+
+    #[test]
+    fn no_overflow_above_u64_cube() {
+        // 2 642 246³ > u64::MAX: the old `(n as u64).pow(3)` panicked here in debug builds
+        // and wrapped in release.
+        let n = 2_642_246usize;
+        assert!((n as u64).checked_pow(3).is_none());
+        let (n2, n3) = count_powers(n);
+        assert_eq!(n2, 6_981_463_924_516.0);
+        assert_eq!(n3, (n as u128).pow(3) as f64);
+        assert_eq!(count_powers(3_000_000), (9e12, 2.7e19));
+        // 3 M + 1 M values on a grid of ties; scipy 1.17:
+        // x = np.arange(3_000_000) % 1000.; y = np.arange(1_000_000) % 1000 + 0.5
+        // anderson_ksamp([x, y], variant='midrank') -> 4.630781462514238, 0.004717837542134137
+        let mut x: Vec<f64> = (0..3_000_000).map(|i| (i % 1000) as f64).collect();
+        x.sort_by(f64::total_cmp);
+        let mut y: Vec<f64> = (0..1_000_000).map(|i| (i % 1000) as f64 + 0.5).collect();
+        y.sort_by(f64::total_cmp);
+        let r = anderson_2samp_sorted(&x, &y).unwrap();
+        let rel = |a: f64, b: f64| (a - b).abs() / b.abs();
+        assert!(rel(r.statistic, 4.630_781_462_514_238) < 1e-9, "{r:?}");
+        assert!(rel(r.pvalue, 0.004_717_837_542_134_137) < 1e-9, "{r:?}");
+    }
     const PVAL: f64 = 0.012_276_043_034_985_662;
 }

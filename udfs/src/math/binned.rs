@@ -105,7 +105,7 @@ mod tests {
     }
 }
 
-/// Smoothing share used by [`chi2`] for categories absent from the baseline.
+/// Smoothing share used by [`chi2_gof`] for categories absent from the baseline.
 pub const CHI2_UNSEEN_SHARE: f64 = 1e-4;
 
 fn nonempty(current: &[u64], reference: &[u64]) -> bool {
@@ -171,14 +171,16 @@ pub fn l_inf(current: &[u64], reference: &[u64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// Pearson χ² goodness of fit of the current counts against expected = reference shares × n:
-/// `scipy.stats.chisquare(f_obs, f_exp)`, returning (statistic, p-value, degrees of freedom).
+/// One-sample Pearson χ² goodness of fit of the current counts against expected = reference
+/// shares × n: `scipy.stats.chisquare(f_obs, f_exp)`, returning (statistic, p-value, degrees
+/// of freedom). It treats the reference shares as exact, so with a small baseline it rejects
+/// far more often than α when nothing drifted; [`chi2_contingency`] accounts for that.
 ///
 /// Categories (bins) with a zero reference count are "unseen": their current counts are
 /// pooled into one extra category whose expected share is [`CHI2_UNSEEN_SHARE`], all shares
 /// being renormalised by 1 / (1 + share) — the extra category exists only when some current
 /// value is unseen. `None` when either side is empty or fewer than two categories remain.
-pub fn chi2(current: &[u64], reference: &[u64]) -> Option<(f64, f64, usize)> {
+pub fn chi2_gof(current: &[u64], reference: &[u64]) -> Option<(f64, f64, usize)> {
     if !nonempty(current, reference) {
         return None;
     }
@@ -218,6 +220,49 @@ pub fn chi2(current: &[u64], reference: &[u64]) -> Option<(f64, f64, usize)> {
     Some((stat, super::special::chi2_sf(stat, df as f64), df))
 }
 
+/// Two-sample Pearson χ² test of homogeneity of the current and reference counts, which
+/// accounts for the reference's own sampling error: `scipy.stats.chi2_contingency([current,
+/// reference])` with scipy's defaults (Yates' continuity correction when there is one degree
+/// of freedom), after dropping the bins / categories that are empty on both sides. Returns
+/// (statistic, p-value, degrees of freedom = remaining bins − 1); `None` when either side is
+/// empty or fewer than two bins remain.
+pub fn chi2_contingency(current: &[u64], reference: &[u64]) -> Option<(f64, f64, usize)> {
+    if !nonempty(current, reference) {
+        return None;
+    }
+    let cols: Vec<(u64, u64)> = current
+        .iter()
+        .zip(reference)
+        .filter(|(c, r)| **c + **r > 0)
+        .map(|(c, r)| (*c, *r))
+        .collect();
+    if cols.len() < 2 {
+        return None;
+    }
+    let df = cols.len() - 1;
+    let n_cur: u64 = cols.iter().map(|c| c.0).sum();
+    let n_ref: u64 = cols.iter().map(|c| c.1).sum();
+    let total = (n_cur + n_ref) as f64;
+    // Row-major terms of the 2 × k table, as numpy sums them (window row, then baseline row).
+    let mut terms = Vec::with_capacity(2 * cols.len());
+    for (row, row_sum) in [(0, n_cur), (1, n_ref)] {
+        for &(c, r) in &cols {
+            let observed = if row == 0 { c } else { r } as f64;
+            // scipy.stats.contingency.expected_freq: product of the margins / total.
+            let expected = (row_sum as f64 * (c + r) as f64) / total;
+            let mut o = observed;
+            if df == 1 {
+                let diff = expected - o;
+                o += 0.5f64.min(diff.abs()) * diff.signum();
+            }
+            let d = o - expected;
+            terms.push(d * d / expected);
+        }
+    }
+    let stat = super::describe::np_sum(&terms);
+    Some((stat, super::special::chi2_sf(stat, df as f64), df))
+}
+
 #[cfg(test)]
 mod more_tests {
     use super::*;
@@ -231,10 +276,35 @@ mod more_tests {
         let (c, r) = ([3u64, 1], [1u64, 3]);
         assert!((psi(&c, &r) - (kl_div(&c, &r) + kl_div(&r, &c))).abs() < 1e-15);
         // scipy.stats.chisquare([10, 20, 30], [20, 20, 20]) -> (10.0, 0.006737946999085467)
-        let (s, p, df) = chi2(&[10, 20, 30], &[1, 1, 1]).unwrap();
+        let (s, p, df) = chi2_gof(&[10, 20, 30], &[1, 1, 1]).unwrap();
         assert_eq!((s, df), (10.0, 2));
         assert!((p - 0.006_737_946_999_085_467).abs() < 1e-15);
-        assert_eq!(chi2(&[5], &[3]), None);
-        assert!(chi2(&[5, 1], &[3, 0]).is_some());
+        assert_eq!(chi2_gof(&[5], &[3]), None);
+        assert!(chi2_gof(&[5, 1], &[3, 0]).is_some());
+    }
+
+    #[test]
+    fn chi2_contingency_matches_scipy() {
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0);
+        // scipy.stats.chi2_contingency([[10, 20, 30], [20, 20, 20]])
+        //   -> statistic 5.333333333333334, pvalue 0.0694834512228015, dof 2
+        let (s, p, df) = chi2_contingency(&[10, 20, 30], &[20, 20, 20]).unwrap();
+        assert_eq!(df, 2);
+        assert!(close(s, 5.333_333_333_333_334), "{s}");
+        assert!(close(p, 0.069_483_451_222_801_5), "{p}");
+        // dof 1 uses Yates' correction: chi2_contingency([[12, 5], [9, 14]])
+        //   -> statistic 2.720099481440172, pvalue 0.09909183934890643
+        let (s, p, df) = chi2_contingency(&[12, 5], &[9, 14]).unwrap();
+        assert_eq!(df, 1);
+        assert!(close(s, 2.720_099_481_440_172), "{s}");
+        assert!(close(p, 0.099_091_839_348_906_43), "{p}");
+        // bins empty on both sides are dropped; a bin empty in the baseline only is kept:
+        // chi2_contingency([[3, 4, 5], [6, 0, 7]]) -> 5.30181623931624, 0.07058708242853041
+        let (s, p, df) = chi2_contingency(&[3, 0, 4, 5], &[6, 0, 0, 7]).unwrap();
+        assert_eq!(df, 2);
+        assert!(close(s, 5.301_816_239_316_24), "{s}");
+        assert!(close(p, 0.070_587_082_428_530_41), "{p}");
+        assert_eq!(chi2_contingency(&[5, 0], &[3, 0]), None);
+        assert_eq!(chi2_contingency(&[0, 0], &[3, 1]), None);
     }
 }

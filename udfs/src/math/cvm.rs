@@ -66,7 +66,8 @@ pub fn cvm_2samp_sorted(x: &[f64], y: &[f64]) -> Option<CvmResult> {
     let sx = sx as f64 / 4.0;
     let sy = sy as f64 / 4.0;
     let u = nx as f64 * sx + ny as f64 * sy;
-    let k = (nx * ny) as f64;
+    // nx·ny as an exact integer (u128: no overflow at any size), rounded once
+    let k = (nx as u128 * ny as u128) as f64;
     let n = (nx + ny) as f64;
     let t = u / (k * n) - (4.0 * k - 1.0) / (6.0 * n);
     let exact = nx.max(ny) <= MAX_EXACT_N;
@@ -170,7 +171,9 @@ pub fn cdf_cvm_inf(x: f64) -> f64 {
     tot
 }
 
-fn pval_asymptotic(t: f64, n: f64, nx: f64, ny: f64, k: f64) -> f64 {
+/// Asymptotic p-value of statistic `t` (sizes: `n` = nx + ny, `k` = nx·ny), as in
+/// [`cvm_2samp_sorted`]; also used by the sketch mode ([`super::sketch`]).
+pub(crate) fn pval_asymptotic(t: f64, n: f64, nx: f64, ny: f64, k: f64) -> f64 {
     let et = (1.0 + 1.0 / n) / 6.0;
     let vt = (n + 1.0) * (4.0 * k * n - 3.0 * (nx * nx + ny * ny) - 2.0 * k);
     let vt = vt / (45.0 * n * n * 4.0 * k);

@@ -362,7 +362,13 @@ pub fn smirnov_sf(n: u64, x: f64) -> f64 {
     let nxfl = nxfl as i64;
     let n_i = n as i64;
     if nxfl == 0 || (nxfl == 1 && alpha == 0.0) {
-        return 1.0 - x * (1.0 + x).powi((n - 1) as i32);
+        // powi takes an i32 exponent: above i32::MAX the cast would wrap
+        let base = 1.0 + x;
+        let pw = match i32::try_from(n - 1) {
+            Ok(e) => base.powi(e),
+            Err(_) => base.powf((n - 1) as f64),
+        };
+        return 1.0 - x * pw;
     }
     if -2.0 * nf * x * x < -708.396_418_532_264_1 {
         return 0.0;
@@ -431,6 +437,18 @@ mod tests {
 
     fn rel(a: f64, b: f64) -> f64 {
         ((a - b) / b).abs()
+    }
+
+    #[test]
+    fn smirnov_above_i32_max() {
+        // n·x < 1: 1 − x(1 + x)^(n−1); the old `powi((n − 1) as i32)` wrapped the exponent
+        // to a negative one above i32::MAX (scipy's smirnov takes a C int n and returns NaN)
+        let (n, x) = (3_000_000_000u64, 1e-10f64);
+        let want = 1.0 - x * ((n - 1) as f64 * x.ln_1p()).exp();
+        assert!(rel(smirnov_sf(n, x), want) < 1e-15, "{}", smirnov_sf(n, x));
+        let below = smirnov_sf(i32::MAX as u64 + 1, x);
+        let above = smirnov_sf(i32::MAX as u64 + 2, x);
+        assert!((below - above).abs() < 1e-18, "{below} {above}");
     }
 
     #[test]

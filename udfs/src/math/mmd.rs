@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 
 use super::iforest::SplitMix64;
 
-/// Maximum number of current-window rows used (see [`stratified_rows`]).
+/// Maximum number of current-window rows used (see [`HashSample`]).
 pub const MAX_ROWS: usize = 1000;
 
 fn dist2(a: &[f64], b: &[f64]) -> f64 {
@@ -103,25 +103,107 @@ fn row_cmp(a: &[f64], b: &[f64]) -> Ordering {
     Ordering::Equal
 }
 
-/// Rows of `x` sorted lexicographically (so the result does not depend on arrival order),
-/// then, when there are more than `max` rows, the deterministic stratified subsample of the
-/// sorted rows at ranks ⌊(i + ½)·m / max⌋, i = 0..max.
-pub fn stratified_rows(x: &[f64], k: usize, max: usize) -> Vec<f64> {
+/// Rows of `x` (row-major, `k` columns) sorted lexicographically (by [`f64::total_cmp`]), so
+/// the result does not depend on arrival order.
+pub fn sorted_rows(x: &[f64], k: usize) -> Vec<f64> {
     let m = x.len() / k;
     let mut idx: Vec<usize> = (0..m).collect();
     idx.sort_unstable_by(|&a, &b| row_cmp(&x[a * k..(a + 1) * k], &x[b * k..(b + 1) * k]));
-    let pick: Vec<usize> = if m <= max {
-        idx
-    } else {
-        (0..max)
-            .map(|i| idx[((2 * i + 1) as u128 * m as u128 / (2 * max) as u128) as usize])
-            .collect()
-    };
-    let mut out = Vec::with_capacity(pick.len() * k);
-    for r in pick {
+    let mut out = Vec::with_capacity(m * k);
+    for r in idx {
         out.extend_from_slice(&x[r * k..(r + 1) * k]);
     }
     out
+}
+
+/// Seed of [`row_hash`].
+pub const ROW_HASH_SEED: u64 = 0x6d6d_645f_726f_7773;
+
+/// SplitMix64's output mixer (a bijection of u64).
+#[inline]
+fn mix64(z: u64) -> u64 {
+    let z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    let z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Hash of a row: h₀ = [`ROW_HASH_SEED`], hᵢ₊₁ = mix64(hᵢ XOR bits(vᵢ)) with mix64 the
+/// SplitMix64 mixer applied to z + 0x9E3779B97F4A7C15, and -0.0 hashed as +0.0. It depends
+/// only on the row's values, never on where or when the row arrived.
+pub fn row_hash(row: &[f64]) -> u64 {
+    row.iter()
+        .fold(ROW_HASH_SEED, |h, &v| mix64(h ^ (v + 0.0).to_bits()))
+}
+
+/// A deterministic, mergeable bottom-`max` sample of rows: of all rows added, the `max`
+/// smallest in the order (row hash, row) — [`row_hash`], then lexicographic by
+/// [`f64::total_cmp`] — duplicates counted. The order is total on distinct rows, so the sample
+/// of a union of row sets is the sample of the union of their samples: partial states
+/// (panes, partitions) merge to exactly the single-pass sample, whatever the split. Rows are
+/// kept up to 2·`max` and then pruned to `max`, so memory is O(`max`·k).
+#[derive(Debug, Default, Clone)]
+pub struct HashSample {
+    rows: Vec<f64>,
+    hashes: Vec<u64>,
+}
+
+impl HashSample {
+    /// Number of rows held (≤ 2·max between prunes, ≤ max after [`Self::prune`]).
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Whether no row is held.
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    /// The held rows, row-major (call [`Self::prune`] first for the sample itself).
+    pub fn rows(&self) -> &[f64] {
+        &self.rows
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.rows.capacity() * 8 + self.hashes.capacity() * 8
+    }
+
+    /// Adds one row of `k` values, pruning to `max` rows when 2·`max` are held.
+    pub fn push(&mut self, row: &[f64], k: usize, max: usize) {
+        self.hashes.push(row_hash(row));
+        self.rows.extend_from_slice(row);
+        if self.hashes.len() > 2 * max.max(1) {
+            self.prune(k, max);
+        }
+    }
+
+    /// Keeps only the `max` smallest rows in (hash, row) order (the sample).
+    pub fn prune(&mut self, k: usize, max: usize) {
+        let n = self.hashes.len();
+        if n <= max {
+            return;
+        }
+        let (rows, hashes) = (&self.rows, &self.hashes);
+        let cmp = |&a: &usize, &b: &usize| {
+            hashes[a]
+                .cmp(&hashes[b])
+                .then_with(|| row_cmp(&rows[a * k..(a + 1) * k], &rows[b * k..(b + 1) * k]))
+        };
+        let mut idx: Vec<usize> = (0..n).collect();
+        if max > 0 {
+            idx.select_nth_unstable_by(max - 1, cmp);
+        }
+        idx.truncate(max);
+        let mut out = Vec::with_capacity(max * k);
+        let mut out_h = Vec::with_capacity(max);
+        for r in idx {
+            out.extend_from_slice(&rows[r * k..(r + 1) * k]);
+            out_h.push(hashes[r]);
+        }
+        self.rows = out;
+        self.hashes = out_h;
+    }
 }
 
 /// Default number of permutations of [`permutation_test`] (Alibi Detect's `n_permutations`).
@@ -357,8 +439,8 @@ mod tests {
         let m = mmd2_unbiased(&y, &y, 2, 5.0, yy);
         // x = y: Kxx/(n(n-1)) + Kyy/(n(n-1)) - 2 (Kxx + n)/n² > 0 is not zero; just finite
         assert!(m.is_finite());
-        let s = stratified_rows(&[3.0, 1.0, 2.0, 0.0], 1, 2);
-        assert_eq!(s, vec![1.0, 3.0]);
+        let s = sorted_rows(&[3.0, 1.0, 2.0, 0.0], 1);
+        assert_eq!(s, vec![0.0, 1.0, 2.0, 3.0]);
     }
 
     /// Brute force: the same shuffles, each split's MMD²_u by [`mmd2_unbiased`].

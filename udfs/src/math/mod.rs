@@ -12,6 +12,7 @@ pub mod kolmogorov;
 pub mod ks;
 pub mod linalg;
 pub mod mmd;
+pub mod sketch;
 pub mod sorted;
 pub mod special;
 pub mod wasserstein;

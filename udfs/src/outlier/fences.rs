@@ -92,11 +92,15 @@ pub(super) fn fences(
                 let col = f.value(i);
                 let b = match last {
                     Some((l, b)) if l == col => b,
-                    _ => {
-                        let b = bounds(numeric_column(&profile, col)?, k);
-                        last = Some((col, b));
-                        b
-                    }
+                    _ => match crate::args::row_numeric_column(&profile, col, 1) {
+                        Some(c) => {
+                            let b = bounds(c, k);
+                            last = Some((col, b));
+                            b
+                        }
+                        // Not in the baseline: NULL, counted per row (not cached).
+                        None => (f64::NAN, f64::NAN),
+                    },
                 };
                 out.push(test(x.value(i), b));
             }

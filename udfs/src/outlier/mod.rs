@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type};
-use datafusion::common::{plan_err, DataFusionError, Result, ScalarValue};
+use datafusion::common::{exec_err, plan_err, DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
@@ -23,7 +23,6 @@ use crate::args::{
     check_value_baseline_feature, is_string_type, is_value_type, lookup, numeric_column,
 };
 use crate::baseline::BaselineRegistry;
-use crate::math::linalg::quad_form;
 
 /// Which scalar function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -135,11 +134,14 @@ impl OutlierUdf {
                     let name = f.value(i);
                     let (mean, std) = match last {
                         Some((l, m, s)) if l == name => (m, s),
-                        _ => {
-                            let c = numeric_column(&profile, name)?;
-                            last = Some((name, c.mean, c.std));
-                            (c.mean, c.std)
-                        }
+                        _ => match crate::args::row_numeric_column(&profile, name, 1) {
+                            Some(c) => {
+                                last = Some((name, c.mean, c.std));
+                                (c.mean, c.std)
+                            }
+                            // Not in the baseline: NULL, counted per row (not cached).
+                            None => (f64::NAN, f64::NAN),
+                        },
                     };
                     out.push(score(x.value(i), mean, std));
                 }
@@ -168,6 +170,13 @@ impl OutlierUdf {
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 
+    /// `mahalanobis(x1, …, xk, 'baseline')`: √((x − μ)ᵀ Σ⁺ (x − μ)) with Σ the baseline's
+    /// covariance over the named columns (sample or Ledoit–Wolf, see
+    /// [`crate::baseline::CovarianceMethod`]) and Σ⁺ equal to `numpy.linalg.pinv(Σ)` (default
+    /// cut 1e-15·λ_max), evaluated as ‖Λ^{-1/2} Vᵀ(x − μ)‖ over the kept eigenpairs, so never
+    /// negative. A column constant in the baseline (zero variance in Σ) is left out of the
+    /// form; a row whose value there differs from the constant scores +∞. NULL or non-finite
+    /// components give NULL.
     fn mahalanobis(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let n = args.number_rows;
         let (k, names, baseline) = multi_args("mahalanobis", &args)?;
@@ -199,37 +208,46 @@ impl OutlierUdf {
         if cov.rows < 2 {
             return Ok(ColumnarValue::Scalar(ScalarValue::Float64(None)));
         }
-        // sub-matrix of the pseudo-inverse over the mapped columns: when all columns are
-        // given this is Σ⁺ itself; for a subset we invert the covariance sub-matrix.
+        // Columns constant in the baseline (zero variance in the covariance used) leave the
+        // quadratic form; any other value than the constant scores +∞. The others enter
+        // through the whitening of their covariance sub-matrix: ‖W (x − μ)‖ over the
+        // eigenpairs numpy's pinv keeps, a sum of squares (never negative).
         let kk = cols.len();
-        let all_in_order = k == kk && map.iter().enumerate().all(|(i, &j)| i == j);
-        let (pinv, mean): (Vec<f64>, Vec<f64>) = if all_in_order {
-            (cov.pinv.clone(), cov.mean.clone())
-        } else {
-            let sub: Vec<f64> = (0..k)
-                .flat_map(|i| (0..k).map(move |j| (i, j)))
-                .map(|(i, j)| cov.covariance[map[i] * kk + map[j]])
-                .collect();
-            (
-                crate::math::linalg::pinv_symmetric(&sub, k),
-                map.iter().map(|&j| cov.mean[j]).collect(),
-            )
+        let (varying, constant): (Vec<usize>, Vec<usize>) =
+            (0..k).partition(|&i| !cov.is_constant(map[i]));
+        let base_cols: Vec<usize> = varying.iter().map(|&i| map[i]).collect();
+        let Some(white) =
+            crate::math::linalg::whitening(&cov.factor, cov.factor_rows, kk, &base_cols)
+        else {
+            return exec_err!(
+                "mahalanobis: the SVD of baseline '{}''s covariance did not converge",
+                profile.name
+            );
         };
         let xs: Vec<ArrayRef> = args.args[..k]
             .iter()
             .map(|a| to_f64(a, n))
             .collect::<Result<_>>()?;
         let xs: Vec<&Float64Array> = xs.iter().map(|a| a.as_primitive::<Float64Type>()).collect();
-        let mut d = vec![0.0; k];
+        let value = |i: usize, r: usize| {
+            let x = xs[i];
+            (!x.is_null(r) && x.value(r).is_finite()).then(|| x.value(r))
+        };
+        let mut d = vec![0.0; varying.len()];
         let out: Float64Array = (0..n)
             .map(|r| {
-                for (i, x) in xs.iter().enumerate() {
-                    if x.is_null(r) || !x.value(r).is_finite() {
-                        return None;
-                    }
-                    d[i] = x.value(r) - mean[i];
+                for (slot, &i) in d.iter_mut().zip(&varying) {
+                    *slot = value(i, r)? - cov.mean[map[i]];
                 }
-                Some(quad_form(&pinv, &d).max(0.0).sqrt())
+                let mut off_constant = false;
+                for &i in &constant {
+                    off_constant |= value(i, r)? != cov.mean[map[i]];
+                }
+                Some(if off_constant {
+                    f64::INFINITY
+                } else {
+                    white.sq_norm(&d).sqrt()
+                })
             })
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
@@ -294,17 +312,19 @@ impl ScalarUDFImpl for OutlierUdf {
     /// Appends the column names of plain column arguments as string literals at the logical
     /// level (`zscore(x, 'b')` → `zscore(x, 'b', 'x')`, `mahalanobis(x, y, 'b')` →
     /// `mahalanobis(x, y, 'b', 'x', 'y')`), so names survive physical optimisation.
-    fn simplify(&self, args: Vec<Expr>, _info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
         let col = |e: &Expr| match e {
             Expr::Column(c) => Some(c.name.clone()),
             _ => None,
         };
         let extra: Option<Vec<String>> = match self.kind {
             Kind::ZScore | Kind::OutOfRange if args.len() == 2 => col(&args[0]).map(|c| vec![c]),
+            // `iqr_outlier(x, 'b', k)`: a numeric third argument is k, a string one (literal or
+            // the long form's feature column) the feature.
             Kind::IqrOutlier
                 if args.len() == 2
                     || (args.len() == 3
-                        && !matches!(&args[2], Expr::Literal(v, _) if v.try_as_str().is_some())) =>
+                        && info.get_data_type(&args[2]).is_ok_and(|t| t.is_numeric())) =>
             {
                 col(&args[0]).map(|c| vec![c])
             }

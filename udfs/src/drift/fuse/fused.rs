@@ -1,5 +1,7 @@
 //! The fused aggregate: several drift statistics of several value columns, each column's
-//! window kept once, and the columns sorted and evaluated in parallel.
+//! window kept once, and the columns sorted and evaluated in parallel. A column's state is
+//! the list kernel's, including its bounded mode (a sketch above
+//! [`crate::math::sketch::DEFAULT_SKETCH_ABOVE`] values; see `ListKernel`).
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use rayon::prelude::*;
 use crate::baseline::BaselineRegistry;
 use crate::drift::list::ListGroup;
 use crate::drift::udaf::{list_field, resolve};
-use crate::drift::{compute_many, DriftKind, ListKernel, ListStat};
+use crate::drift::{DriftKind, ListKernel, ListStat};
 use crate::group::{GroupedKernel, Groups, Kernel, Single};
 
 /// Arguments per fused column: value, 'baseline', feature.
@@ -158,7 +160,7 @@ impl Columns {
     ) -> Vec<R> {
         let values: usize = state
             .iter()
-            .flat_map(|groups| groups.iter().map(|g| g.values.len()))
+            .flat_map(|groups| groups.iter().map(|g| g.len()))
             .sum();
         if state.len() > 1 && values >= PARALLEL_MIN_VALUES {
             self.kernels
@@ -236,10 +238,7 @@ impl GroupedKernel for Columns {
             let mut columns: Vec<Vec<Option<f64>>> =
                 vec![Vec::with_capacity(groups.len()); kinds.len()];
             for g in groups.iter_mut() {
-                let values = match k.column(g.feature.as_deref())? {
-                    Some(col) => compute_many(kinds, g.values.sorted(), col),
-                    None => vec![None; kinds.len()],
-                };
+                let values = k.compute_group(kinds, g)?;
                 for (c, v) in columns.iter_mut().zip(values) {
                     c.push(v);
                 }

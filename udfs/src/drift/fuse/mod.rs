@@ -4,7 +4,8 @@
 //! `wasserstein(x, 'b'), ks_stat(x, 'b'), ks_pvalue(x, 'b'), wasserstein(y, 'b')…` — and
 //! each aggregate would keep its own copy of its column's window and sort it.
 //! [`FuseDriftAggregates`] is a logical optimizer rule that replaces the numeric drift
-//! aggregates sharing a FILTER by one [`FusedDriftUdaf`]: each distinct (value, baseline,
+//! aggregates sharing a FILTER by one [`FusedDriftUdaf`] (the binned ones — psi, chi2_*, … —
+//! are left alone: their state is O(bins) counts, see `drift::bins`): each distinct (value, baseline,
 //! feature) becomes one fused column, kept once and sorted once, and statistics that share a
 //! test (KS statistic and p-value, W1 and KS in one pass) compute it once. The fused
 //! aggregate returns a struct with one field per statistic; a projection puts the fields
@@ -138,6 +139,10 @@ fn fusable<'a>(
         || p.null_treatment.is_some()
         || p.args.len() != ARGS_PER_COLUMN
     {
+        return Ok(None);
+    }
+    // Binned statistics keep counts per baseline bin, not the values: nothing to share.
+    if udaf.kind.is_binned() {
         return Ok(None);
     }
     let value_type = p.args[0].get_type(agg.input.schema())?;
