@@ -17,10 +17,10 @@ fn batch(cols: Vec<(&str, ArrayRef)>) -> RecordBatch {
     RecordBatch::try_from_iter(cols).unwrap()
 }
 
-/// Reference: `label` in {0, 1, 2} (inferred), `zip` with 8 distinct values (not inferred
-/// unless declared), `flag` boolean, `x` float; the same labels as text in `label_s`.
-fn reference() -> RecordBatch {
-    let labels: Vec<i64> = (0..60).map(|i| [0, 0, 1, 2, 2, 2][i % 6]).collect();
+/// `n` rows: `label` cycling through `labels` (also as text in `label_s`), `zip` =
+/// 10 000 + i mod `zips`, `flag` = (i mod `flag_every` = 0), `x` = i / `x_div`.
+fn rows(n: i64, labels: [i64; 6], zips: i64, flag_every: i64, x_div: f64) -> RecordBatch {
+    let labels: Vec<i64> = (0..n).map(|i| labels[(i % 6) as usize]).collect();
     batch(vec![
         (
             "label",
@@ -35,53 +35,33 @@ fn reference() -> RecordBatch {
         (
             "zip",
             Arc::new(Int64Array::from_iter_values(
-                (0..60).map(|i| 10_000 + i % 8),
+                (0..n).map(|i| 10_000 + i % zips),
             )),
         ),
         (
             "flag",
-            Arc::new(BooleanArray::from_iter((0..60).map(|i| Some(i % 3 == 0)))),
+            Arc::new(BooleanArray::from_iter(
+                (0..n).map(|i| Some(i % flag_every == 0)),
+            )),
         ),
         (
             "x",
             Arc::new(Float64Array::from_iter_values(
-                (0..60).map(|i| i as f64 / 7.0),
+                (0..n).map(|i| i as f64 / x_div),
             )),
         ),
     ])
 }
 
+/// Reference: `label` in {0, 1, 2} (inferred), `zip` with 8 distinct values (not inferred
+/// unless declared), `flag` boolean, `x` float; the same labels as text in `label_s`.
+fn reference() -> RecordBatch {
+    rows(60, [0, 0, 1, 2, 2, 2], 8, 3, 7.0)
+}
+
+/// Shifted shares, and a label (3) the baseline never saw.
 fn current() -> RecordBatch {
-    // Shifted shares, and a label (3) the baseline never saw.
-    let labels: Vec<i64> = (0..40).map(|i| [0, 1, 1, 1, 2, 3][i % 6]).collect();
-    batch(vec![
-        (
-            "label",
-            Arc::new(Int64Array::from(labels.clone())) as ArrayRef,
-        ),
-        (
-            "label_s",
-            Arc::new(StringArray::from_iter_values(
-                labels.iter().map(|l| l.to_string()),
-            )),
-        ),
-        (
-            "zip",
-            Arc::new(Int64Array::from_iter_values(
-                (0..40).map(|i| 10_000 + i % 5),
-            )),
-        ),
-        (
-            "flag",
-            Arc::new(BooleanArray::from_iter((0..40).map(|i| Some(i % 2 == 0)))),
-        ),
-        (
-            "x",
-            Arc::new(Float64Array::from_iter_values(
-                (0..40).map(|i| i as f64 / 5.0),
-            )),
-        ),
-    ])
+    rows(40, [0, 1, 1, 1, 2, 3], 5, 2, 5.0)
 }
 
 fn profile(categorical: &[&str]) -> BaselineProfile {

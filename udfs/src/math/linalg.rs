@@ -188,37 +188,17 @@ pub fn gram(factor: &[f64], m: usize, k: usize) -> Vec<f64> {
     row_major(&(f.transpose() * &f))
 }
 
-/// Moore–Penrose pseudo-inverse of a symmetric positive semi-definite `k × k` matrix with
-/// numpy's default cut ([`PINV_RCOND`]), via its SVD (what `numpy.linalg.pinv` does).
-pub fn pinv_symmetric(a: &[f64], k: usize) -> Vec<f64> {
-    if k == 0 {
-        return Vec::new();
-    }
-    let m = DMatrix::from_row_slice(k, k, a);
-    let Some(svd) = m.try_svd(true, true, f64::EPSILON, 0) else {
-        return vec![f64::NAN; k * k];
-    };
-    let (Some(u), Some(v_t)) = (svd.u.as_ref(), svd.v_t.as_ref()) else {
-        return vec![f64::NAN; k * k];
-    };
-    let s = &svd.singular_values;
-    let smax = s.iter().fold(0.0f64, |a, &b| a.max(b));
-    let mut out = vec![0.0; k * k];
-    for (l, &sv) in s.iter().enumerate() {
-        if sv > PINV_RCOND * smax && sv > 0.0 {
-            for i in 0..k {
-                for j in 0..k {
-                    out[i * k + j] += v_t[(l, i)] * u[(j, l)] / sv;
-                }
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pseudo-inverse of a symmetric PSD matrix the way profiles compute it: factor, whiten.
+    fn pinv_symmetric(a: &[f64], k: usize) -> Vec<f64> {
+        let all: Vec<usize> = (0..k).collect();
+        whitening(&factor_of_symmetric(a, k), k, k, &all)
+            .unwrap()
+            .pinv()
+    }
 
     #[test]
     fn inverse_of_spd() {

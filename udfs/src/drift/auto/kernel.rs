@@ -289,8 +289,8 @@ impl ShareGroup {
 }
 
 /// Every feature of a long-form window (numeric values), each tested as
-/// [`AutoNumKernel`] would; features the baseline has no numeric column for are skipped
-/// (logged).
+/// [`AutoNumKernel`] would; features the baseline has no numeric column for are left out
+/// (counted in `system.missing_features`, one per window, and logged once).
 #[derive(Debug)]
 pub(crate) struct ShareKernel {
     pub output: ShareOutput,
@@ -308,13 +308,9 @@ impl ShareKernel {
     fn verdicts(&self, g: &mut ShareGroup) -> Vec<(Arc<str>, Verdict)> {
         let mut out = Vec::with_capacity(g.features.len());
         for (f, values) in g.features.iter_mut() {
-            let Some(col) = self.profile.numeric(f) else {
-                tracing::warn!(
-                    baseline = %self.profile.name,
-                    feature = %f,
-                    "{}: the baseline has no numeric column for this feature; it is left out of the share",
-                    self.output.name()
-                );
+            // Left out of the share; counted (one per window) and logged once, as every
+            // long-form miss.
+            let Some(col) = crate::args::row_numeric_column(&self.profile, f, 1) else {
                 continue;
             };
             let categorical = is_categorical(&self.profile, f);

@@ -198,7 +198,7 @@ async fn grouped_states_merge_to_the_single_pass_result() {
 
 #[tokio::test]
 async fn long_form_share_counts_drifted_features() {
-    let (ctx, _, _) = ctx(800, 0.6);
+    let (ctx, _, profile) = ctx(800, 0.6);
     let long = "(SELECT 'x' AS feature, x AS value FROM cur UNION ALL \
                 SELECT 'k', CAST(k AS DOUBLE) FROM cur UNION ALL \
                 SELECT 'nope', x FROM cur)";
@@ -216,8 +216,12 @@ async fn long_form_share_counts_drifted_features() {
         &format!("SELECT drift_share(value, 'ref', feature) FROM {long}"),
     )
     .await;
-    // 'nope' is not a baseline column: left out of the share
+    // 'nope' is not a baseline column: left out of the share, and counted as a miss
     assert_eq!(got.as_primitive::<Float64Type>().value(0), share);
+    assert_eq!(
+        profile.missing_features.counts(),
+        vec![("nope".to_string(), 1)]
+    );
     let got = one(
         &ctx,
         &format!("SELECT dataset_drift(value, 'ref', feature) FROM {long}"),
