@@ -153,7 +153,8 @@ fn bench(c: &mut Criterion) {
                         time_index: 0,
                         allowed_lateness_ms: 0,
                     };
-                    let plan = replace_aggregate(plan, window, &progress).unwrap();
+                    let plan =
+                        replace_aggregate(plan, window, Default::default(), &progress).unwrap();
                     let ctx = streaming_session(reg);
                     let out = collect(plan, ctx.task_ctx()).await.unwrap();
                     assert_eq!(

@@ -14,6 +14,7 @@
 //! - [`wal`]: the write-ahead log behind the HTTP ingest's acknowledgements;
 //! - [`durable`]: atomic, fsynced file writes and the data-dir lock;
 //! - [`metrics`]: counters and health of sources and monitors;
+//! - [`ops`]: `/metrics` (Prometheus), `/health`, `/ready` and the readiness behind gRPC health;
 //! - [`query`]: ad-hoc SQL over results, baselines and files;
 //! - [`serve`]: the Arrow Flight SQL server's backend over a running system;
 //! - [`demo`]: the Iris example with generated traffic.
@@ -23,6 +24,7 @@ pub mod demo;
 pub mod durable;
 pub mod engine;
 pub mod metrics;
+pub mod ops;
 pub mod query;
 pub mod runtime;
 pub mod serve;

@@ -1,10 +1,63 @@
 //! Counters and health of sources and monitors: shown in the periodic status line and in the
 //! `system` tables, and (for monitors) carried across restarts by checkpoints.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use prometheus_client::metrics::histogram::Histogram;
 use serde::{Deserialize, Serialize};
+
+/// Buckets (seconds) of the window emit-delay histogram: 1 ms to about 17 min.
+pub const EMIT_DELAY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 1024.0,
+];
+
+/// Figures of one partition of a source, for the per-partition metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionStats {
+    /// Rows delivered from the partition by this process.
+    pub rows: u64,
+    /// Watermark this partition alone allows: its largest event time minus the source's
+    /// watermark delay (epoch ms; `i64::MIN` before data).
+    pub watermark_ms: i64,
+    /// Messages the partition holds past what was delivered (Kafka: high watermark minus
+    /// position), when the connector knows it.
+    pub lag: Option<i64>,
+}
+
+impl Default for PartitionStats {
+    fn default() -> Self {
+        Self {
+            rows: 0,
+            watermark_ms: i64::MIN,
+            lag: None,
+        }
+    }
+}
+
+/// Size of a monitor's window state, read at scrape time (implemented by the window
+/// operator's state gauge).
+pub trait StateProbe: Send + Sync + std::fmt::Debug {
+    /// Bytes held by the open windows' accumulators and keys.
+    fn state_bytes(&self) -> u64;
+    /// Distinct groups held.
+    fn groups(&self) -> u64;
+    /// Open windows (panes or sessions).
+    fn open_windows(&self) -> u64;
+}
+
+impl StateProbe for crate::engine::window_agg::StateGauge {
+    fn state_bytes(&self) -> u64 {
+        self.get().bytes as u64
+    }
+    fn groups(&self) -> u64 {
+        self.get().groups as u64
+    }
+    fn open_windows(&self) -> u64 {
+        self.get().open_windows as u64
+    }
+}
 
 /// Counters of a monitor carried across restarts.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -45,17 +98,52 @@ impl Health {
 }
 
 /// Health plus the last error, shared by a task and whoever reports on it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HealthCell {
     state: AtomicU8,
     error: Mutex<Option<String>>,
+    /// The most recent error ever set (kept after a recovery, for `last_error`).
+    last_error: Mutex<Option<String>>,
+    /// When the health became [`Health::Failed`] (epoch ms; `i64::MIN`: never).
+    failed_at: AtomicI64,
+}
+
+impl Default for HealthCell {
+    fn default() -> Self {
+        Self {
+            state: AtomicU8::new(Health::Running as u8),
+            error: Mutex::new(None),
+            last_error: Mutex::new(None),
+            failed_at: AtomicI64::new(i64::MIN),
+        }
+    }
 }
 
 impl HealthCell {
-    /// Sets the health and the error that explains it (None clears it).
+    /// Sets the health and the error that explains it (None clears it; the last error stays
+    /// in [`HealthCell::last_error`]). Becoming [`Health::Failed`] records the time.
     pub fn set(&self, health: Health, error: Option<String>) {
+        if health == Health::Failed && self.health() != Health::Failed {
+            self.failed_at
+                .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+        }
+        if let Some(e) = &error {
+            *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.clone());
+        }
         self.state.store(health as u8, Ordering::Relaxed);
         *self.error.lock().unwrap_or_else(|e| e.into_inner()) = error;
+    }
+    /// The most recent error, even after the task recovered from it.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+    /// When the task failed (epoch ms), if it did.
+    pub fn failed_at(&self) -> Option<i64> {
+        let t = self.failed_at.load(Ordering::Relaxed);
+        (t != i64::MIN).then_some(t)
     }
     /// Current health.
     pub fn health(&self) -> Health {
@@ -79,6 +167,7 @@ pub struct SourceMetrics {
     rejected: AtomicU64,
     unknown_fields: AtomicU64,
     watermark: AtomicI64,
+    partitions: Mutex<BTreeMap<u32, PartitionStats>>,
     /// Health and last error.
     pub health: HealthCell,
 }
@@ -90,6 +179,7 @@ impl Default for SourceMetrics {
             rejected: AtomicU64::new(0),
             unknown_fields: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
+            partitions: Mutex::new(BTreeMap::new()),
             health: HealthCell::default(),
         }
     }
@@ -128,6 +218,31 @@ impl SourceMetrics {
     pub fn watermark(&self) -> i64 {
         self.watermark.load(Ordering::Relaxed)
     }
+
+    fn partition_mut<R>(&self, partition: u32, f: impl FnOnce(&mut PartitionStats) -> R) -> R {
+        let mut map = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
+        f(map.entry(partition).or_default())
+    }
+    /// Records a delivery from `partition`: `rows` rows whose largest event time, minus the
+    /// source's watermark delay, is `watermark_ms` (the partition's watermark never goes
+    /// back).
+    pub fn partition_delivered(&self, partition: u32, rows: u64, watermark_ms: Option<i64>) {
+        self.partition_mut(partition, |p| {
+            p.rows += rows;
+            if let Some(wm) = watermark_ms {
+                p.watermark_ms = p.watermark_ms.max(wm);
+            }
+        });
+    }
+    /// Records how many messages `partition` holds past the delivered position.
+    pub fn set_partition_lag(&self, partition: u32, lag: i64) {
+        self.partition_mut(partition, |p| p.lag = Some(lag.max(0)));
+    }
+    /// Figures of every partition seen so far.
+    pub fn partitions(&self) -> Vec<(u32, PartitionStats)> {
+        let map = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(p, s)| (*p, *s)).collect()
+    }
 }
 
 /// Counters of one monitor.
@@ -137,6 +252,10 @@ pub struct MonitorMetrics {
     windows: AtomicU64,
     late_rows: AtomicU64,
     last_window_end: AtomicI64,
+    emit_delay: Histogram,
+    state: Mutex<Option<Arc<dyn StateProbe>>>,
+    /// The plan's progress and allowed lateness, to time emissions.
+    clock: Mutex<Option<(Arc<crate::engine::progress::StreamProgress>, i64)>>,
     /// Health and last error.
     pub health: HealthCell,
 }
@@ -148,6 +267,9 @@ impl Default for MonitorMetrics {
             windows: AtomicU64::new(0),
             late_rows: AtomicU64::new(0),
             last_window_end: AtomicI64::new(i64::MIN),
+            emit_delay: Histogram::new(EMIT_DELAY_BUCKETS),
+            state: Mutex::new(None),
+            clock: Mutex::new(None),
             health: HealthCell::default(),
         }
     }
@@ -204,5 +326,54 @@ impl MonitorMetrics {
     /// Late rows so far.
     pub fn total_late(&self) -> u64 {
         self.late_rows.load(Ordering::Relaxed)
+    }
+
+    /// Records the delay of one emitted window: wall-clock seconds from the moment it could
+    /// first be emitted (the monitor's watermark passed its end plus `allowed_lateness`, or
+    /// bounded input ended) to the moment the monitor task received it.
+    pub fn observe_emit_delay(&self, seconds: f64) {
+        self.emit_delay.observe(seconds.max(0.0));
+    }
+    /// The emit-delay histogram (process-local: it starts empty after a restart).
+    pub fn emit_delay(&self) -> &Histogram {
+        &self.emit_delay
+    }
+    /// Attaches the probe of the monitor's window state (set when its plan starts).
+    pub fn set_state_probe(&self, probe: Arc<dyn StateProbe>) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(probe);
+    }
+    /// The probe of the monitor's window state, for windowed monitors that started.
+    pub fn state_probe(&self) -> Option<Arc<dyn StateProbe>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Starts watching a monitor's running plan: its window operator's state gauge (for
+    /// `/metrics`) and when its watermark advances (for the emit-delay histogram).
+    pub fn watch_plan(&self, plan: &crate::engine::MonitorPlan) {
+        use crate::engine::window_agg::WindowAggregateExec;
+        let mut stack = vec![Arc::clone(&plan.plan)];
+        let mut lateness = 0;
+        while let Some(node) = stack.pop() {
+            if let Some(w) = node.downcast_ref::<WindowAggregateExec>() {
+                self.set_state_probe(w.state_gauge());
+                lateness = w.allowed_lateness_ms();
+                break;
+            }
+            stack.extend(node.children().into_iter().cloned());
+        }
+        *self.clock.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Arc::clone(&plan.progress), lateness));
+    }
+    /// Records that the window ending at `end_ms` was emitted now: its delay is measured
+    /// from the moment the watermark reached `end_ms + allowed_lateness` (or bounded input
+    /// ended). See [`Self::observe_emit_delay`].
+    pub fn window_emitted(&self, end_ms: i64) {
+        let clock = self.clock.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((progress, lateness)) = clock.as_ref() else {
+            return;
+        };
+        if let Some(since) = progress.closable_since(end_ms.saturating_add(*lateness)) {
+            self.observe_emit_delay(since.elapsed().as_secs_f64());
+        }
     }
 }

@@ -14,7 +14,13 @@ use driftwatch_udfs::BaselineRegistry;
 
 use crate::runtime::baselines::{load_stored, DATA_FILE};
 use crate::runtime::RuntimeError;
+use crate::sinks::store::StoreTable;
 use crate::sinks::ResultStore;
+
+/// Schema of `store_errors` (the `system` schema of the Flight server).
+pub const STORE_ERRORS_SCHEMA: &str = "system";
+/// Table listing unreadable result files (see [`QueryEngine::store_errors`]).
+pub const STORE_ERRORS_TABLE: &str = "store_errors";
 
 /// Schema under which baselines' rows are queryable.
 pub const BASELINE_SCHEMA: &str = "baselines";
@@ -122,31 +128,28 @@ impl QueryEngine {
         Ok(ctx)
     }
 
-    /// Registers every table and baseline of the data dir in `ctx`. Unreadable result
-    /// files are moved aside first ([`ResultStore::quarantine_unreadable`], logged as
-    /// warnings); a table that still cannot be registered is skipped with a warning rather
-    /// than failing every query.
+    /// Registers every table and baseline of the data dir in `ctx`. Result tables are
+    /// [`StoreTable`]s, planned from the store's cached listing (no directory listing or
+    /// footer reading per query, files pruned by window time). Unreadable result files are
+    /// skipped, moved aside and reported ([`ResultStore::faults`], `system.store_errors`);
+    /// a table that cannot be read at all is skipped with a warning rather than failing
+    /// every query.
     pub async fn register_data_dir(
         ctx: &SessionContext,
         store: &ResultStore,
     ) -> Result<(), RuntimeError> {
-        store.quarantine_unreadable();
-        if let Ok(entries) = std::fs::read_dir(store.tables_dir()) {
-            let mut dirs: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-            dirs.sort();
-            for dir in dirs {
-                let Some(name) = dir.file_name().map(|n| n.to_string_lossy().to_string()) else {
-                    continue;
-                };
-                if name.contains(".replaced-") || !dir.is_dir() {
-                    continue;
+        for name in store.table_names() {
+            match StoreTable::open(store, &name).await {
+                Ok(Some(table)) => {
+                    if let Err(e) = ctx.register_table(format!("\"{name}\""), Arc::new(table)) {
+                        tracing::warn!(table = %name, error = %e, "table skipped");
+                    }
                 }
-                let path = format!("{}/", dir.display());
-                if let Err(e) = ctx
-                    .register_parquet(format!("\"{name}\""), &path, ParquetReadOptions::default())
-                    .await
-                {
-                    tracing::warn!(table = %name, error = %e, "table skipped: it cannot be read");
+                Ok(None) => {
+                    tracing::warn!(table = %name, "table skipped: it has no readable file")
+                }
+                Err(e) => {
+                    tracing::warn!(table = %name, error = %e, "table skipped: it cannot be read")
                 }
             }
         }
@@ -172,6 +175,71 @@ impl QueryEngine {
         Ok(())
     }
 
+    /// The `system.store_errors` table: every result file skipped because it cannot be
+    /// read (found by this process, or moved to the quarantine directory earlier), with
+    /// why and where it went.
+    pub fn store_errors(store: &ResultStore) -> Result<RecordBatch, RuntimeError> {
+        use arrow::array::{ArrayRef, StringArray, TimestampMillisecondArray};
+        use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+        let faults = store.faults();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("table_name", DataType::Utf8, false),
+            Field::new("file", DataType::Utf8, false),
+            Field::new("error", DataType::Utf8, false),
+            Field::new(
+                "detected_at",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                false,
+            ),
+            Field::new("moved_to", DataType::Utf8, true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                faults.iter().map(|f| &f.table),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                faults.iter().map(|f| &f.file),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                faults.iter().map(|f| &f.error),
+            )),
+            Arc::new(TimestampMillisecondArray::from_iter_values(
+                faults.iter().map(|f| f.detected_ms),
+            )),
+            Arc::new(StringArray::from_iter(
+                faults
+                    .iter()
+                    .map(|f| f.moved_to.as_ref().map(|p| p.display().to_string())),
+            )),
+        ];
+        RecordBatch::try_new(schema, columns).map_err(|e| RuntimeError::Invalid(e.to_string()))
+    }
+
+    /// Registers `system.store_errors` ([`QueryEngine::store_errors`]) in `ctx`, creating
+    /// the `system` schema when the session has none, replacing an earlier registration.
+    pub fn register_store_errors(
+        ctx: &SessionContext,
+        store: &ResultStore,
+    ) -> Result<(), RuntimeError> {
+        let invalid = |e: DataFusionError| RuntimeError::Invalid(e.to_string());
+        let catalog = ctx
+            .catalog("datafusion")
+            .ok_or_else(|| RuntimeError::Invalid("default catalog missing".into()))?;
+        if catalog.schema(STORE_ERRORS_SCHEMA).is_none() {
+            catalog
+                .register_schema(STORE_ERRORS_SCHEMA, Arc::new(MemorySchemaProvider::new()))
+                .map_err(invalid)?;
+        }
+        let batch = Self::store_errors(store)?;
+        let table = datafusion::datasource::MemTable::try_new(batch.schema(), vec![vec![batch]])
+            .map_err(invalid)?;
+        let name = format!("{STORE_ERRORS_SCHEMA}.{STORE_ERRORS_TABLE}");
+        ctx.deregister_table(name.as_str()).map_err(invalid)?;
+        ctx.register_table(name.as_str(), Arc::new(table))
+            .map_err(invalid)?;
+        Ok(())
+    }
+
     /// Runs `sql` over the data dir at `store` and returns the result batches.
     pub async fn run(store: &ResultStore, sql: &str) -> Result<Vec<RecordBatch>, RuntimeError> {
         Ok(Self::execute(store, sql).await?.batches)
@@ -186,6 +254,7 @@ impl QueryEngine {
         load_stored(store, &baselines);
         let ctx = Self::session(store, &baselines, FileAccess::Paths)?;
         Self::register_data_dir(&ctx, store).await?;
+        Self::register_store_errors(&ctx, store)?;
         let df = ctx
             .sql(sql)
             .await

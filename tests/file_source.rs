@@ -84,7 +84,7 @@ async fn run(spec: ConnectorSpec) -> Run {
 async fn run_from(spec: ConnectorSpec, start: Option<SourcePosition>) -> (Run, SourcePosition) {
     let connector = Arc::new(FileConnector::from_spec(&spec).unwrap());
     assert!(connector.is_bounded());
-    let (reject_tx, mut reject_rx) = mpsc::unbounded_channel();
+    let (reject_tx, mut reject_rx) = mpsc::channel(4096);
     let feed = SourceFeed::new(
         spec.schema.clone(),
         None,

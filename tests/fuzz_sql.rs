@@ -618,6 +618,7 @@ fn fuzz_sql_planner() {
             };
             let options = MonitorPlanOptions {
                 allowed_lateness_ms: lateness,
+                ..Default::default()
             };
             let planned = RT.with(|rt| {
                 rt.block_on(plan_monitor(

@@ -35,12 +35,12 @@ fn iris(name: &str) -> Arc<SourceSchema> {
 struct Source {
     feed: SourceFeed,
     rows: mpsc::UnboundedReceiver<RecordBatch>,
-    rejected: mpsc::UnboundedReceiver<RejectMessage>,
+    rejected: mpsc::Receiver<RejectMessage>,
 }
 
 /// A feed with one subscriber that forwards batches and acknowledges them.
 fn source(schema: Arc<SourceSchema>) -> Source {
-    let (reject_tx, rejected) = mpsc::unbounded_channel();
+    let (reject_tx, rejected) = mpsc::channel(4096);
     let feed = SourceFeed::new(schema, None, reject_tx, Arc::new(SourceMetrics::default()));
     let mut sub = feed.subscribe("test");
     let (tx, rows) = mpsc::unbounded_channel();

@@ -211,3 +211,263 @@ async fn ungrouped_column_is_named() {
         &["column x must appear in GROUP BY", "used in HAVING"],
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Plans that cannot stream: rejected at CREATE with the construct, its position (the
+// monitor starts on line 3, after the two lines of SOURCE) and what to write instead.
+
+/// The error of `CREATE MONITOR m AS\n<select>` (the select on line 4).
+async fn stream_error(select: &str) -> String {
+    error_of(&format!("{SOURCE}CREATE MONITOR m AS\n{select}")).await
+}
+
+/// `line 4, column C` of the first `needle` in `select`.
+fn at(select: &str, needle: &str) -> String {
+    after(select, needle, 0)
+}
+
+/// `line 4, column C` of the character `skip` characters into the first `needle`.
+fn after(select: &str, needle: &str, skip: usize) -> String {
+    let column = select
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} in {select}"))
+        + 1
+        + skip;
+    format!("line 4, column {column}: monitor 'm': ")
+}
+
+#[tokio::test]
+async fn over_window_function_is_rejected_with_the_alternative() {
+    let q = "SELECT x, sum(x) OVER () AS total FROM iris";
+    let msg = stream_error(q).await;
+    assert_contains(
+        &msg,
+        &[
+            &at(q, "sum"),
+            "sum(…) OVER (…) cannot stream",
+            "TUMBLE",
+            "page_hinkley_stream",
+        ],
+    );
+    let q = "SELECT x, row_number() OVER (PARTITION BY request_id ORDER BY ts) AS r FROM iris";
+    assert_contains(&stream_error(q).await, &[&at(q, "row_number"), "OVER"]);
+}
+
+#[tokio::test]
+async fn join_with_a_table_is_rejected_with_a_baseline_hint() {
+    let q = "SELECT i.x FROM iris i JOIN (VALUES (1.0)) AS t(x) ON i.x = t.x";
+    let msg = stream_error(q).await;
+    assert_contains(
+        &msg,
+        &[
+            &at(q, "(1.0)"),
+            "JOIN is not supported in a monitor yet",
+            "CREATE BASELINE",
+            "zscore(x, 'ref')",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn self_join_of_the_stream_is_rejected() {
+    let q = "SELECT a.x FROM iris a LEFT JOIN iris b ON a.request_id = b.request_id";
+    assert_contains(
+        &stream_error(q).await,
+        &[&at(q, "iris b"), "JOIN is not supported"],
+    );
+}
+
+#[tokio::test]
+async fn comma_join_is_rejected() {
+    let q = "SELECT x, n FROM iris, generate_series(1, 3) AS g(n)";
+    assert_contains(
+        &stream_error(q).await,
+        &[&at(q, "generate_series"), "FROM a, b (a cross join)"],
+    );
+}
+
+#[tokio::test]
+async fn join_of_two_sources_is_rejected() {
+    let msg = error_of(&format!(
+        "{SOURCE}CREATE SOURCE other (ts TIMESTAMP, x DOUBLE) WITH (connector = 'http');\n\
+         CREATE MONITOR m AS\nSELECT iris.x FROM iris JOIN other ON iris.x = other.x"
+    ))
+    .await;
+    assert_contains(
+        &msg,
+        &[
+            "line 5, column 30",
+            "JOIN is not supported",
+            "stream–stream join",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn union_is_rejected_with_one_monitor_per_branch() {
+    let q = "SELECT x FROM iris WHERE x > 1 UNION ALL SELECT y FROM iris";
+    let msg = stream_error(q).await;
+    assert_contains(
+        &msg,
+        &[
+            &at(q, "SELECT y"),
+            "UNION is not supported",
+            "one monitor per branch",
+        ],
+    );
+    let q = "SELECT x FROM iris EXCEPT SELECT y FROM iris";
+    assert_contains(
+        &stream_error(q).await,
+        &[&at(q, "SELECT y"), "EXCEPT is not supported"],
+    );
+    let q = "SELECT x FROM iris INTERSECT SELECT y FROM iris";
+    assert_contains(
+        &stream_error(q).await,
+        &[&at(q, "SELECT y"), "INTERSECT is not supported"],
+    );
+}
+
+#[tokio::test]
+async fn order_by_is_located_and_points_at_the_result_table() {
+    let q = "SELECT window_start, window_end, count(*) AS n FROM TUMBLE(iris, ts, INTERVAL '1 minute') \
+             GROUP BY window_start, window_end ORDER BY n";
+    let msg = stream_error(q).await;
+    assert_contains(
+        &msg,
+        &[
+            &after(q, "ORDER BY n", 9),
+            "ORDER BY cannot stream",
+            "query the result table",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn limit_and_offset_are_rejected() {
+    let q = "SELECT x FROM iris LIMIT 10";
+    assert_contains(
+        &stream_error(q).await,
+        &[&at(q, "10"), "LIMIT cannot stream", "result table"],
+    );
+    let q = "SELECT x FROM iris OFFSET 5";
+    assert_contains(
+        &stream_error(q).await,
+        &[&at(q, "5"), "OFFSET cannot stream"],
+    );
+}
+
+#[tokio::test]
+async fn distinct_without_a_window_is_rejected() {
+    let q = "SELECT DISTINCT request_id FROM iris";
+    let msg = stream_error(q).await;
+    assert_contains(
+        &msg,
+        &[
+            &at(q, "SELECT"),
+            "SELECT DISTINCT cannot stream",
+            "GROUP BY window_start, window_end",
+        ],
+    );
+    let q =
+        "SELECT DISTINCT window_start, count(*) AS n FROM TUMBLE(iris, ts, INTERVAL '1 minute') \
+             GROUP BY window_start, window_end";
+    assert_contains(
+        &stream_error(q).await,
+        &[&at(q, "SELECT"), "already gives each distinct combination"],
+    );
+}
+
+#[tokio::test]
+async fn subquery_over_the_stream_is_rejected() {
+    let q = "SELECT x FROM iris WHERE x > (SELECT avg(x) FROM iris)";
+    let msg = stream_error(q).await;
+    assert_contains(
+        &msg,
+        &[&at(q, "SELECT avg"), "subquery over the stream", "baseline"],
+    );
+    let q = "SELECT x FROM iris WHERE request_id IN (SELECT request_id FROM iris WHERE y > 1)";
+    assert_contains(
+        &stream_error(q).await,
+        &[&at(q, "SELECT request_id FROM"), "subquery over the stream"],
+    );
+}
+
+#[tokio::test]
+async fn recursive_cte_is_rejected() {
+    let q = "WITH RECURSIVE r AS (SELECT x FROM iris UNION ALL SELECT x + 1 FROM r WHERE x < 3) SELECT x FROM r";
+    assert_contains(
+        &stream_error(q).await,
+        &[&at(q, "WITH"), "WITH RECURSIVE cannot stream", "plain WITH"],
+    );
+}
+
+#[tokio::test]
+async fn grouping_sets_are_rejected_with_their_position() {
+    let q = "SELECT window_start, window_end, count(*) AS n FROM TUMBLE(iris, ts, INTERVAL '1 minute') \
+             GROUP BY ROLLUP(window_start, window_end)";
+    assert_contains(
+        &stream_error(q).await,
+        &[
+            &after(q, "ROLLUP(", 7),
+            "ROLLUP is not supported",
+            "one monitor per grouping",
+        ],
+    );
+    let q = "SELECT window_start, window_end, count(*) AS n FROM TUMBLE(iris, ts, INTERVAL '1 minute') \
+             GROUP BY GROUPING SETS ((window_start, window_end), (window_start))";
+    assert_contains(
+        &stream_error(q).await,
+        &[
+            &after(q, "GROUPING SETS ((", 16),
+            "GROUPING SETS is not supported",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn group_by_without_a_window_is_located() {
+    let q = "SELECT request_id, count(*) AS n FROM iris GROUP BY request_id";
+    assert_contains(
+        &stream_error(q).await,
+        &[&after(q, "BY request_id", 3), "GROUP BY needs a window"],
+    );
+}
+
+#[tokio::test]
+async fn now_and_random_are_rejected() {
+    let q = "SELECT x FROM iris WHERE ts > now() - INTERVAL '1 hour'";
+    assert_contains(
+        &stream_error(q).await,
+        &[&at(q, "now"), "now() is not allowed", "event time"],
+    );
+    let q = "SELECT x, random() AS r FROM iris";
+    assert_contains(
+        &stream_error(q).await,
+        &[
+            &at(q, "random"),
+            "random() is not allowed",
+            "md5(request_id)",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn constructs_that_stream_still_compile() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut system = Driftwatch::open(RuntimeConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    system
+        .execute_script(&format!(
+            "{SOURCE}CREATE MONITOR cte AS WITH w AS (SELECT * FROM TUMBLE(iris, ts, INTERVAL '1 minute') WHERE x > 0) \
+             SELECT window_start, window_end, count(*) AS n, sum(CASE WHEN y > 1 THEN 1 ELSE 0 END) AS big, \
+             count(DISTINCT request_id) AS ids FROM w GROUP BY window_start, window_end HAVING count(*) > 1;\n\
+             CREATE MONITOR rows AS SELECT s.request_id, s.x FROM (SELECT * FROM iris WHERE x > 0) AS s \
+             WHERE s.request_id IN ('a', 'b') OR s.x > (SELECT 2.0);"
+        ))
+        .await
+        .unwrap();
+    system.shutdown_token().cancel();
+}

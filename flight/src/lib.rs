@@ -41,7 +41,7 @@ pub use auth::{AuthError, Authenticator, Role};
 pub use backend::{Backend, BackendError};
 pub use config::{ConfigError, FlightConfig, TlsFiles};
 pub use limits::QueryLimits;
-pub use server::{serve, FlightServer, ServeError};
+pub use server::{serve, serve_with, CallObserver, FlightServer, ServeError, ServeOptions};
 
 /// Re-exported so clients (tests, benches) use the exact versions the server was built with.
 pub use arrow_flight;

@@ -1,10 +1,16 @@
 //! The gRPC server: authentication of every call, the raw `follow:<monitor>` DoGet ticket,
 //! `ListFlights` and path descriptors (tables as Flight datasets), TLS, and the bind rule. Everything else is delegated to [`SqlService`].
+//!
+//! Beside Flight, the port serves the standard gRPC health service (`grpc.health.v1.Health`,
+//! from `tonic-health`): `Check` / `Watch` answer `SERVING` for the empty service name and
+//! for `arrow.flight.protocol.FlightService` while the readiness given in [`ServeOptions`]
+//! is true, `NOT_SERVING` otherwise. Health calls need no token (probes carry none).
 #![allow(clippy::result_large_err)] // tonic::Status is the error type of every Flight call
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow_flight::flight_descriptor::DescriptorType;
 use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
@@ -13,6 +19,7 @@ use arrow_flight::{
     HandshakeResponse, PollInfo, SchemaResult, Ticket,
 };
 use futures::stream::BoxStream;
+use futures::StreamExt;
 use tokio::task::JoinHandle;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
@@ -58,10 +65,33 @@ pub struct FlightServer {
     pub task: JoinHandle<()>,
 }
 
+/// Sees every Flight call: its method name (`do_get`, `get_flight_info`, …), whether it
+/// succeeded, and how long it took (for streamed answers, until the last message).
+pub type CallObserver = Arc<dyn Fn(&'static str, bool, Duration) + Send + Sync>;
+
+/// What the server reports beside Flight.
+#[derive(Clone, Default)]
+pub struct ServeOptions {
+    /// Readiness for the gRPC health service (`None`: always `SERVING`).
+    pub ready: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Sees every call's latency.
+    pub observer: Option<CallObserver>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("ready", &self.ready.as_ref().map(|r| *r.borrow()))
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
 /// The Flight service: checks the caller, then delegates to [`SqlService`].
 pub struct DriftwatchFlight {
     inner: SqlService,
     auth: Option<Arc<Authenticator>>,
+    observer: Option<CallObserver>,
 }
 
 impl DriftwatchFlight {
@@ -74,6 +104,62 @@ impl DriftwatchFlight {
         Self {
             inner: SqlService::new(backend, auth.is_some(), limits),
             auth,
+            observer: None,
+        }
+    }
+
+    /// Reports every call's latency to `observer`.
+    pub fn with_observer(mut self, observer: Option<CallObserver>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Reports a unary answer (or the start of a stream that failed) to the observer.
+    fn observe<T>(
+        &self,
+        method: &'static str,
+        started: Instant,
+        result: Result<T, Status>,
+    ) -> Result<T, Status> {
+        if let Some(observer) = &self.observer {
+            observer(method, result.is_ok(), started.elapsed());
+        }
+        result
+    }
+
+    /// Reports a streamed answer once its last message was sent (or it failed or was
+    /// dropped by the client).
+    fn observe_stream<T: Send + 'static>(
+        &self,
+        method: &'static str,
+        started: Instant,
+        result: Result<Response<BoxStream<'static, Result<T, Status>>>, Status>,
+    ) -> Result<Response<BoxStream<'static, Result<T, Status>>>, Status> {
+        let Some(observer) = self.observer.clone() else {
+            return result;
+        };
+        match result {
+            Err(e) => {
+                observer(method, false, started.elapsed());
+                Err(e)
+            }
+            Ok(response) => {
+                let (metadata, stream, extensions) = response.into_parts();
+                let mut guard = StreamTimer {
+                    observer,
+                    method,
+                    started,
+                    ok: true,
+                };
+                // The closure owns the timer: it reports when the stream is dropped.
+                let stream = stream
+                    .map(move |item| {
+                        guard.note(item.is_ok());
+                        item
+                    })
+                    .boxed();
+                Ok(Response::from_parts(metadata, stream, extensions))
+            }
         }
     }
 
@@ -99,6 +185,27 @@ impl DriftwatchFlight {
         }
         request.extensions_mut().insert(identity);
         Ok(request)
+    }
+}
+
+/// Reports a stream's latency when the stream is dropped (after its last message, an
+/// error, or a client that went away).
+struct StreamTimer {
+    observer: CallObserver,
+    method: &'static str,
+    started: Instant,
+    ok: bool,
+}
+
+impl StreamTimer {
+    fn note(&mut self, ok: bool) {
+        self.ok &= ok;
+    }
+}
+
+impl Drop for StreamTimer {
+    fn drop(&mut self) {
+        (self.observer)(self.method, self.ok, self.started.elapsed());
     }
 }
 
@@ -161,11 +268,14 @@ impl FlightService for DriftwatchFlight {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        let started = Instant::now();
         let request = self.authorize(request)?;
-        if request.get_ref().r#type() == DescriptorType::Path {
-            return self.inner.path_flight_info(request).await;
-        }
-        self.inner.get_flight_info(request).await
+        let result = if request.get_ref().r#type() == DescriptorType::Path {
+            self.inner.path_flight_info(request).await
+        } else {
+            self.inner.get_flight_info(request).await
+        };
+        self.observe("get_flight_info", started, result)
     }
 
     async fn poll_flight_info(
@@ -188,23 +298,30 @@ impl FlightService for DriftwatchFlight {
     ) -> Result<Response<Self::DoGetStream>, Status> {
         let request = self.authorize(request)?;
         if let Some(monitor) = parse_follow_ticket(&request.get_ref().ticket) {
+            // A live follow stream lasts as long as the client wants: not a query latency.
             return Ok(Response::new(self.inner.follow_stream(&monitor).await?));
         }
-        self.inner.do_get(request).await
+        let started = Instant::now();
+        let result = self.inner.do_get(request).await;
+        self.observe_stream("do_get", started, result)
     }
 
     async fn do_put(
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
-        self.inner.do_put(self.authorize(request)?).await
+        let started = Instant::now();
+        let result = self.inner.do_put(self.authorize(request)?).await;
+        self.observe("do_put", started, result)
     }
 
     async fn do_action(
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
-        self.inner.do_action(self.authorize(request)?).await
+        let started = Instant::now();
+        let result = self.inner.do_action(self.authorize(request)?).await;
+        self.observe("do_action", started, result)
     }
 
     async fn list_actions(
@@ -223,10 +340,22 @@ impl FlightService for DriftwatchFlight {
 }
 
 /// Starts the Flight SQL server for `backend` with `config`; it stops when `shutdown`
-/// resolves. Returns once the address is bound.
+/// resolves. Returns once the address is bound. The gRPC health service always answers
+/// `SERVING`; see [`serve_with`] for readiness and call latencies.
 pub async fn serve(
     config: &FlightConfig,
     backend: Arc<dyn Backend>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<FlightServer, ServeError> {
+    serve_with(config, backend, ServeOptions::default(), shutdown).await
+}
+
+/// Like [`serve`], with the gRPC health service following `options.ready` and every call's
+/// latency reported to `options.observer`.
+pub async fn serve_with(
+    config: &FlightConfig,
+    backend: Arc<dyn Backend>,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<FlightServer, ServeError> {
     config.validate()?;
@@ -262,8 +391,11 @@ pub async fn serve(
     })?;
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let auth_on = auth.is_some();
-    let service = FlightServiceServer::new(DriftwatchFlight::new(backend, auth, config.limits))
-        .max_decoding_message_size(64 * 1024 * 1024);
+    let service = FlightServiceServer::new(
+        DriftwatchFlight::new(backend, auth, config.limits).with_observer(options.observer),
+    )
+    .max_decoding_message_size(64 * 1024 * 1024);
+    let health = health_service(options.ready).await;
     let tls = config.tls.is_some();
     tracing::info!(
         %addr,
@@ -275,6 +407,7 @@ pub async fn serve(
     );
     let task = tokio::spawn(async move {
         if let Err(e) = builder
+            .add_service(health)
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
@@ -283,4 +416,41 @@ pub async fn serve(
         }
     });
     Ok(FlightServer { addr, tls, task })
+}
+
+/// The `grpc.health.v1` service, following `ready` (always `SERVING` without it).
+async fn health_service(
+    ready: Option<tokio::sync::watch::Receiver<bool>>,
+) -> tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health> {
+    use tonic_health::ServingStatus;
+    let (reporter, service) = tonic_health::server::health_reporter();
+    let set = |reporter: tonic_health::server::HealthReporter, ready: bool| async move {
+        let status = if ready {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        reporter.set_service_status("", status).await;
+        reporter
+            .set_service_status(
+                <FlightServiceServer<DriftwatchFlight> as tonic::server::NamedService>::NAME,
+                status,
+            )
+            .await;
+    };
+    match ready {
+        None => set(reporter, true).await,
+        Some(mut ready) => {
+            let now = *ready.borrow_and_update();
+            set(reporter.clone(), now).await;
+            tokio::spawn(async move {
+                while ready.changed().await.is_ok() {
+                    let now = *ready.borrow_and_update();
+                    tracing::debug!(ready = now, "gRPC health");
+                    set(reporter.clone(), now).await;
+                }
+            });
+        }
+    }
+    service
 }

@@ -44,7 +44,7 @@ pub use monitor::{
     analyze_monitor, analyze_monitor_with, FeatureList, FeatureSelection, MonitorInput, WindowSpec,
 };
 pub use names::{validate_object_name, MAX_NAME_LEN};
-pub use options::{did_you_mean, OptionLiteral, OptionValue, Options};
+pub use options::{did_you_mean, format_size, parse_size, OptionLiteral, OptionValue, Options};
 pub use parser::parse_statements;
 pub use redact::{is_secret_key, redact_secrets, REDACTED};
 pub use types::sql_type_to_arrow;

@@ -161,6 +161,72 @@ impl Options {
         }
     }
 
+    /// The value of `key` as a size in bytes (`'256MB'`, `'1GiB'`, `'512k'`, `1048576`; see
+    /// [`parse_size`]); error (at the value, naming the option) if malformed.
+    pub fn get_size(&self, key: &str) -> Result<Option<usize>, SqlError> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        match &v.value {
+            OptionLiteral::String(s) | OptionLiteral::Ident(s) | OptionLiteral::Number(s) => {
+                parse_size(s)
+                    .map(Some)
+                    .map_err(|m| SqlError::at(v.location, format!("option '{key}': {m}")))
+            }
+            OptionLiteral::Bool(_) => Err(self.bad(key, v, "a size such as '256MB'")),
+        }
+    }
+
+    /// [`Options::get_size`] within `range` (bytes); the error names the option, the
+    /// allowed range and where the value is written.
+    pub fn get_size_in(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> Result<Option<usize>, SqlError> {
+        let Some(size) = self.get_size(key)? else {
+            return Ok(None);
+        };
+        self.check_range(key, size, &range, format_size)?;
+        Ok(Some(size))
+    }
+
+    /// [`Options::get_usize`] within `range`; the error names the option, the allowed
+    /// range and where the value is written.
+    pub fn get_usize_in(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<usize>,
+    ) -> Result<Option<usize>, SqlError> {
+        let Some(n) = self.get_usize(key)? else {
+            return Ok(None);
+        };
+        self.check_range(key, n, &range, |n| n.to_string())?;
+        Ok(Some(n))
+    }
+
+    fn check_range(
+        &self,
+        key: &str,
+        n: usize,
+        range: &std::ops::RangeInclusive<usize>,
+        show: fn(usize) -> String,
+    ) -> Result<(), SqlError> {
+        if range.contains(&n) {
+            return Ok(());
+        }
+        let at = self.get(key).map(|v| v.location);
+        Err(SqlError::at(
+            at,
+            format!(
+                "option '{key}' must be between {} and {}, got {}",
+                show(*range.start()),
+                show(*range.end()),
+                show(n)
+            ),
+        ))
+    }
+
     /// Fails on the first key not in `known`, naming it, suggesting the closest valid key and
     /// listing all valid ones. `what` names the object for the message (e.g. "kafka source").
     pub fn check_known(&self, known: &[&str], what: &str) -> Result<(), SqlError> {
@@ -198,6 +264,65 @@ impl Options {
     pub fn insert(&mut self, key: &str, value: OptionValue) -> Option<OptionValue> {
         self.0.insert(key.to_ascii_lowercase(), value)
     }
+}
+
+/// Parses a size in bytes: a number (fractions allowed) and an optional unit, any case, a
+/// space allowed between: `B`; `k`/`KiB`, `m`/`MiB`, `g`/`GiB`, `t`/`TiB` (powers of 1024);
+/// `KB`, `MB`, `GB`, `TB` (powers of 1000). Zero is rejected. Used by `WITH (max_state = …)`
+/// and by the command-line flags that take sizes.
+///
+/// ```
+/// use driftwatch_sql::parse_size;
+/// assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+/// assert_eq!(parse_size("256MB").unwrap(), 256_000_000);
+/// assert_eq!(parse_size("512k").unwrap(), 512 << 10);
+/// assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+/// assert!(parse_size("0").is_err() && parse_size("12 parsecs").is_err());
+/// ```
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (e.g. '256MB', '1GiB', '512k', '65536')"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "kb" => 1e3,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "mb" => 1e6,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "gb" => 1e9,
+        "t" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "tb" => 1e12,
+        other => {
+            return Err(format!(
+                "unknown size unit '{other}' in '{s}' (B, KiB, MiB, GiB, TiB, or KB, MB, GB, TB)"
+            ))
+        }
+    };
+    let bytes = value * factor;
+    if bytes < 1.0 {
+        return Err(format!("size '{s}' must be at least 1 byte"));
+    }
+    if bytes > usize::MAX as f64 {
+        return Err(format!("size '{s}' is out of range"));
+    }
+    Ok(bytes as usize)
+}
+
+/// A size as a short text: whole GiB, MiB or KiB when exact, bytes otherwise.
+pub fn format_size(bytes: usize) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes} B")
 }
 
 /// The candidate closest to `word` by edit distance, if close enough to be a likely typo.
@@ -255,6 +380,45 @@ mod tests {
         assert_eq!(e.location, Some(Location::new(1, 10)));
         assert!(o.get_bool("n").is_err());
         assert_eq!(o.get_str("n").as_deref(), Some("12"));
+    }
+
+    #[test]
+    fn sizes() {
+        let mut o = Options::new();
+        o.insert("a", opt(OptionLiteral::String("256MB".into())));
+        o.insert("b", opt(OptionLiteral::String("1 GiB".into())));
+        o.insert("c", opt(OptionLiteral::Number("4096".into())));
+        o.insert("z", opt(OptionLiteral::String("0".into())));
+        o.insert("bad", opt(OptionLiteral::String("12 parsecs".into())));
+        o.insert("flag", opt(OptionLiteral::Bool(true)));
+        assert_eq!(o.get_size("a").unwrap(), Some(256_000_000));
+        assert_eq!(o.get_size("b").unwrap(), Some(1 << 30));
+        assert_eq!(o.get_size("c").unwrap(), Some(4096));
+        assert_eq!(o.get_size("missing").unwrap(), None);
+        for key in ["z", "bad", "flag"] {
+            let e = o.get_size(key).unwrap_err();
+            assert_eq!(e.location, Some(Location::new(1, 10)), "{e}");
+            assert!(
+                e.to_string().starts_with("line 1, column 10: option"),
+                "{e}"
+            );
+        }
+        let e = o.get_size_in("c", 1 << 16..=1 << 40).unwrap_err();
+        assert!(
+            e.message
+                .contains("option 'c' must be between 64KiB and 1TiB, got 4KiB"),
+            "{e}"
+        );
+        assert_eq!(o.get_usize_in("c", 1..=10_000).unwrap(), Some(4096));
+        let e = o.get_usize_in("c", 1..=100).unwrap_err();
+        assert!(e.message.contains("between 1 and 100, got 4096"), "{e}");
+        assert_eq!(parse_size("1.5k").unwrap(), 1536);
+        assert_eq!(parse_size("2 GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("100_000").unwrap(), 100_000);
+        assert!(parse_size("").is_err());
+        assert!(parse_size("0.1").is_err());
+        assert_eq!(format_size(256 << 20), "256MiB");
+        assert_eq!(format_size(1000), "1000 B");
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub struct Common {
     /// Data dir: result tables and baselines.
     #[arg(long, env = "DRIFTWATCH_DATA_DIR", default_value = "driftwatch-data")]
     pub data_dir: PathBuf,
-    /// Address of the HTTP ingest.
+    /// Address of the HTTP port: the ingest of HTTP sources and /metrics, /health, /ready.
     #[arg(long, env = "DRIFTWATCH_HTTP", default_value = "127.0.0.1:8080")]
     pub http_listen: SocketAddr,
     #[command(flatten)]
@@ -41,6 +41,11 @@ pub struct Common {
     /// Allow passwords and tokens over plaintext on a non-loopback address.
     #[arg(long)]
     pub insecure_plaintext: bool,
+    /// Memory all monitors' window state may take together (e.g. `1GiB`, `512MiB`); a monitor
+    /// whose state would exceed it fails (see `system.monitors`), the others keep running.
+    /// Default: half the machine's (or container's) memory, at most 1 GiB.
+    #[arg(long, env = "DRIFTWATCH_MEMORY_LIMIT", value_parser = parse_size)]
+    pub memory_limit: Option<usize>,
 }
 
 /// HTTP ingest limits.
@@ -61,6 +66,13 @@ pub struct HttpArgs {
     /// TLS private key (PEM) for the HTTP ingest; needs --http-tls-cert.
     #[arg(long, requires = "http_tls_cert")]
     pub http_tls_key: Option<PathBuf>,
+    /// Do not serve /metrics, /health and /ready on the HTTP port (it is then opened only
+    /// for HTTP sources).
+    #[arg(long)]
+    pub no_ops: bool,
+    /// /metrics needs a bearer token of --auth-file (any role); /health and /ready never do.
+    #[arg(long, requires = "auth_file")]
+    pub metrics_auth: bool,
 }
 
 /// Arrow Flight SQL server settings (`run` and `demo` serve queries, DDL and live follow).
@@ -110,7 +122,17 @@ pub struct Serving {
 impl Common {
     /// Loads the auth file (once, shared by both servers) and checks the bind rules of both.
     /// `monitor_file` is the file run, whose directory Flight DDL may read by default.
+    /// Also sizes the process's monitor memory pool (`--memory-limit`, see
+    /// [`driftwatch::engine::memory`]) before any monitor is planned.
     pub fn serving(&self, monitor_file: Option<&Path>) -> anyhow::Result<Serving> {
+        let memory_limit = self
+            .memory_limit
+            .unwrap_or_else(driftwatch::engine::memory::default_memory_limit);
+        driftwatch::engine::memory::set_memory_limit(memory_limit).map_err(anyhow::Error::msg)?;
+        tracing::info!(
+            memory_limit = %driftwatch_sql::format_size(memory_limit),
+            "monitor memory pool"
+        );
         let auth = match &self.auth_file {
             Some(path) => Some(Arc::new(
                 Authenticator::from_file(path, self.token_ttl)
@@ -155,6 +177,10 @@ impl Common {
                 .http_tls_cert
                 .clone()
                 .zip(self.http.http_tls_key.clone()),
+            ops: driftwatch::ops::OpsSettings {
+                enabled: !self.http.no_ops,
+                metrics_auth: self.http.metrics_auth,
+            },
         };
         let dirs = if f.allow_dirs.is_empty() {
             let mut dirs = vec![self.data_dir.clone()];
@@ -183,35 +209,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Parses a size such as `512MiB`, `2GiB`, `64KiB`, `1000000` (bytes; `KB`/`MB`/`GB` are
-/// powers of 1000).
+/// powers of 1000): [`driftwatch_sql::parse_size`], shared with `WITH (max_state = …)`.
 pub fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size (e.g. '512MiB', '2GiB', '65536')"))?;
-    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kib" => 1024.0,
-        "kb" => 1e3,
-        "m" | "mib" => 1024.0 * 1024.0,
-        "mb" => 1e6,
-        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "gb" => 1e9,
-        other => {
-            return Err(format!(
-                "unknown size unit '{other}' in '{s}' (B, KiB, MiB, GiB)"
-            ))
-        }
-    };
-    let bytes = value * factor;
-    if !(1.0..=(usize::MAX as f64)).contains(&bytes) {
-        return Err(format!("size '{s}' is out of range"));
-    }
-    Ok(bytes as usize)
+    driftwatch_sql::parse_size(s)
 }
 
 #[cfg(test)]

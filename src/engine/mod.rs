@@ -3,6 +3,7 @@
 
 pub mod detect;
 pub mod input;
+pub mod memory;
 pub mod planner;
 pub mod progress;
 pub mod snapshot;

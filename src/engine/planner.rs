@@ -37,7 +37,7 @@ use super::input::{
 use super::progress::StreamProgress;
 use super::streaming_filter::StreamingFilterExec;
 use super::window::WindowKind;
-use super::window_agg::{AggregateSet, Grouping, OutputLayout, WindowAggregateExec};
+use super::window_agg::{AggregateSet, Grouping, OutputLayout, StateLimits, WindowAggregateExec};
 use crate::sources::SourceSchema;
 
 /// Why a monitor could not be compiled; the message names the monitor and says how to fix it.
@@ -59,6 +59,8 @@ const PASS_THROUGH: &[&str] = &["ProjectionExec", "StreamingFilterExec", "Cooper
 pub struct MonitorPlanOptions {
     /// Extra wait after the watermark passes a window's end (ms).
     pub allowed_lateness_ms: i64,
+    /// Bounds on the monitor's window state (`max_state`, `max_groups`, `max_open_windows`).
+    pub limits: StateLimits,
 }
 
 /// A compiled monitor, ready to execute once.
@@ -92,8 +94,19 @@ impl MonitorPlan {
 }
 
 /// A session configured for streaming plans: one partition, no repartitioning or batch
-/// coalescing (they would hold rows back from the window operator).
+/// coalescing (they would hold rows back from the window operator). Its runtime's memory
+/// pool is the process-wide monitor pool ([`super::memory::memory_pool`], bounded by
+/// `--memory-limit`), so every task context it hands out — the one monitor plans run
+/// with included — reserves window state in that one budget.
 pub fn streaming_session(baselines: &Arc<BaselineRegistry>) -> SessionContext {
+    streaming_session_in(baselines, super::memory::memory_pool())
+}
+
+/// [`streaming_session`] reserving memory in `pool` (one pool shared by every monitor).
+pub fn streaming_session_in(
+    baselines: &Arc<BaselineRegistry>,
+    pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
+) -> SessionContext {
     let mut config = SessionConfig::new()
         .with_target_partitions(1)
         .with_coalesce_batches(false)
@@ -104,7 +117,11 @@ pub fn streaming_session(baselines: &Arc<BaselineRegistry>) -> SessionContext {
         .with_repartition_sorts(false)
         .with_information_schema(true);
     config.options_mut().optimizer.repartition_file_scans = false;
-    let ctx = SessionContext::new_with_config(config);
+    let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+        .with_memory_pool(pool)
+        .build_arc()
+        .expect("a runtime environment with only a memory pool set builds");
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     driftwatch_udfs::register_all(&ctx, baselines);
     ctx
 }
@@ -195,6 +212,7 @@ pub async fn plan_monitor(
         err(group_by_message(&message, window.is_some()).unwrap_or_else(|| clean_message(&message)))
     })?;
     check_baselines(&logical, baselines).map_err(err)?;
+    check_streaming_plan(&logical).map_err(err)?;
     detect::check_stream_detectors(&logical, window.is_some()).map_err(err)?;
     if logical.schema().fields().is_empty() {
         return Err(err(
@@ -213,7 +231,7 @@ pub async fn plan_monitor(
     let physical =
         StreamingFilterExec::replace_filters(physical).map_err(|e| err(e.to_string()))?;
     let plan = match window {
-        Some(w) => replace_aggregate(physical, w, &progress).map_err(err)?,
+        Some(w) => replace_aggregate(physical, w, options.limits, &progress).map_err(err)?,
         None => {
             if contains(&physical, "AggregateExec") {
                 return Err(err(
@@ -242,8 +260,8 @@ pub async fn plan_monitor(
     ] {
         if contains(&plan, blocked) {
             return Err(err(format!(
-                "{} is not supported in a streaming monitor (results are emitted in window order); \
-                 remove ORDER BY / LIMIT, or query the result table instead",
+                "{} cannot stream (it needs the whole input; results are emitted as windows \
+                 close): remove ORDER BY / LIMIT and apply them when you query the result table",
                 blocked.trim_end_matches("Exec")
             )));
         }
@@ -259,6 +277,41 @@ pub async fn plan_monitor(
         late_schema: Arc::clone(shape.late_schema()),
         window: window.map(|w| w.kind),
     })
+}
+
+/// Second line of defence behind the query analysis (`driftwatch_sql`'s streamability
+/// checks, which locate the construct in the text): refuses logical plans with an operator
+/// that needs its whole input, whatever SQL produced it.
+fn check_streaming_plan(plan: &LogicalPlan) -> Result<(), String> {
+    let mut problem = None;
+    let _ = plan.apply(|node| {
+        problem = match node {
+            LogicalPlan::Window(_) => Some(
+                "window functions (OVER) cannot stream; use TUMBLE / HOP / SESSION with \
+                 GROUP BY window_start, window_end, or a streaming detector",
+            ),
+            LogicalPlan::Join(_) => Some(
+                "joins are not supported in monitors yet; compare with a baseline through the \
+                 drift and outlier functions",
+            ),
+            LogicalPlan::Union(_) => {
+                Some("UNION is not supported in monitors; create one monitor per branch")
+            }
+            LogicalPlan::Distinct(_) => {
+                Some("DISTINCT cannot stream; GROUP BY window_start, window_end, <columns> instead")
+            }
+            LogicalPlan::RecursiveQuery(_) => {
+                Some("WITH RECURSIVE cannot stream; use a plain WITH")
+            }
+            _ => None,
+        };
+        Ok(if problem.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    problem.map_or(Ok(()), |p| Err(p.to_string()))
 }
 
 /// Checks, at CREATE time, that every baseline a Driftwatch function names exists. By
@@ -408,6 +461,7 @@ fn check_pass_through(plan: &Arc<dyn ExecutionPlan>) -> Result<(), String> {
 pub fn replace_aggregate(
     plan: Arc<dyn ExecutionPlan>,
     window: InputWindow,
+    limits: StateLimits,
     progress: &Arc<StreamProgress>,
 ) -> Result<Arc<dyn ExecutionPlan>, String> {
     let mut replaced = 0usize;
@@ -430,7 +484,7 @@ pub fn replace_aggregate(
                 }
                 _ => agg,
             };
-            match build_window_exec(agg, raw, window, progress) {
+            match build_window_exec(agg, raw, window, limits, progress) {
                 Ok(exec) => {
                     replaced += 1;
                     Ok(Transformed::new(exec, true, TreeNodeRecursion::Jump))
@@ -504,6 +558,7 @@ fn build_window_exec(
     outer: &AggregateExec,
     raw: &AggregateExec,
     window: InputWindow,
+    limits: StateLimits,
     progress: &Arc<StreamProgress>,
 ) -> Result<Arc<dyn ExecutionPlan>, String> {
     let group_by = raw.group_expr();
@@ -580,6 +635,7 @@ fn build_window_exec(
         grouping,
         aggregates,
         layout,
+        limits,
         Arc::clone(progress),
     )
     .map_err(|e| clean_message(&e.to_string()))?;

@@ -59,7 +59,20 @@ pub struct StreamProgress {
     windowed: bool,
     barrier: Mutex<BarrierSlot>,
     drained: Notify,
+    /// When the watermark reached each value (bounded), for the emit-delay metric.
+    clock: Mutex<WatermarkClock>,
 }
+
+/// Wall-clock instants of the last [`WATERMARK_CLOCK_LEN`] watermark advances, and of the
+/// end of bounded input.
+#[derive(Debug, Default)]
+struct WatermarkClock {
+    reached: std::collections::VecDeque<(i64, Instant)>,
+    ended_at: Option<Instant>,
+}
+
+/// Watermark advances remembered for [`StreamProgress::closable_since`].
+const WATERMARK_CLOCK_LEN: usize = 1024;
 
 impl StreamProgress {
     /// Progress of a plan with a window operator (`windowed`) or a row-level plan.
@@ -71,6 +84,7 @@ impl StreamProgress {
             windowed,
             barrier: Mutex::new(BarrierSlot::default()),
             drained: Notify::new(),
+            clock: Mutex::new(WatermarkClock::default()),
         }
     }
 
@@ -84,11 +98,35 @@ impl StreamProgress {
     }
     /// Advances the watermark (never backwards).
     pub fn advance(&self, wm: i64) {
-        self.watermark.fetch_max(wm, Ordering::AcqRel);
+        let before = self.watermark.fetch_max(wm, Ordering::AcqRel);
+        if wm > before {
+            let mut clock = self.clock.lock().unwrap_or_else(|e| e.into_inner());
+            if clock.reached.len() == WATERMARK_CLOCK_LEN {
+                clock.reached.pop_front();
+            }
+            clock.reached.push_back((wm, Instant::now()));
+        }
     }
     /// Marks the end of bounded input: every window may be flushed.
     pub fn end(&self) {
+        self.clock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ended_at = Some(Instant::now());
         self.ended.store(true, Ordering::Release);
+    }
+    /// When the watermark first reached `threshold` (or bounded input ended, whichever came
+    /// first): the moment a window closed by `threshold` could first be emitted. Only the
+    /// last 1024 advances are remembered; an older moment is reported as the oldest one
+    /// remembered. `None` while neither happened.
+    pub fn closable_since(&self, threshold: i64) -> Option<Instant> {
+        let clock = self.clock.lock().unwrap_or_else(|e| e.into_inner());
+        let first = clock.reached.partition_point(|(wm, _)| *wm < threshold);
+        let by_watermark = clock.reached.get(first).map(|(_, at)| *at);
+        match (by_watermark, clock.ended_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
     /// Whether bounded input has ended.
     pub fn has_ended(&self) -> bool {

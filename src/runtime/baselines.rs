@@ -4,7 +4,7 @@
 //! profiling again. The statement's `WITH (…)` options choose how the profile is built (see
 //! [`profile_options`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
@@ -114,58 +114,128 @@ pub fn profile_options(options: &BaselineOptions) -> Result<ProfileOptions, Runt
     })
 }
 
-/// Creates (or reloads) the baseline defined by `stmt` and registers it.
+/// Creates (or reloads) the baseline defined by `stmt` and registers it: [`BaselineJob::prepare`]
+/// then [`BaselineJob::run`] on this task.
 pub async fn create_baseline(
     stmt: &CreateBaseline,
     store: &ResultStore,
     registry: &Arc<BaselineRegistry>,
     query_ctx: &SessionContext,
 ) -> Result<Arc<BaselineProfile>, RuntimeError> {
-    let options = stmt.baseline_options().map_err(RuntimeError::Sql)?;
-    let profile_opts = profile_options(&options)
-        .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?;
-    profile_opts
-        .validate()
-        .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?;
-    let dir = store
-        .baseline_dir(&stmt.name)
-        .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?;
-    let input_print = match &stmt.input {
-        BaselineInput::Path(p) => fingerprint(Path::new(p)),
-        BaselineInput::Query { .. } => None,
-    };
-    if let Some(profile) =
-        reuse_stored(&dir, &stmt.sql, input_print.as_deref()).filter(|p| p.options == profile_opts)
-    {
-        tracing::info!(baseline = %stmt.name, "reloaded stored profile");
-        return Ok(registry.insert(profile));
+    let job = BaselineJob::prepare(stmt, store, query_ctx.clone())?;
+    Ok(registry.insert(job.run().await?))
+}
+
+/// A `CREATE BASELINE` whose options are checked, ready to read, profile and persist its
+/// input. It owns everything it needs, so the slow part ([`BaselineJob::run`]) can run on
+/// its own task while the control loop keeps answering snapshots and other requests; the
+/// caller registers the profile it returns.
+pub struct BaselineJob {
+    stmt: CreateBaseline,
+    options: BaselineOptions,
+    profile_opts: ProfileOptions,
+    dir: PathBuf,
+    query_ctx: SessionContext,
+}
+
+impl BaselineJob {
+    /// Checks the statement's options and where the profile will be stored (fast: no input
+    /// is read).
+    pub fn prepare(
+        stmt: &CreateBaseline,
+        store: &ResultStore,
+        query_ctx: SessionContext,
+    ) -> Result<Self, RuntimeError> {
+        let options = stmt.baseline_options().map_err(RuntimeError::Sql)?;
+        let profile_opts = profile_options(&options)
+            .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?;
+        profile_opts
+            .validate()
+            .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?;
+        let dir = store
+            .baseline_dir(&stmt.name)
+            .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?;
+        Ok(Self {
+            stmt: stmt.clone(),
+            options,
+            profile_opts,
+            dir,
+            query_ctx,
+        })
     }
-    let batches = match &stmt.input {
-        BaselineInput::Path(path) => {
-            if !Path::new(path).exists() {
-                // Say where it was looked for: a relative path is the working directory's.
-                let tried = super::script::absolute(Path::new(path));
-                return Err(RuntimeError::Invalid(format!(
-                    "baseline '{}': file '{}' does not exist",
-                    stmt.name,
-                    tried.display()
-                )));
+
+    /// The baseline's name.
+    pub fn name(&self) -> &str {
+        &self.stmt.name
+    }
+
+    /// Reuses the stored profile when the definition and input file are unchanged, else
+    /// reads the input, profiles it and persists profile and rows. File reads, profiling
+    /// and writes run on blocking threads, never on the async workers.
+    pub async fn run(self) -> Result<BaselineProfile, RuntimeError> {
+        let Self {
+            stmt,
+            options,
+            profile_opts,
+            dir,
+            query_ctx,
+        } = self;
+        let blocking = |what: &'static str| {
+            let name = stmt.name.clone();
+            move |e: tokio::task::JoinError| {
+                RuntimeError::Invalid(format!("baseline '{name}': {what} stopped: {e}"))
             }
-            read_file(query_ctx, path, options.format.as_deref()).await?
+        };
+        let input_print = match &stmt.input {
+            BaselineInput::Path(p) => fingerprint(Path::new(p)),
+            BaselineInput::Query { .. } => None,
+        };
+        let stored = {
+            let (dir, sql, print) = (dir.clone(), stmt.sql.clone(), input_print.clone());
+            tokio::task::spawn_blocking(move || reuse_stored(&dir, &sql, print.as_deref()))
+                .await
+                .map_err(blocking("reading the stored profile"))?
+        };
+        if let Some(profile) = stored.filter(|p| p.options == profile_opts) {
+            tracing::info!(baseline = %stmt.name, "reloaded stored profile");
+            return Ok(profile);
         }
-        BaselineInput::Query { sql, .. } => query_ctx
-            .sql(sql)
-            .await
-            .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?
-            .collect()
-            .await
-            .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?,
-    };
-    let profile = BaselineProfile::from_batches(&stmt.name, &batches, &profile_opts)
-        .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?;
-    persist(&dir, &profile, &batches, &stmt.sql, input_print.as_deref())?;
-    tracing::info!(baseline = %stmt.name, rows = batches.iter().map(|b| b.num_rows()).sum::<usize>(), "profiled");
-    Ok(registry.insert(profile))
+        let batches = match &stmt.input {
+            BaselineInput::Path(path) => {
+                if !Path::new(path).exists() {
+                    // Say where it was looked for: a relative path is the working directory's.
+                    let tried = super::script::absolute(Path::new(path));
+                    return Err(RuntimeError::Invalid(format!(
+                        "baseline '{}': file '{}' does not exist",
+                        stmt.name,
+                        tried.display()
+                    )));
+                }
+                read_file(&query_ctx, path, options.format.as_deref()).await?
+            }
+            BaselineInput::Query { sql, .. } => query_ctx
+                .sql(sql)
+                .await
+                .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?
+                .collect()
+                .await
+                .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?,
+        };
+        let name = stmt.name.clone();
+        tokio::task::spawn_blocking(move || {
+            let profile = BaselineProfile::from_batches(&stmt.name, &batches, &profile_opts)
+                .map_err(|e| RuntimeError::Invalid(format!("baseline '{}': {e}", stmt.name)))?;
+            persist(&dir, &profile, &batches, &stmt.sql, input_print.as_deref())?;
+            tracing::info!(
+                baseline = %stmt.name,
+                rows = batches.iter().map(|b| b.num_rows()).sum::<usize>(),
+                "profiled"
+            );
+            Ok(profile)
+        })
+        .await
+        .map_err(|e| RuntimeError::Invalid(format!("baseline '{name}': profiling stopped: {e}")))?
+    }
 }
 
 fn reuse_stored(dir: &Path, sql: &str, input_print: Option<&str>) -> Option<BaselineProfile> {

@@ -22,6 +22,18 @@ pub enum Control {
         /// Where the snapshot goes.
         reply: oneshot::Sender<SystemSnapshot>,
     },
+    /// Slow DDL work (baseline profiling) that ran on its own task has finished; sent by
+    /// that task, never by front ends (a [`JobDone`] cannot be built outside the runtime).
+    JobDone(JobDone),
+}
+
+/// The outcome of DDL work that ran off the control loop (see [`Control::JobDone`]).
+pub struct JobDone(pub(super) JobResult);
+
+/// What a job off the control loop produced.
+pub(super) enum JobResult {
+    /// `CREATE BASELINE`: the profile to register, or why there is none.
+    Baseline(Result<Box<driftwatch_udfs::BaselineProfile>, RuntimeError>),
 }
 
 /// Cloneable handle for sending [`Control`] requests to a running system.
@@ -97,6 +109,10 @@ pub struct MonitorStatus {
     pub status: String,
     /// The error behind `retrying` / `failed`.
     pub error: Option<String>,
+    /// The most recent error, kept after the monitor recovered from it.
+    pub last_error: Option<String>,
+    /// When the monitor failed (epoch ms), if it did.
+    pub failed_at_ms: Option<i64>,
 }
 
 /// Everything a system runs, with counters.

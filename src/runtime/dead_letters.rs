@@ -71,8 +71,8 @@ pub fn spawn_dead_letters(
     store: &ResultStore,
     source: &str,
     epoch: u64,
-    mut rx: mpsc::UnboundedReceiver<RejectMessage>,
-    checkpoints: mpsc::UnboundedSender<CheckpointMessage>,
+    mut rx: mpsc::Receiver<RejectMessage>,
+    checkpoints: mpsc::Sender<CheckpointMessage>,
 ) -> Result<(), RuntimeError> {
     let schema = dead_letter_schema();
     let mut writer = store.open(
@@ -171,10 +171,13 @@ pub fn spawn_dead_letters(
                     last_flush = Instant::now();
                     match persisted {
                         Ok(()) => {
-                            let _ = checkpoints.send(CheckpointMessage::DeadLetters {
-                                id,
-                                source: source.clone(),
-                            });
+                            // Waits when the queue is full (bounded, see `CHECKPOINT_QUEUE`).
+                            let _ = checkpoints
+                                .send(CheckpointMessage::DeadLetters {
+                                    id,
+                                    source: source.clone(),
+                                })
+                                .await;
                         }
                         // Not reporting keeps the checkpoint from completing: the records stay
                         // covered by the previous one and are read again after a restart.

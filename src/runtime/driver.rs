@@ -26,7 +26,6 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::baselines::create_baseline;
 use super::checkpointing::Checkpointer;
 use super::control::{
     Control, ControlHandle, MonitorResult, MonitorStatus, Outcome, SourceStatus, SystemSnapshot,
@@ -38,12 +37,23 @@ use super::sources::{build_source, SourceParts};
 use super::RuntimeError;
 use crate::checkpoint::{CheckpointMessage, CheckpointStore, SinkPosition};
 use crate::durable::DataDirLock;
+use crate::engine::window_agg::StateLimits;
 use crate::engine::{plan_monitor, MonitorPlanOptions};
 use crate::metrics::{MonitorMetrics, SourceMetrics};
-use crate::query::{FileAccess, QueryEngine};
 use crate::sinks::ResultStore;
 use crate::sources::http::{HttpIngest, HttpSettings};
 use crate::sources::{Connector, SourceFeed, SourceSchema};
+
+/// Capacity of the queue of checkpoint parts (monitors and dead-letter writers to the
+/// control loop). Each participant sends at most one part per barrier and one checkpoint
+/// collects at a time, so it holds about one message per monitor and source; senders wait
+/// when it is full (backpressure), never drop a part.
+pub const CHECKPOINT_QUEUE: usize = 1024;
+
+/// Capacity of a source's queue of rejected records to its dead-letter writer, in
+/// messages (one per delivery with rejects, at most a decoded batch of records each); a
+/// connector delivering more waits for the writer (backpressure to the source).
+pub const REJECT_QUEUE: usize = 64;
 
 /// Default time between checkpoints.
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(5);
@@ -101,6 +111,9 @@ pub(super) struct MonitorEntry {
     pub(super) task: JoinHandle<Result<(), RuntimeError>>,
     pub(super) stop: CancellationToken,
     pub(super) metrics: Arc<MonitorMetrics>,
+    /// It failed and was taken out of the checkpoint protocol (see
+    /// `Driftwatch::isolate_failed_monitors`).
+    pub(super) isolated: bool,
 }
 
 /// A running Driftwatch system.
@@ -123,8 +136,10 @@ pub struct Driftwatch {
     pub(super) control_rx: Option<mpsc::Receiver<Control>>,
     pub(super) results: broadcast::Sender<MonitorResult>,
     pub(super) checkpointer: Checkpointer,
-    pub(super) checkpoint_tx: mpsc::UnboundedSender<CheckpointMessage>,
-    pub(super) checkpoint_rx: Option<mpsc::UnboundedReceiver<CheckpointMessage>>,
+    pub(super) checkpoint_tx: mpsc::Sender<CheckpointMessage>,
+    pub(super) checkpoint_rx: Option<mpsc::Receiver<CheckpointMessage>>,
+    /// Scripts of the control loop waiting for DDL that runs off it.
+    pub(super) ddl: super::ddl::DdlQueue,
     _lock: DataDirLock,
 }
 
@@ -154,7 +169,7 @@ impl Driftwatch {
         }
         let (control_tx, control_rx) = mpsc::channel(64);
         let (results, _) = broadcast::channel(FOLLOW_BUFFER);
-        let (checkpoint_tx, checkpoint_rx) = mpsc::unbounded_channel();
+        let (checkpoint_tx, checkpoint_rx) = mpsc::channel(CHECKPOINT_QUEUE);
         let http = HttpIngest::with_settings(config.http.clone());
         Ok(Self {
             control_tx,
@@ -174,6 +189,7 @@ impl Driftwatch {
             checkpointer,
             checkpoint_tx,
             checkpoint_rx: Some(checkpoint_rx),
+            ddl: Default::default(),
             _lock: lock,
         })
     }
@@ -226,28 +242,13 @@ impl Driftwatch {
                     last_window_end_ms: m.metrics.last_window_end(),
                     status: m.metrics.health.health().as_str().to_string(),
                     error: m.metrics.health.error(),
+                    last_error: m.metrics.health.last_error(),
+                    failed_at_ms: m.metrics.health.failed_at(),
                 })
                 .collect(),
             baselines,
             missing_features: self.baselines.missing_features(),
             checkpoint: self.checkpointer.stats(),
-        }
-    }
-
-    pub(super) async fn serve_control(&mut self, request: Control) {
-        match request {
-            Control::Execute { sql, reply } => {
-                let mut result = self.execute_script(&sql).await;
-                if result.is_ok() {
-                    if let Err(e) = self.start().await {
-                        result = Err(e);
-                    }
-                }
-                let _ = reply.send(result);
-            }
-            Control::Snapshot { reply } => {
-                let _ = reply.send(self.snapshot());
-            }
         }
     }
 
@@ -288,16 +289,10 @@ impl Driftwatch {
         match stmt {
             Statement::CreateSource(def) => self.create_source(def).await,
             Statement::CreateBaseline(def) => {
-                if self.baselines.get(&def.name).is_some() && !def.or_replace {
-                    return Err(RuntimeError::Exists(ObjectKind::Baseline, def.name.clone()));
-                }
-                let ctx = QueryEngine::session(&self.store, &self.baselines, FileAccess::Paths)?;
-                let profile = create_baseline(&def, &self.store, &self.baselines, &ctx).await?;
-                Ok(Outcome::Done(format!(
-                    "baseline {} ({} numeric columns)",
-                    profile.name,
-                    profile.numeric_columns().len()
-                )))
+                // Runs here, on the caller's task; the control loop runs it off the loop
+                // instead (see `super::ddl`).
+                let profile = self.baselines.insert(self.baseline_job(&def)?.run().await?);
+                Ok(super::ddl::baseline_outcome(&profile))
             }
             Statement::CreateMonitor(def) => self.create_monitor(def).await,
             Statement::Drop {
@@ -333,7 +328,7 @@ impl Driftwatch {
             max_future,
         } = build_source(&def, &self.http, &self.source_context())?;
         let metrics = Arc::new(SourceMetrics::default());
-        let (reject_tx, reject_rx) = mpsc::unbounded_channel();
+        let (reject_tx, reject_rx) = mpsc::channel(REJECT_QUEUE);
         let feed = SourceFeed::new(
             Arc::clone(&schema),
             idle_timeout,
@@ -394,6 +389,7 @@ impl Driftwatch {
         def: &CreateMonitor,
     ) -> Result<(MonitorInput, MonitorPlanOptions), RuntimeError> {
         let mut known = vec!["allowed_lateness", "retention"];
+        known.extend(LIMIT_OPTIONS);
         known.extend(crate::sinks::sink_options());
         def.options.check_known(&known, "monitor")?;
         let options = MonitorPlanOptions {
@@ -401,6 +397,7 @@ impl Driftwatch {
                 .options
                 .get_duration_ms("allowed_lateness")?
                 .unwrap_or(0),
+            limits: state_limits(&def.options)?,
         };
         let sources: Vec<String> = self.sources.keys().cloned().collect();
         // First find what the monitor reads, to name an unknown source precisely; then
@@ -437,7 +434,9 @@ impl Driftwatch {
             self.drop_object(ObjectKind::Monitor, &def.name.clone(), false)
                 .await?;
         }
-        let (input, options) = self.prepare_monitor(&def)?;
+        let (input, options) = self
+            .prepare_monitor(&def)
+            .map_err(|e| name_monitor(e, &def.name))?;
         let sinks = crate::sinks::build_sinks(&def.name, &def.options)
             .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
         let Some(source) = self.sources.get(&input.source) else {
@@ -510,6 +509,7 @@ impl Driftwatch {
                 task,
                 stop,
                 metrics,
+                isolated: false,
             },
         );
         Ok(Outcome::Done(format!("monitor {name}")))
@@ -623,6 +623,47 @@ impl Driftwatch {
             ],
         )
         .expect("two utf8 columns")
+    }
+}
+
+/// The `WITH` options that bound a monitor's window state.
+pub const LIMIT_OPTIONS: [&str; 3] = ["max_state", "max_groups", "max_open_windows"];
+
+/// Accepted `max_state`: 1 KiB to 1 TiB.
+const MAX_STATE_RANGE: std::ops::RangeInclusive<usize> = 1 << 10..=1 << 40;
+/// Accepted `max_groups`.
+const MAX_GROUPS_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000_000;
+/// Accepted `max_open_windows`.
+const MAX_OPEN_WINDOWS_RANGE: std::ops::RangeInclusive<usize> = 1..=10_000_000;
+
+/// The state limits of `WITH (max_state = '256MB', max_groups = 100000,
+/// max_open_windows = 10000)`; an option not given keeps its default
+/// ([`StateLimits::default`]). A malformed or out-of-range value is an error naming the option
+/// and where it is written.
+pub fn state_limits(options: &driftwatch_sql::Options) -> Result<StateLimits, RuntimeError> {
+    let d = StateLimits::default();
+    Ok(StateLimits {
+        max_state_bytes: options
+            .get_size_in("max_state", MAX_STATE_RANGE)?
+            .unwrap_or(d.max_state_bytes),
+        max_groups: options
+            .get_usize_in("max_groups", MAX_GROUPS_RANGE)?
+            .unwrap_or(d.max_groups),
+        max_open_windows: options
+            .get_usize_in("max_open_windows", MAX_OPEN_WINDOWS_RANGE)?
+            .unwrap_or(d.max_open_windows),
+    })
+}
+
+/// Puts the monitor's name into an analysis error of its query ("line 3, column 8: monitor
+/// 'm': ORDER BY cannot stream …"), as planning errors have it.
+pub(super) fn name_monitor(e: RuntimeError, monitor: &str) -> RuntimeError {
+    match e {
+        RuntimeError::Sql(mut e) => {
+            e.message = format!("monitor '{monitor}': {}", e.message);
+            RuntimeError::Sql(e)
+        }
+        other => other,
     }
 }
 

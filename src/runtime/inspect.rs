@@ -80,7 +80,9 @@ impl Driftwatch {
             },
             ExplainTarget::Create(def) => def,
         };
-        let (input, options) = self.prepare_monitor(&def)?;
+        let (input, options) = self
+            .prepare_monitor(&def)
+            .map_err(|e| super::driver::name_monitor(e, &def.name))?;
         let source = self
             .sources
             .get(&input.source)

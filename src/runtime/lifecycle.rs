@@ -13,11 +13,20 @@
 //!   retried with backoff and shown in `system.sources` (`status = 'retrying'`, `error`);
 //!   open windows are never flushed because of it. A bounded source that fails
 //!   [`BOUNDED_SOURCE_ATTEMPTS`] times in a row stops the run with its error;
-//! - a monitor that fails (a run-time error in its plan) stops the run: its status and
-//!   error are in `system.monitors` and the log, [`Driftwatch::wait`] returns the error
-//!   (the CLI exits with status 1) and no final checkpoint is taken, so a restart — by hand
-//!   or by a supervisor such as systemd or Kubernetes — resumes from the last checkpoint
-//!   with nothing lost.
+//! - a monitor that fails (a run-time error in its plan: a crossed `max_state`,
+//!   `max_groups` or `max_open_windows`, the `--memory-limit` pool exhausted, a UDF error,
+//!   a panic) fails alone: the error is logged at once with the monitor's name, the monitor
+//!   shows `status = 'failed'`, `error`, `last_error` and `failed_at` in `system.monitors`
+//!   and in the status line, and it stops reading (its subscription is dropped, so it
+//!   never holds the source back). The process, the sources and the other monitors keep
+//!   running, and checkpoints keep completing without it. Its results already written
+//!   stay; its open windows are lost: later checkpoints have no entry for it, so it starts
+//!   afresh (empty windows, at the source's position then) when created again with
+//!   `CREATE OR REPLACE MONITOR` (e.g. with a higher limit) or when the process restarts
+//!   after a checkpoint completed. A bounded run still reads to the end for the other
+//!   monitors, takes its final checkpoint, and then [`Driftwatch::wait`] returns an error
+//!   naming every failed monitor (the CLI exits with status 1); an unbounded run returns
+//!   that error when it is stopped.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -115,42 +124,17 @@ async fn run_source(
 }
 
 impl Driftwatch {
-    /// Starts every connector not started yet (and the HTTP ingest when needed).
+    /// Starts every connector not started yet, and the HTTP server when an HTTP source
+    /// needs it or the operations endpoints are on ([`crate::ops`]); then reports the
+    /// system's sources and monitors to those endpoints.
     pub async fn start(&mut self) -> Result<(), RuntimeError> {
         let needs_http = self.sources.values().any(|s| {
             s.def.options.get_str("connector").as_deref() == Some("http")
                 || s.def.options.get_str("ingest").as_deref() == Some("http")
         });
-        if needs_http && self.http_addr.is_none() {
-            self.config
-                .http
-                .validate(self.config.http_listen)
-                .map_err(RuntimeError::Invalid)?;
-            // A bad certificate fails here, not in the server task.
-            self.config
-                .http
-                .tls_config()
-                .map_err(RuntimeError::Invalid)?;
-            let listener = tokio::net::TcpListener::bind(self.config.http_listen)
-                .await
-                .map_err(|e| {
-                    RuntimeError::Invalid(format!(
-                        "HTTP ingest cannot listen on {}: {e}",
-                        self.config.http_listen
-                    ))
-                })?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-            self.http_addr = Some(addr);
-            tracing::info!(%addr, "HTTP ingest listening (POST /ingest/<source>)");
-            let http = Arc::clone(&self.http);
-            let stop = self.inputs.clone();
-            tokio::spawn(async move {
-                if let Err(e) = http.serve(listener, stop).await {
-                    tracing::error!(error = %e, "HTTP ingest stopped");
-                }
-            });
+        let ops_only = !needs_http && self.config.http.ops.enabled;
+        if (needs_http || ops_only) && self.http_addr.is_none() {
+            self.start_http(ops_only).await?;
         }
         let mut http_sources = Vec::new();
         for (name, source) in self.sources.iter_mut() {
@@ -187,7 +171,81 @@ impl Driftwatch {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         }
+        self.sync_ops();
         Ok(())
+    }
+
+    /// Binds the HTTP port and serves it until the inputs stop. When only the operations
+    /// endpoints need it (`ops_only`), a port that cannot be bound is logged, not fatal: a
+    /// run replaying files does not fail because another process holds the port.
+    async fn start_http(&mut self, ops_only: bool) -> Result<(), RuntimeError> {
+        let listen = self.config.http_listen;
+        self.config
+            .http
+            .validate(listen)
+            .map_err(RuntimeError::Invalid)?;
+        // A bad certificate fails here, not in the server task.
+        self.config
+            .http
+            .tls_config()
+            .map_err(RuntimeError::Invalid)?;
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) if ops_only => {
+                tracing::error!(
+                    %listen,
+                    error = %e,
+                    "cannot serve /metrics, /health and /ready: the HTTP port cannot be bound \
+                     (choose another with --http-listen, or turn them off with --no-ops)"
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(RuntimeError::Invalid(format!(
+                    "HTTP ingest cannot listen on {listen}: {e}"
+                )))
+            }
+        };
+        let addr = listener
+            .local_addr()
+            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        self.http_addr = Some(addr);
+        tracing::info!(%addr, "HTTP listening (POST /ingest/<source>; GET /metrics, /health, /ready)");
+        let http = Arc::clone(&self.http);
+        let stop = self.inputs.clone();
+        tokio::spawn(async move {
+            if let Err(e) = http.serve(listener, stop).await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+        Ok(())
+    }
+
+    /// What the operations endpoints report: `/metrics`, `/health`, `/ready`, and the
+    /// readiness the Flight port's gRPC health service follows.
+    pub fn ops(&self) -> &Arc<crate::ops::Ops> {
+        self.http.ops()
+    }
+
+    /// Hands the current sources and monitors to the operations endpoints, and the window
+    /// state gauges of monitors that started; the catalog is loaded from here on.
+    fn sync_ops(&self) {
+        let ops = self.http.ops();
+        ops.sync(
+            self.sources
+                .iter()
+                .map(|(n, s)| (n.clone(), Arc::clone(&s.metrics))),
+            self.monitors.iter().map(|(n, m)| {
+                (
+                    n.clone(),
+                    crate::ops::OpsMonitor {
+                        source: m.source.clone(),
+                        metrics: Arc::clone(&m.metrics),
+                    },
+                )
+            }),
+        );
+        ops.mark_started();
     }
 
     /// Whether every source is bounded (the run ends by itself).
@@ -221,8 +279,16 @@ impl Driftwatch {
             ));
         }
         for (name, m) in &self.monitors {
+            let health = match m.metrics.health.health() {
+                Health::Running | Health::Finished => String::new(),
+                other => format!(
+                    " {}: {}",
+                    other.as_str().to_uppercase(),
+                    m.metrics.health.error().unwrap_or_default()
+                ),
+            };
             parts.push(format!(
-                "{name}: windows={} rows_out={} late={}",
+                "{name}: windows={} rows_out={} late={}{health}",
                 m.metrics.total_windows(),
                 m.metrics.total_rows_out(),
                 m.metrics.total_late()
@@ -270,6 +336,17 @@ impl Driftwatch {
             return Ok(());
         };
         let (_, committed, oldest) = result?;
+        let c = self.checkpointer.stats();
+        self.http.ops().checkpoint_completed(
+            c.id,
+            c.duration,
+            crate::ops::CheckpointFigures {
+                bytes: c.bytes,
+                completed: c.completed,
+                abandoned: c.abandoned,
+                last_completed_ms: chrono::Utc::now().timestamp_millis(),
+            },
+        );
         let empty = BTreeMap::new();
         for (name, s) in &self.sources {
             let c = committed.get(name).unwrap_or(&empty);
@@ -282,7 +359,7 @@ impl Driftwatch {
     /// Takes the checkpoint messages that arrived, and starts writing a complete checkpoint.
     fn drain_checkpoint_messages(
         &mut self,
-        rx: &mut tokio::sync::mpsc::UnboundedReceiver<CheckpointMessage>,
+        rx: &mut tokio::sync::mpsc::Receiver<CheckpointMessage>,
     ) {
         while let Ok(m) = rx.try_recv() {
             self.checkpointer.on_message(m);
@@ -290,26 +367,63 @@ impl Driftwatch {
         self.checkpointer.poll_pending();
     }
 
-    /// The first failed monitor or source, as an error.
-    fn failure(&self) -> Option<RuntimeError> {
-        for (name, m) in &self.monitors {
-            if m.metrics.health.health() == Health::Failed {
-                let e = m.metrics.health.error().unwrap_or_default();
-                return Some(RuntimeError::Invalid(format!(
-                    "monitor '{name}' failed: {e}; the run stops without a final checkpoint \
-                     (restart to resume from the last one)"
-                )));
+    /// Takes monitors that failed out of the checkpoint protocol, once each and only after
+    /// their task ended (their subscription is gone then): the checkpoint in flight no
+    /// longer waits for their part, and no later one lists them. A monitor task that ended
+    /// on its own in an unbounded run (it should read forever) is marked failed here.
+    fn isolate_failed_monitors(&mut self) {
+        let bounded = self.is_bounded();
+        for (name, m) in self.monitors.iter_mut() {
+            if m.isolated || !m.task.is_finished() {
+                continue;
             }
-            if m.task.is_finished()
-                && m.metrics.health.health() == Health::Running
-                && !self.is_bounded()
-            {
-                // A monitor task that ended on its own in an unbounded run has panicked.
-                return Some(RuntimeError::Invalid(format!(
-                    "monitor '{name}' stopped unexpectedly"
-                )));
+            match m.metrics.health.health() {
+                Health::Failed => {}
+                Health::Running if !bounded => {
+                    tracing::error!(monitor = %name, "monitor stopped unexpectedly; the others keep running");
+                    m.metrics
+                        .health
+                        .set(Health::Failed, Some("stopped unexpectedly".into()));
+                }
+                _ => continue,
             }
+            m.isolated = true;
+            self.checkpointer.forget_monitor(name);
         }
+    }
+
+    /// Every failed monitor, as one error (what a run that ended or was stopped returns).
+    fn failed_monitors(&self) -> Option<RuntimeError> {
+        let failed: Vec<String> = self
+            .monitors
+            .iter()
+            .filter(|(_, m)| m.metrics.health.health() == Health::Failed)
+            .map(|(name, m)| {
+                let at = m
+                    .metrics
+                    .health
+                    .failed_at()
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .map(|t| format!(" at {}", t.format("%Y-%m-%d %H:%M:%S%.3fZ")))
+                    .unwrap_or_default();
+                let e = m.metrics.health.error().unwrap_or_default();
+                format!("monitor '{name}' failed{at}: {e}")
+            })
+            .collect();
+        (!failed.is_empty()).then(|| {
+            RuntimeError::Invalid(format!(
+                "{}; the other monitors ran on. Fix the cause (e.g. raise the limit the error \
+                 names) and create the monitor again (CREATE OR REPLACE MONITOR, or rerun: it \
+                 starts with empty windows at the source's current position; add \
+                 --from-scratch to replay a bounded input for it)",
+                failed.join("; ")
+            ))
+        })
+    }
+
+    /// The first failed source, as an error (a failed monitor does not stop the run, see
+    /// [`Driftwatch::isolate_failed_monitors`]).
+    fn failure(&self) -> Option<RuntimeError> {
         for (name, s) in &self.sources {
             if s.metrics.health.health() == Health::Failed {
                 let e = s.metrics.health.error().unwrap_or_default();
@@ -345,9 +459,11 @@ impl Driftwatch {
                     .sources
                     .values()
                     .all(|s| s.task.as_ref().is_none_or(|t| t.is_finished()));
+            self.isolate_failed_monitors();
             if bounded && all_done {
                 break;
             }
+            self.http.ops().heartbeat();
             if let Some(f) = self.failure() {
                 failure = Some(f);
                 break;
@@ -399,13 +515,21 @@ impl Driftwatch {
             None => {
                 self.stop(&mut parts).await;
                 self.stop_requested.cancel();
-                self.join_tasks().await.map_or(Ok(()), Err)
+                let joined = self.join_tasks().await;
+                match self.failed_monitors() {
+                    Some(e) => {
+                        tracing::error!(error = %e, "run ended with failed monitors");
+                        Err(e)
+                    }
+                    None => joined.map_or(Ok(()), Err),
+                }
             }
         }
     }
 
     /// Graceful stop: inputs first, then a final checkpoint, then the monitors.
-    async fn stop(&mut self, parts: &mut tokio::sync::mpsc::UnboundedReceiver<CheckpointMessage>) {
+    async fn stop(&mut self, parts: &mut tokio::sync::mpsc::Receiver<CheckpointMessage>) {
+        self.http.ops().mark_stopping();
         self.inputs.cancel();
         for s in self.sources.values_mut() {
             if let Some(task) = s.task.take() {
@@ -420,7 +544,7 @@ impl Driftwatch {
 
     async fn final_checkpoint(
         &mut self,
-        parts: &mut tokio::sync::mpsc::UnboundedReceiver<CheckpointMessage>,
+        parts: &mut tokio::sync::mpsc::Receiver<CheckpointMessage>,
     ) {
         let deadline = tokio::time::Instant::now() + FINAL_CHECKPOINT_TIMEOUT;
         // Final parts of monitors that already ended are in the channel.
@@ -467,7 +591,8 @@ impl Driftwatch {
             match (&mut m.task).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    tracing::error!(monitor = %name, error = %e, "monitor failed");
+                    // Logged when it failed (see `MonitorTask::run`).
+                    tracing::debug!(monitor = %name, error = %e, "monitor had failed");
                     first_error.get_or_insert(e);
                 }
                 Err(e) => {

@@ -4,6 +4,7 @@
 pub mod baselines;
 pub mod checkpointing;
 pub mod control;
+mod ddl;
 pub mod dead_letters;
 pub mod driver;
 mod inspect;

@@ -16,7 +16,7 @@ use arrow::array::TimestampMillisecondArray;
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::physical_plan::execute_stream;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -55,7 +55,7 @@ pub struct MonitorTask {
     /// checkpoint holds them).
     pub shutdown: CancellationToken,
     /// Where checkpoint parts go.
-    pub checkpoints: mpsc::UnboundedSender<CheckpointMessage>,
+    pub checkpoints: mpsc::Sender<CheckpointMessage>,
     /// Epoch of the first results (the restored checkpoint's id + 1).
     pub epoch: u64,
 }
@@ -67,11 +67,37 @@ struct Writers {
 
 impl MonitorTask {
     /// Runs `plan` until its input ends or the shutdown token is cancelled.
+    ///
+    /// An error of the plan (a crossed state limit, the memory pool exhausted, a UDF error)
+    /// or a panic fails this monitor alone: it is logged at once, the monitor's health turns
+    /// `failed` with the error, and the plan — its subscription to the source included — is
+    /// dropped here, so the source and the other monitors go on without waiting for it.
     pub async fn run(self, mut plan: MonitorPlan) -> Result<(), RuntimeError> {
-        let result = self.drive(&mut plan).await;
-        match &result {
-            Ok(()) => {}
-            Err(e) => self.metrics.health.set(Health::Failed, Some(e.to_string())),
+        let outcome = std::panic::AssertUnwindSafe(self.drive(&mut plan))
+            .catch_unwind()
+            .await;
+        // The input (and with it the subscription) goes before the failure is visible, so
+        // whoever sees `failed` sees a monitor that no longer holds its source back.
+        drop(plan);
+        let result = outcome.unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(RuntimeError::Invalid(format!(
+                "monitor '{}' panicked: {what}",
+                self.name
+            )))
+        });
+        if let Err(e) = &result {
+            tracing::error!(
+                monitor = %self.name,
+                error = %e,
+                "monitor failed; it stopped, the source and the other monitors keep running \
+                 (CREATE OR REPLACE MONITOR to start it again)"
+            );
+            self.metrics.health.set(Health::Failed, Some(e.to_string()));
         }
         result
     }
@@ -90,6 +116,7 @@ impl MonitorTask {
         };
         let windowed = plan.window.is_some();
         let progress = Arc::clone(&plan.progress);
+        self.metrics.watch_plan(plan);
         if !self.prepare_sinks(windowed).await {
             return Ok(());
         }
@@ -109,6 +136,13 @@ impl MonitorTask {
                     w.late.flush()?;
                     return Ok(());
                 }
+                // Late rows before the plan: their queue (unbounded, the input stream cannot
+                // wait) holds at most one batch per feed message the plan took since the last
+                // turn of this loop, which tokio's cooperative budget caps at 128 messages.
+                Some(rows) = plan.late.recv() => {
+                    self.metrics.late(rows.num_rows() as u64);
+                    w.late.append(rows)?;
+                }
                 item = stream.next() => match item {
                     None => break,
                     Some(Err(e)) => {
@@ -117,10 +151,6 @@ impl MonitorTask {
                     Some(Ok(batch)) => self.emit(batch, windowed, &mut w).await?,
                 },
                 id = progress.drained() => self.checkpoint(id, plan, &mut w).await?,
-                Some(rows) = plan.late.recv() => {
-                    self.metrics.late(rows.num_rows() as u64);
-                    w.late.append(rows)?;
-                }
                 _ = flush_tick.tick() => {
                     w.results.flush()?;
                     w.late.flush()?;
@@ -137,7 +167,7 @@ impl MonitorTask {
             // Bounded input ended and every window was flushed: what remains (the emitted
             // horizon) goes into every later checkpoint.
             let part = self.part(plan, progress.take_final(), sinks);
-            let _ = self.checkpoints.send(CheckpointMessage::Final(part));
+            self.hand_in(CheckpointMessage::Final(part)).await;
             self.metrics.health.set(Health::Finished, None);
         }
         Ok(())
@@ -252,6 +282,7 @@ impl MonitorTask {
                 .and_then(arrow::compute::max)
             {
                 self.metrics.window_end(end);
+                self.metrics.window_emitted(end);
             }
             tracing::info!(monitor = %name, "{}", describe_window(&batch));
         }
@@ -319,10 +350,18 @@ impl MonitorTask {
         let stall = plan.progress.release();
         part.stall = stall.unwrap_or_else(|| started.elapsed());
         tracing::debug!(monitor = %self.name, checkpoint = id, stall_us = part.stall.as_micros() as u64, "checkpoint part");
-        let _ = self
-            .checkpoints
-            .send(CheckpointMessage::Monitor { id, part });
+        self.hand_in(CheckpointMessage::Monitor { id, part }).await;
         Ok(())
+    }
+
+    /// Sends a checkpoint part, waiting while the bounded queue is full (see
+    /// [`super::driver::CHECKPOINT_QUEUE`]) but never past a stop of this monitor (a monitor
+    /// being dropped must end even if the control loop is not reading).
+    async fn hand_in(&self, message: CheckpointMessage) {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => {}
+            _ = self.checkpoints.send(message) => {}
+        }
     }
 
     fn part(

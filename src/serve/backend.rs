@@ -48,6 +48,9 @@ pub struct SystemBackend {
     policy: DdlPolicy,
     generation: AtomicU64,
     cached: Mutex<Option<Cached>>,
+    /// Held from executing DDL until it is recorded in the catalog, so statements are
+    /// recorded in the order they took effect (queries and snapshots never take it).
+    ddl: Mutex<()>,
 }
 
 fn invalid(e: impl std::fmt::Display) -> BackendError {
@@ -85,6 +88,7 @@ impl SystemBackend {
             policy,
             generation: AtomicU64::new(0),
             cached: Mutex::new(None),
+            ddl: Mutex::new(()),
         }
     }
 
@@ -118,6 +122,8 @@ impl SystemBackend {
             ctx.register_table(qualified.as_str(), Arc::new(table))
                 .map_err(invalid)?;
         }
+        // Unreadable result files skipped by the store (`system.store_errors`).
+        QueryEngine::register_store_errors(ctx, &self.store).map_err(invalid)?;
         Ok(())
     }
 }
@@ -149,6 +155,7 @@ impl Backend for SystemBackend {
 
     async fn execute_ddl(&self, sql: &str) -> Result<String, BackendError> {
         self.policy.check(sql).map_err(BackendError::Invalid)?;
+        let _in_order = self.ddl.lock().await;
         let outcomes = self.control.execute(sql).await.map_err(invalid)?;
         // EXPLAIN / SHOW CREATE change nothing: not recorded, answered with their rows.
         if read_only(sql) {

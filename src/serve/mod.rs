@@ -36,7 +36,18 @@ pub fn start_flight(
     let backend = Arc::new(SystemBackend::new(system, policy));
     let shutdown = system.shutdown_token();
     let config = config.clone();
+    // gRPC health follows /ready; call latencies go to /metrics.
+    let ops = Arc::clone(system.ops());
+    let options = driftwatch_flight::ServeOptions {
+        ready: Some(ops.subscribe_ready()),
+        observer: Some(Arc::new(move |method, ok, took| {
+            ops.observe_query(method, ok, took)
+        })),
+    };
     async move {
-        driftwatch_flight::serve(&config, backend, async move { shutdown.cancelled().await }).await
+        driftwatch_flight::serve_with(&config, backend, options, async move {
+            shutdown.cancelled().await
+        })
+        .await
     }
 }

@@ -7,7 +7,11 @@
 //!   `running`, `retrying` (a transient error is retried with backoff, see `error`),
 //!   `finished` or `failed`;
 //! - `system.monitors (name, sql, source, windows, rows_out, late_rows, last_window_end,
-//!   status, error)`;
+//!   status, error, last_error, failed_at)`: `status` is `running`, `retrying` (a sink is
+//!   retried), `finished` (bounded input ended) or `failed` (its plan returned an error, e.g.
+//!   a crossed `max_state` / `max_groups` / `max_open_windows`: it stopped, the others keep
+//!   running); `error` explains the current status, `last_error` is the most recent error
+//!   even after a recovery, `failed_at` when it failed;
 //! - `system.baselines (name)`;
 //! - `system.missing_features (baseline, feature, null_results)`: long-form features (a
 //!   per-row feature such as `features(src)`'s) that name no column of the baseline, with the
@@ -93,6 +97,8 @@ pub fn system_tables(
             Field::new("last_window_end", EVENT_TIME_TYPE, true),
             Field::new("status", DataType::Utf8, false),
             Field::new("error", DataType::Utf8, true),
+            Field::new("last_error", DataType::Utf8, true),
+            Field::new("failed_at", EVENT_TIME_TYPE, true),
         ],
         vec![
             strings(m.iter().map(|x| x.name.as_str())),
@@ -108,6 +114,12 @@ pub fn system_tables(
             )),
             strings(m.iter().map(|x| x.status.as_str())),
             Arc::new(StringArray::from_iter(m.iter().map(|x| x.error.as_deref()))),
+            Arc::new(StringArray::from_iter(
+                m.iter().map(|x| x.last_error.as_deref()),
+            )),
+            Arc::new(TimestampMillisecondArray::from_iter(
+                m.iter().map(|x| x.failed_at_ms),
+            )),
         ],
     )?;
     let c = &snap.checkpoint;

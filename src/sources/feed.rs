@@ -131,7 +131,8 @@ pub struct SourceFeed {
     /// Serialises deliveries and barriers so that every subscriber (and the dead-letter
     /// writer) sees them in one order.
     order: Arc<tokio::sync::Mutex<()>>,
-    rejected: mpsc::UnboundedSender<RejectMessage>,
+    /// Bounded: a delivery waits for the dead-letter writer when it is behind.
+    rejected: mpsc::Sender<RejectMessage>,
     metrics: Arc<SourceMetrics>,
 }
 
@@ -140,11 +141,12 @@ fn now_ms() -> i64 {
 }
 
 impl SourceFeed {
-    /// Creates a feed for `schema`; rejected records are sent to `rejected`.
+    /// Creates a feed for `schema`; rejected records are sent to `rejected` (a bounded
+    /// queue: a delivery with rejects waits while it is full).
     pub fn new(
         schema: Arc<SourceSchema>,
         idle_timeout: Option<Duration>,
-        rejected: mpsc::UnboundedSender<RejectMessage>,
+        rejected: mpsc::Sender<RejectMessage>,
         metrics: Arc<SourceMetrics>,
     ) -> Self {
         let delay = schema.event_time.as_ref().map_or(0, |e| e.delay_ms);
@@ -288,6 +290,7 @@ impl SourceFeed {
             if self
                 .rejected
                 .send(RejectMessage::Records(rejected))
+                .await
                 .is_err()
             {
                 tracing::error!(source = %self.schema.name, "dead-letter writer is gone");
@@ -315,7 +318,13 @@ impl SourceFeed {
                 state.positions.insert(partition, p);
             }
             match &batch {
-                Some(_) => state.tracker.observe(partition, max_event, Instant::now()),
+                Some(b) => {
+                    let delay = self.schema.event_time.as_ref().map_or(0, |e| e.delay_ms);
+                    let wm = max_event.map(|m| m.saturating_sub(delay));
+                    self.metrics
+                        .partition_delivered(partition, b.num_rows() as u64, wm);
+                    state.tracker.observe(partition, max_event, Instant::now())
+                }
                 None => None,
             }
         };
@@ -367,7 +376,7 @@ impl SourceFeed {
             }
         }
         self.lock().subscribers.retain(|s| !s.tx.is_closed());
-        let _ = self.rejected.send(RejectMessage::Barrier(id));
+        let _ = self.rejected.send(RejectMessage::Barrier(id)).await;
         SourceBarrier {
             positions,
             watermark,
@@ -394,14 +403,29 @@ impl SourceFeed {
     }
 
     /// Keeps records that failed to decode and have no source position (counted, stored
-    /// with their reason).
+    /// with their reason). For callers that cannot wait (an HTTP body rejected whole): when
+    /// the queue is full the records are handed to a task that waits for room, so nothing
+    /// is dropped; such callers are bounded by the HTTP ingest's concurrency and body
+    /// limits. Connectors with positions use [`SourceFeed::deliver`], which waits.
     pub fn reject(&self, records: Vec<RejectedRecord>) {
         if records.is_empty() {
             return;
         }
         self.metrics.rejected(records.len() as u64);
-        if self.rejected.send(RejectMessage::Records(records)).is_err() {
-            tracing::error!(source = %self.schema.name, "dead-letter writer is gone");
+        match self.rejected.try_send(RejectMessage::Records(records)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(message)) => {
+                let tx = self.rejected.clone();
+                let source = self.schema.name.clone();
+                tokio::spawn(async move {
+                    if tx.send(message).await.is_err() {
+                        tracing::error!(source = %source, "dead-letter writer is gone");
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!(source = %self.schema.name, "dead-letter writer is gone");
+            }
         }
     }
 
@@ -409,7 +433,7 @@ impl SourceFeed {
     /// (or the writer is gone).
     pub async fn flush_rejects(&self) {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.rejected.send(RejectMessage::Flush(tx)).is_ok() {
+        if self.rejected.send(RejectMessage::Flush(tx)).await.is_ok() {
             let _ = rx.await;
         }
     }

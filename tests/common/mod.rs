@@ -57,7 +57,7 @@ pub async fn start_restored(
         panic!("expected CREATE SOURCE then CREATE MONITOR");
     };
     let schema = source_schema(src).expect("source schema");
-    let (reject_tx, _reject_rx) = mpsc::unbounded_channel::<RejectMessage>();
+    let (reject_tx, _reject_rx) = mpsc::channel::<RejectMessage>(64);
     let feed = SourceFeed::new(
         Arc::clone(&schema),
         idle_timeout,
@@ -71,6 +71,7 @@ pub async fn start_restored(
             .get_duration_ms("allowed_lateness")
             .unwrap()
             .unwrap_or(0),
+        ..Default::default()
     };
     let plan = plan_monitor(
         &mon.name,

@@ -16,26 +16,31 @@ pub(crate) trait Kernel: Send + Sync + Debug + 'static {
     /// State of one group.
     type Group: Default + Send + Sync + Debug;
     /// Adds the rows of `args` to `groups[idx[row]]` (rows failing `filter` are skipped);
-    /// returns the approximate number of bytes added.
+    /// returns the change of the groups' heap bytes (capacity-based, as [`Self::group_size`]
+    /// counts them; negative when state shrinks, e.g. values folded into a sketch). O(rows):
+    /// implementations track allocations as they grow, they never re-measure a group.
     fn update(
         &self,
         groups: &mut [Self::Group],
         args: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
-    ) -> Result<usize>;
-    /// Merges partial states (rows of the state arrays) into `groups[idx[row]]`.
+    ) -> Result<isize>;
+    /// Merges partial states (rows of the state arrays) into `groups[idx[row]]`; returns the
+    /// change of heap bytes as [`Self::update`].
     fn merge(
         &self,
         groups: &mut [Self::Group],
         states: &[ArrayRef],
         idx: &[usize],
-    ) -> Result<usize>;
+    ) -> Result<isize>;
     /// State arrays, one row per group.
     fn state(&self, groups: &mut [Self::Group]) -> Result<Vec<ArrayRef>>;
     /// Final values, one row per group.
     fn evaluate(&self, groups: &mut [Self::Group]) -> Result<ArrayRef>;
-    /// Approximate heap size of a group.
+    /// Heap bytes held by a group (allocated capacity, not length; shared Arrow buffers by
+    /// the length referenced). The sum of [`Self::update`] / [`Self::merge`] deltas since a
+    /// group was created equals this.
     fn group_size(&self, g: &Self::Group) -> usize;
 }
 
@@ -63,9 +68,9 @@ pub(crate) trait GroupedKernel: Send + Sync + Debug + 'static {
         args: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
-    ) -> Result<usize>;
+    ) -> Result<isize>;
     /// See [`Kernel::merge`].
-    fn merge(&self, store: &mut Self::Store, states: &[ArrayRef], idx: &[usize]) -> Result<usize>;
+    fn merge(&self, store: &mut Self::Store, states: &[ArrayRef], idx: &[usize]) -> Result<isize>;
     /// See [`Kernel::state`].
     fn state(&self, store: &mut Self::Store) -> Result<Vec<ArrayRef>>;
     /// See [`Kernel::evaluate`].
@@ -92,10 +97,10 @@ impl<K: Kernel> GroupedKernel for K {
         args: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         Kernel::update(self, store, args, idx, filter)
     }
-    fn merge(&self, store: &mut Self::Store, states: &[ArrayRef], idx: &[usize]) -> Result<usize> {
+    fn merge(&self, store: &mut Self::Store, states: &[ArrayRef], idx: &[usize]) -> Result<isize> {
         Kernel::merge(self, store, states, idx)
     }
     fn state(&self, store: &mut Self::Store) -> Result<Vec<ArrayRef>> {
@@ -145,9 +150,10 @@ impl<K: GroupedKernel> GroupsAccumulator for Groups<K> {
         total_num_groups: usize,
     ) -> Result<()> {
         self.kernel.resize(&mut self.store, total_num_groups);
-        self.bytes += self
+        let delta = self
             .kernel
             .update(&mut self.store, values, group_indices, opt_filter)?;
+        self.bytes = self.bytes.saturating_add_signed(delta);
         Ok(())
     }
 
@@ -168,7 +174,8 @@ impl<K: GroupedKernel> GroupsAccumulator for Groups<K> {
         total_num_groups: usize,
     ) -> Result<()> {
         self.kernel.resize(&mut self.store, total_num_groups);
-        self.bytes += self.kernel.merge(&mut self.store, values, group_indices)?;
+        let delta = self.kernel.merge(&mut self.store, values, group_indices)?;
+        self.bytes = self.bytes.saturating_add_signed(delta);
         Ok(())
     }
 
@@ -223,9 +230,10 @@ impl<K: GroupedKernel> Accumulator for Single<K> {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let n = values.first().map_or(0, |a| a.len());
         self.zeros(n);
-        self.bytes += self
+        let delta = self
             .kernel
             .update(&mut self.store, values, &self.zeros[..n], None)?;
+        self.bytes = self.bytes.saturating_add_signed(delta);
         Ok(())
     }
 
@@ -252,9 +260,10 @@ impl<K: GroupedKernel> Accumulator for Single<K> {
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let n = states.first().map_or(0, |a| a.len());
         self.zeros(n);
-        self.bytes += self
+        let delta = self
             .kernel
             .merge(&mut self.store, states, &self.zeros[..n])?;
+        self.bytes = self.bytes.saturating_add_signed(delta);
         Ok(())
     }
 }

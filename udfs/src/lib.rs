@@ -15,6 +15,7 @@ pub mod detect;
 pub mod drift;
 mod group;
 pub mod math;
+mod mem;
 pub mod outlier;
 pub mod stats;
 pub mod window;

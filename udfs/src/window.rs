@@ -209,7 +209,7 @@ impl Kernel for MissingKernel {
         args: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let a = &args[0];
         let floats = match a.data_type() {
             DataType::Float64 => Some(a.as_primitive::<Float64Type>().values().clone()),
@@ -235,7 +235,7 @@ impl Kernel for MissingKernel {
         groups: &mut [(i64, i64)],
         states: &[ArrayRef],
         idx: &[usize],
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         if states.len() != 2 {
             return internal_err!("missing state must have 2 columns");
         }

@@ -7,6 +7,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 mod args;
+mod streamable;
 
 use crate::error::{Location, SqlError};
 use crate::interval::interval_ms;
@@ -219,6 +220,7 @@ fn analyze(query: &Query, known: Option<&dyn Fn(&str) -> bool>) -> Result<Monito
             (first.clone(), None, None, Some(*loc))
         }
     };
+    streamable::check_streamable(&query, &source, window.is_some())?;
     let mut tables_referenced: Vec<String> = Vec::new();
     if !w.tables.iter().any(|(n, _)| *n == source) {
         tables_referenced.push(source.clone());

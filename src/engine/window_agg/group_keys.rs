@@ -85,6 +85,18 @@ impl GroupKeys {
         Ok(())
     }
 
+    /// Approximate heap bytes: the interned rows plus the hash index (its boxed keys and
+    /// table slots).
+    pub fn size(&self) -> usize {
+        match &self.keyed {
+            None => 0,
+            Some(k) => {
+                let slot = std::mem::size_of::<(Box<[u8]>, usize)>() + 1;
+                2 * k.rows.size() + k.index.capacity() * slot
+            }
+        }
+    }
+
     /// The key columns of every group, in group-index order.
     pub fn key_columns(&self) -> Result<Vec<ArrayRef>> {
         match &self.keyed {

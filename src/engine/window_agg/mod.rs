@@ -10,8 +10,11 @@
 mod aggregates;
 mod group_keys;
 mod layout;
+mod limits;
 mod panes;
 mod sessions;
+mod sliding;
+mod usage;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -22,7 +25,8 @@ use std::task::{Context, Poll};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{internal_err, Result};
+use datafusion::common::{internal_err, DataFusionError, Result};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -33,6 +37,8 @@ use futures::{Stream, StreamExt};
 
 pub use aggregates::AggregateSet;
 pub use layout::{Grouping, OutputLayout};
+pub use limits::StateLimits;
+pub use usage::{StateGauge, StateUsage};
 
 use super::progress::StreamProgress;
 use super::snapshot::WindowSnapshot;
@@ -51,6 +57,9 @@ pub trait WindowState: Send {
     /// Emits, in order of window end, every window whose end is `<= limit`; returns the
     /// number of windows emitted.
     fn emit(&mut self, limit: i64, out: &mut Vec<RecordBatch>) -> Result<usize>;
+    /// What the open state costs now. Cheap (tracked incrementally), called after every
+    /// batch.
+    fn usage(&self) -> StateUsage;
 }
 
 /// Streaming window aggregate over an unbounded input.
@@ -61,6 +70,8 @@ pub struct WindowAggregateExec {
     grouping: Grouping,
     aggregates: AggregateSet,
     layout: OutputLayout,
+    limits: StateLimits,
+    gauge: Arc<StateGauge>,
     progress: Arc<StreamProgress>,
     properties: Arc<PlanProperties>,
 }
@@ -76,6 +87,7 @@ impl fmt::Debug for WindowAggregateExec {
 impl WindowAggregateExec {
     /// Builds the operator; fails early (at CREATE MONITOR time) when an accumulator cannot
     /// be created, e.g. a drift function naming an unknown baseline.
+    #[allow(clippy::too_many_arguments)]
     pub fn try_new(
         input: Arc<dyn ExecutionPlan>,
         kind: WindowKind,
@@ -83,6 +95,7 @@ impl WindowAggregateExec {
         grouping: Grouping,
         aggregates: AggregateSet,
         layout: OutputLayout,
+        limits: StateLimits,
         progress: Arc<StreamProgress>,
     ) -> Result<Self> {
         aggregates.groups_accumulators()?;
@@ -101,9 +114,27 @@ impl WindowAggregateExec {
             grouping,
             aggregates,
             layout,
+            limits,
+            gauge: Arc::new(StateGauge::default()),
             progress,
             properties: Arc::new(properties),
         })
+    }
+
+    /// The operator's latest state usage, updated while it runs (for metrics and
+    /// `system.monitors`); shared by copies of the plan node.
+    pub fn state_gauge(&self) -> Arc<StateGauge> {
+        Arc::clone(&self.gauge)
+    }
+
+    /// Extra wait after the watermark passes a window's end before it is emitted (ms).
+    pub fn allowed_lateness_ms(&self) -> i64 {
+        self.allowed_lateness_ms
+    }
+
+    /// The bounds this operator enforces.
+    pub fn limits(&self) -> StateLimits {
+        self.limits
     }
 
     fn new_state(&self) -> Result<Box<dyn WindowState>> {
@@ -119,7 +150,7 @@ impl WindowAggregateExec {
                 self.grouping.clone(),
                 self.aggregates.clone(),
                 self.layout.clone(),
-            )),
+            )?),
         })
     }
 }
@@ -173,15 +204,18 @@ impl ExecutionPlan for WindowAggregateExec {
         if children.len() != 1 {
             return internal_err!("WindowAggregateExec has one child");
         }
-        Ok(Arc::new(Self::try_new(
+        let mut exec = Self::try_new(
             children.remove(0),
             self.kind,
             self.allowed_lateness_ms,
             self.grouping.clone(),
             self.aggregates.clone(),
             self.layout.clone(),
+            self.limits,
             Arc::clone(&self.progress),
-        )?))
+        )?;
+        exec.gauge = Arc::clone(&self.gauge);
+        Ok(Arc::new(exec))
     }
 
     fn execute(
@@ -189,12 +223,15 @@ impl ExecutionPlan for WindowAggregateExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
+        let reservation = MemoryConsumer::new("window state").register(context.memory_pool());
         let input = self.input.execute(partition, context)?;
         let mut state = self.new_state()?;
-        if let Some(snapshot) = self.progress.take_restore() {
+        let restored = self.progress.take_restore();
+        let has_restore = restored.is_some();
+        if let Some(snapshot) = restored {
             state.restore(snapshot)?;
         }
-        Ok(Box::pin(WindowAggregateStream {
+        let mut stream = WindowAggregateStream {
             input,
             state,
             schema: Arc::clone(&self.layout.schema),
@@ -203,7 +240,14 @@ impl ExecutionPlan for WindowAggregateExec {
             applied_watermark: i64::MIN,
             ready: VecDeque::new(),
             finished: false,
-        }))
+            limits: self.limits,
+            gauge: Arc::clone(&self.gauge),
+            reservation,
+        };
+        if has_restore {
+            stream.account()?;
+        }
+        Ok(Box::pin(stream))
     }
 }
 
@@ -216,9 +260,30 @@ struct WindowAggregateStream {
     applied_watermark: i64,
     ready: VecDeque<RecordBatch>,
     finished: bool,
+    limits: StateLimits,
+    gauge: Arc<StateGauge>,
+    /// The state's bytes, reserved in the task's memory pool.
+    reservation: MemoryReservation,
 }
 
 impl WindowAggregateStream {
+    /// Publishes the state's usage, checks it against the limits and resizes the memory
+    /// reservation to it; crossing a bound is `ResourcesExhausted` naming the option.
+    fn account(&mut self) -> Result<()> {
+        let usage = self.state.usage();
+        self.gauge.set(usage);
+        if let Err(message) = self.limits.check(&usage) {
+            tracing::error!(%message, "window state limit crossed");
+            return Err(DataFusionError::ResourcesExhausted(message));
+        }
+        if let Err(e) = self.reservation.try_resize(usage.bytes) {
+            let message = limits::pool_refused(usage.bytes, &e);
+            tracing::error!(%message, "window state reservation refused");
+            return Err(DataFusionError::ResourcesExhausted(message));
+        }
+        Ok(())
+    }
+
     fn emit_up_to(&mut self, limit: i64) -> Result<()> {
         let mut out = Vec::new();
         self.state.emit(limit, &mut out)?;
@@ -273,7 +338,8 @@ impl Stream for WindowAggregateStream {
                             tracing::warn!(dropped, "rows for already emitted windows dropped");
                             self.progress.add_late(dropped);
                         }
-                        self.on_watermark()
+                        self.on_watermark()?;
+                        self.account()
                     });
                     if let Err(e) = result {
                         return Poll::Ready(Some(Err(e)));
@@ -288,17 +354,17 @@ impl Stream for WindowAggregateStream {
                         self.emit_up_to(i64::MAX).and_then(|_| {
                             let snapshot = self.state.snapshot()?;
                             self.progress.deposit_final(snapshot);
-                            Ok(())
+                            self.account()
                         })
                     } else {
-                        self.on_watermark()
+                        self.on_watermark().and_then(|_| self.account())
                     };
                     if let Err(e) = result {
                         return Poll::Ready(Some(Err(e)));
                     }
                 }
                 Poll::Pending => {
-                    if let Err(e) = self.on_input_pending() {
+                    if let Err(e) = self.on_input_pending().and_then(|_| self.account()) {
                         return Poll::Ready(Some(Err(e)));
                     }
                     if self.ready.is_empty() {

@@ -2,6 +2,11 @@
 //! `gap` apart. A session is emitted, exactly once, when the watermark passes its last row's
 //! time plus the gap. Sessions that grow into each other are merged through the
 //! accumulators' `state` / `merge_batch`.
+//!
+//! Cost is O(batch): a batch's rows for a key extend the key's open session in place
+//! (`update_batch` on its accumulators, no state round trip); only when a run of rows bridges
+//! several sessions are they merged, the smaller ones into the largest. Closable sessions
+//! are found through an index ordered by session end, not by scanning every key.
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, TimestampMillisecondArray, UInt32Array,
@@ -13,10 +18,12 @@ use arrow::row::{RowConverter, SortField};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::Accumulator;
 use hashbrown::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::aggregates::AggregateSet;
 use super::layout::{Grouping, OutputLayout};
+use super::usage::StateUsage;
 use super::WindowState;
 use crate::engine::snapshot::{check_columns, snapshot_batch, split_states, WindowSnapshot};
 
@@ -25,10 +32,20 @@ const SESSION_START: &str = "_session_start";
 const SESSION_END: &str = "_session_end";
 
 struct Session {
+    /// Identifies the session in the `by_end` index.
+    id: u64,
     start: i64,
     /// Last row time plus the gap (exclusive end).
     end: i64,
     accumulators: Vec<Box<dyn Accumulator>>,
+    /// Accumulator bytes as last measured (kept in `SessionWindows::bytes`).
+    bytes: usize,
+}
+
+impl Session {
+    fn measure(&self) -> usize {
+        self.accumulators.iter().map(|a| a.size()).sum()
+    }
 }
 
 /// Session window state.
@@ -38,7 +55,13 @@ pub struct SessionWindows {
     aggregates: AggregateSet,
     layout: OutputLayout,
     converter: Option<RowConverter>,
+    /// Open sessions per group key (disjoint, usually one).
     sessions: HashMap<Box<[u8]>, Vec<Session>>,
+    /// Every open session by `(end, id)`, to its key: what a watermark closes.
+    by_end: BTreeMap<(i64, u64), Box<[u8]>>,
+    next_id: u64,
+    /// Accumulator bytes of every open session plus their keys.
+    bytes: usize,
     closed_until: i64,
 }
 
@@ -69,20 +92,21 @@ impl SessionWindows {
             layout,
             converter,
             sessions: HashMap::new(),
+            by_end: BTreeMap::new(),
+            next_id: 0,
+            bytes: 0,
             closed_until: i64::MIN,
         })
     }
 
-    fn new_session(
-        &self,
-        start: i64,
-        end: i64,
+    /// Adds the rows at `rows` to `accumulators`.
+    fn update_rows(
+        accumulators: &mut [Box<dyn Accumulator>],
         rows: &[u32],
         args: &[Vec<ArrayRef>],
         filters: &[Option<BooleanArray>],
-    ) -> Result<Session> {
+    ) -> Result<()> {
         let idx = UInt32Array::from(rows.to_vec());
-        let mut accumulators = self.aggregates.accumulators()?;
         for (i, acc) in accumulators.iter_mut().enumerate() {
             let mut values = args[i]
                 .iter()
@@ -102,11 +126,86 @@ impl SessionWindows {
             }
             acc.update_batch(&values)?;
         }
-        Ok(Session {
-            start,
-            end,
-            accumulators,
-        })
+        Ok(())
+    }
+
+    /// Adds a run of rows `[start, end)` (end = last row + gap) of `key` to its sessions:
+    /// in place when it overlaps one session, a new session when none, else the sessions it
+    /// bridges merged into the largest of them.
+    fn add_run(
+        &mut self,
+        key: &[u8],
+        start: i64,
+        end: i64,
+        rows: &[u32],
+        args: &[Vec<ArrayRef>],
+        filters: &[Option<BooleanArray>],
+    ) -> Result<()> {
+        let list = match self.sessions.get_mut(key) {
+            Some(list) => list,
+            None => {
+                self.bytes += key.len();
+                self.sessions.entry(key.into()).or_default()
+            }
+        };
+        let overlapping: Vec<usize> = (0..list.len())
+            .filter(|&i| list[i].start < end && start < list[i].end)
+            .collect();
+        let (target, old_end) = match overlapping.as_slice() {
+            [] => {
+                let id = self.next_id;
+                self.next_id += 1;
+                list.push(Session {
+                    id,
+                    start,
+                    end,
+                    accumulators: self.aggregates.accumulators()?,
+                    bytes: 0,
+                });
+                self.by_end.insert((end, id), key.into());
+                self.bytes += key.len();
+                (list.len() - 1, end)
+            }
+            [one] => (*one, list[*one].end),
+            many => {
+                let largest = *many
+                    .iter()
+                    .max_by_key(|&&i| list[i].bytes)
+                    .expect("several");
+                let largest_id = list[largest].id;
+                // Take the others out (highest index first so the lower indices stay valid).
+                let mut others = Vec::with_capacity(many.len() - 1);
+                for &i in many.iter().rev() {
+                    if i != largest {
+                        others.push(list.swap_remove(i));
+                    }
+                }
+                let t = list
+                    .iter()
+                    .position(|s| s.id == largest_id)
+                    .expect("the largest session is kept");
+                let old_end = list[t].end;
+                for mut other in others {
+                    self.by_end.remove(&(other.end, other.id));
+                    self.bytes -= other.bytes + key.len();
+                    merge_into(&mut list[t], &mut other)?;
+                }
+                (t, old_end)
+            }
+        };
+        let session = &mut list[target];
+        Self::update_rows(&mut session.accumulators, rows, args, filters)?;
+        session.start = session.start.min(start);
+        session.end = session.end.max(end);
+        if session.end != old_end {
+            if let Some(k) = self.by_end.remove(&(old_end, session.id)) {
+                self.by_end.insert((session.end, session.id), k);
+            }
+        }
+        let measured = session.measure();
+        self.bytes = self.bytes + measured - session.bytes;
+        session.bytes = measured;
+        Ok(())
     }
 }
 
@@ -159,7 +258,6 @@ impl WindowState for SessionWindows {
         for (key, mut idx) in by_key {
             idx.sort_by_key(|&i| times.value(i as usize));
             // Cut the key's rows into runs whose consecutive times are < gap apart.
-            let mut runs: Vec<Session> = Vec::new();
             let mut begin = 0;
             for j in 1..=idx.len() {
                 let split = j == idx.len()
@@ -167,28 +265,16 @@ impl WindowState for SessionWindows {
                 if split {
                     let start = times.value(idx[begin] as usize);
                     let end = times.value(idx[j - 1] as usize) + self.gap;
-                    runs.push(self.new_session(
+                    self.add_run(
+                        &key,
                         start,
                         end,
                         &idx[begin..j],
                         &inputs.args,
                         &inputs.filters,
-                    )?);
+                    )?;
                     begin = j;
                 }
-            }
-            let sessions = self.sessions.entry(key).or_default();
-            for mut run in runs {
-                let mut kept = Vec::with_capacity(sessions.len());
-                for mut s in sessions.drain(..) {
-                    if s.start < run.end && run.start < s.end {
-                        merge_into(&mut run, &mut s)?;
-                    } else {
-                        kept.push(s);
-                    }
-                }
-                kept.push(run);
-                *sessions = kept;
             }
         }
         Ok(dropped)
@@ -226,6 +312,9 @@ impl WindowState for SessionWindows {
                     }
                 }
                 session.accumulators = fresh;
+                let measured = session.measure();
+                self.bytes = self.bytes + measured - session.bytes;
+                session.bytes = measured;
             }
         }
         if starts.is_empty() {
@@ -267,6 +356,8 @@ impl WindowState for SessionWindows {
 
     fn restore(&mut self, snapshot: WindowSnapshot) -> Result<()> {
         self.sessions.clear();
+        self.by_end.clear();
+        self.bytes = 0;
         self.closed_until = snapshot.emitted_until;
         let Some(batch) = snapshot.state else {
             return Ok(());
@@ -290,11 +381,26 @@ impl WindowState for SessionWindows {
             let key: Box<[u8]> = key_rows
                 .as_ref()
                 .map_or_else(|| Box::from(&[][..]), |r| r.row(i).data().into());
-            self.sessions.entry(key).or_default().push(Session {
+            let id = self.next_id;
+            self.next_id += 1;
+            let mut session = Session {
+                id,
                 start: starts.value(i),
                 end: ends.value(i),
                 accumulators,
-            });
+                bytes: 0,
+            };
+            session.bytes = session.measure();
+            self.bytes += session.bytes + key.len();
+            self.by_end.insert((session.end, id), key.clone());
+            let list = match self.sessions.get_mut(&key) {
+                Some(list) => list,
+                None => {
+                    self.bytes += key.len();
+                    self.sessions.entry(key).or_default()
+                }
+            };
+            list.push(session);
         }
         Ok(())
     }
@@ -302,18 +408,25 @@ impl WindowState for SessionWindows {
     fn emit(&mut self, limit: i64, out: &mut Vec<RecordBatch>) -> Result<usize> {
         self.closed_until = self.closed_until.max(limit);
         let mut closed: Vec<(i64, i64, Box<[u8]>, Session)> = Vec::new();
-        for (key, sessions) in self.sessions.iter_mut() {
-            let mut i = 0;
-            while i < sessions.len() {
-                if sessions[i].end <= limit {
-                    let s = sessions.swap_remove(i);
-                    closed.push((s.end, s.start, key.clone(), s));
-                } else {
-                    i += 1;
-                }
+        while let Some(entry) = self.by_end.first_entry() {
+            if entry.key().0 > limit {
+                break;
             }
+            let ((_, id), key) = entry.remove_entry();
+            let Some(list) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            let Some(i) = list.iter().position(|s| s.id == id) else {
+                continue;
+            };
+            let s = list.swap_remove(i);
+            self.bytes -= s.bytes + key.len();
+            if list.is_empty() {
+                self.sessions.remove(&key);
+                self.bytes -= key.len();
+            }
+            closed.push((s.end, s.start, key, s));
         }
-        self.sessions.retain(|_, s| !s.is_empty());
         if closed.is_empty() {
             return Ok(0);
         }
@@ -352,5 +465,13 @@ impl WindowState for SessionWindows {
             .collect::<Result<Vec<_>>>()?;
         out.push(self.layout.batch(starts, ends, keys, values)?);
         Ok(n)
+    }
+
+    fn usage(&self) -> StateUsage {
+        StateUsage {
+            bytes: self.bytes,
+            groups: self.sessions.len(),
+            open_windows: self.by_end.len(),
+        }
     }
 }

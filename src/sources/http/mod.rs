@@ -5,7 +5,8 @@
 //! Routes:
 //! - `POST /ingest/{source}`: rows for one source;
 //! - `POST /`: rows for the only registered HTTP source (KServe logger `url` setting);
-//! - `GET /healthz`: liveness.
+//! - `GET /metrics`, `GET /health` (alias `/healthz`), `GET /ready`: the operations
+//!   endpoints of [`crate::ops`], served on this port whether or not an HTTP source exists.
 //!
 //! Who may post, body size, concurrency and time limits: [`settings`]. Accepted content
 //! types and encodings (gzip, deflate, zstd, decoded under the body limit), 415 and 413:
@@ -44,7 +45,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -54,6 +55,7 @@ use super::decode::{decode_http_body, DecodedBody, HttpDecodeOptions, UnknownFie
 use super::feed::SourceFeed;
 use super::position::SourcePosition;
 use super::rejected::{PartitionId, RejectedRecord, MAX_RAW_LEN};
+use crate::ops::Ops;
 use crate::wal::WalEntry;
 
 /// Bodies larger than this are decoded on a blocking thread.
@@ -152,6 +154,7 @@ pub struct HttpIngest {
     sources: RwLock<HashMap<String, Registered>>,
     settings: HttpSettings,
     in_progress: Arc<tokio::sync::Semaphore>,
+    ops: Arc<Ops>,
 }
 
 impl std::fmt::Debug for HttpIngest {
@@ -174,8 +177,14 @@ impl HttpIngest {
         Arc::new(Self {
             sources: RwLock::new(HashMap::new()),
             in_progress: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent)),
+            ops: Ops::new(settings.ops),
             settings,
         })
+    }
+
+    /// What the operations endpoints on this server report (see [`crate::ops`]).
+    pub fn ops(&self) -> &Arc<Ops> {
+        &self.ops
     }
 
     /// The server's settings.
@@ -333,15 +342,27 @@ impl HttpIngest {
         sources.get(&source.to_ascii_lowercase()).cloned()
     }
 
-    /// The axum router with every ingest route (for embedding in a larger server).
+    /// The axum router with every ingest route and the operations routes (for embedding
+    /// in a larger server).
     pub fn router(self: Arc<Self>) -> Router {
+        let ops = crate::ops::http::router(Arc::clone(&self.ops), self.settings.auth.clone());
         // The handlers read the body themselves, under the size and time limits.
         Router::new()
-            .route("/healthz", get(|| async { "ok" }))
             .route("/ingest/{source}", post(ingest_named))
             .route("/", post(ingest_default))
             .layer(DefaultBodyLimit::disable())
             .with_state(self)
+            .merge(ops)
+    }
+
+    /// Counts an answer in `driftwatch_http_requests_total` (unregistered names count as
+    /// `-`, so a client probing names cannot grow the label set).
+    fn count(&self, source: &str, answer: Response) -> Response {
+        let label = self
+            .lookup(source)
+            .map_or_else(|| "-".to_string(), |_| source.to_ascii_lowercase());
+        self.ops.count_http(&label, answer.status().as_u16());
+        answer
     }
 
     /// Serves the ingest on `listener` until `shutdown` is cancelled (in-flight requests
@@ -356,7 +377,7 @@ impl HttpIngest {
             .tls_config()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, tls = tls.is_some(), "HTTP ingest listening");
+            tracing::debug!(%addr, tls = tls.is_some(), "HTTP server listening");
         }
         let Some(tls) = tls else {
             return axum::serve(listener, self.router())
@@ -509,7 +530,8 @@ async fn ingest_named(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    admit(ingest, source, headers, body).await
+    let answer = admit(Arc::clone(&ingest), source.clone(), headers, body).await;
+    ingest.count(&source, answer)
 }
 
 async fn ingest_default(
@@ -518,11 +540,12 @@ async fn ingest_default(
     body: Body,
 ) -> Response {
     let names = ingest.source_names();
-    match names.as_slice() {
+    let answer = match names.as_slice() {
         [] => error(StatusCode::NOT_FOUND, "no HTTP source is registered"),
         [only] => {
             let only = only.clone();
-            admit(ingest, only, headers, body).await
+            let answer = admit(Arc::clone(&ingest), only.clone(), headers, body).await;
+            return ingest.count(&only, answer);
         }
         several => error(
             StatusCode::BAD_REQUEST,
@@ -531,7 +554,8 @@ async fn ingest_default(
                 several.join(", ")
             ),
         ),
-    }
+    };
+    ingest.count("-", answer)
 }
 
 async fn handle(source: &str, reg: Registered, headers: HeaderMap, body: Bytes) -> Response {

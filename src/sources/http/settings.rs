@@ -45,6 +45,8 @@ pub struct HttpSettings {
     pub insecure_plaintext: bool,
     /// Certificate chain and private key (PEM) to serve HTTPS; `None` serves plain HTTP.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Operations endpoints on the same port (`/metrics`, `/health`, `/ready`).
+    pub ops: crate::ops::OpsSettings,
 }
 
 impl Default for HttpSettings {
@@ -57,6 +59,7 @@ impl Default for HttpSettings {
             insecure_public: false,
             insecure_plaintext: false,
             tls: None,
+            ops: crate::ops::OpsSettings::default(),
         }
     }
 }

@@ -14,7 +14,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -45,8 +45,9 @@ pub(super) struct ConsumeLoop {
     pub dead_letters: Option<KafkaProducer>,
     /// With `stop_at_end`: partitions that have not reported end-of-partition yet.
     pub not_at_end: Option<BTreeSet<i32>>,
-    /// Offsets to commit (group mode: commits go through the member consumer).
-    pub commits: Option<mpsc::UnboundedReceiver<BTreeMap<i32, i64>>>,
+    /// Offsets to commit (group mode: commits go through the member consumer); the newest
+    /// only (see `KafkaConnector::group_commits`).
+    pub commits: Option<watch::Receiver<BTreeMap<i32, i64>>>,
     topic: CString,
     buffer: BTreeMap<i32, Vec<RawMessage>>,
     buffered: usize,
@@ -65,7 +66,7 @@ impl ConsumeLoop {
         feed: SourceFeed,
         dead_letters: Option<KafkaProducer>,
         not_at_end: Option<BTreeSet<i32>>,
-        commits: Option<mpsc::UnboundedReceiver<BTreeMap<i32, i64>>>,
+        commits: Option<watch::Receiver<BTreeMap<i32, i64>>>,
     ) -> Self {
         let topic = CString::new(options.topic.clone()).unwrap_or_default();
         Self {
@@ -116,7 +117,10 @@ impl ConsumeLoop {
                 _ = shutdown.cancelled() => break,
                 Some(offsets) = async {
                     match commits.as_mut() {
-                        Some(rx) => rx.recv().await,
+                        Some(rx) => match rx.changed().await {
+                            Ok(()) => Some(rx.borrow_and_update().clone()),
+                            Err(_) => None,
+                        },
                         None => std::future::pending().await,
                     }
                 } => {
@@ -234,6 +238,9 @@ impl ConsumeLoop {
                     (None, Some(0)) => true,
                     _ => false,
                 };
+            if let (Some(pos), Some(high)) = (position, high) {
+                self.feed.metrics().set_partition_lag(p as u32, high - pos);
+            }
             self.feed.set_caught_up(p as u32, caught_up);
         }
     }

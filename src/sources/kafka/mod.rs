@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
-use tokio::sync::mpsc;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use self::consume::ConsumeLoop;
@@ -68,8 +68,10 @@ pub struct KafkaConnector {
     http: Arc<HttpIngest>,
     /// Static assignment: a consumer outside the group that commits checkpointed offsets.
     committer: Mutex<Option<Arc<BaseConsumer>>>,
-    /// Group mode: commits go through the running member consumer.
-    group_commits: Mutex<Option<mpsc::UnboundedSender<BTreeMap<i32, i64>>>>,
+    /// Group mode: commits go through the running member consumer. A watch channel: one
+    /// slot holding the newest offsets (each checkpoint's offsets cover the previous
+    /// ones), so the queue never grows while the consume loop is busy delivering.
+    group_commits: Mutex<Option<watch::Sender<BTreeMap<i32, i64>>>>,
 }
 
 impl std::fmt::Debug for KafkaConnector {
@@ -170,7 +172,7 @@ impl Connector for KafkaConnector {
                     .unwrap_or_else(|e| e.into_inner())
                     .clone();
                 if let Some(tx) = tx {
-                    let _ = tx.send(offsets);
+                    tx.send_replace(offsets);
                 }
             }
             Assignment::Static => {
@@ -249,7 +251,7 @@ impl Connector for KafkaConnector {
                 consumer
                     .subscribe(&[&o.topic])
                     .map_err(|e| self.io(format!("cannot subscribe to '{}': {e}", o.topic)))?;
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (tx, rx) = watch::channel(BTreeMap::new());
                 *self.group_commits.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
                 commits = Some(rx);
             }

@@ -185,12 +185,18 @@ impl DatasetDriftUdaf {
                 }
             },
         };
+        let lists = ListKernel {
+            stat: ListStat::Drift(DriftKind::KsPvalue),
+            profile: Some(a.profile),
+            feature: None,
+            feature_arg: None,
+        };
         Ok(ShareKernel {
             output: self.output,
-            profile: a.profile,
             feature: a.feature,
             feature_arg: a.feature_arg,
             drift_share,
+            lists,
         })
     }
 }

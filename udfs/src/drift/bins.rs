@@ -196,16 +196,17 @@ impl Kernel for BinsKernel {
         args: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         // Features first: a row is binned on its group's feature.
         let features = self.feature_arg.and_then(|a| args.get(a));
+        let mut added = 0;
         if let Some(col) = features {
-            take_features(groups, col, idx, filter)?;
+            added += take_features(groups, col, idx, filter)?;
         }
         let arr = cast(&args[0], &DataType::Float64)?;
         let arr = arr.as_primitive::<Float64Type>();
         let vals = arr.values();
-        let added = match features {
+        added += match features {
             Some(fc) => self.add(groups, vals, idx, |i| {
                 arr.is_valid(i) && fc.is_valid(i) && passes(filter, i)
             }),
@@ -214,17 +215,16 @@ impl Kernel for BinsKernel {
             }
             None => self.add(groups, vals, idx, |i| arr.is_valid(i) && passes(filter, i)),
         };
-        Ok(added)
+        Ok(added as isize)
     }
 
-    fn merge(&self, groups: &mut [BinsGroup], states: &[ArrayRef], idx: &[usize]) -> Result<usize> {
+    fn merge(&self, groups: &mut [BinsGroup], states: &[ArrayRef], idx: &[usize]) -> Result<isize> {
         if states.len() != 2 {
             return internal_err!("binned state must have 2 columns, got {}", states.len());
         }
-        take_features(groups, &states[1], idx, None)?;
+        let mut added = take_features(groups, &states[1], idx, None)?;
         let lists = states[0].as_list::<i32>();
         let offsets = lists.value_offsets();
-        let mut added = 0;
         match lists.values().data_type() {
             DataType::UInt64 => {
                 let inner = lists.values().as_primitive::<UInt64Type>().values();
@@ -285,7 +285,7 @@ impl Kernel for BinsKernel {
                 return internal_err!("binned state: unexpected count type {other}");
             }
         }
-        Ok(added)
+        Ok(added as isize)
     }
 
     fn state(&self, groups: &mut [BinsGroup]) -> Result<Vec<ArrayRef>> {
@@ -340,7 +340,7 @@ impl Kernel for BinsKernel {
     }
 
     fn group_size(&self, g: &BinsGroup) -> usize {
-        g.counts.capacity() * 8 + g.feature.as_ref().map_or(0, |f| f.len())
+        g.counts.capacity() * 8 + crate::mem::opt_arc_str_bytes(&g.feature)
     }
 }
 

@@ -18,6 +18,7 @@ use datafusion::common::{internal_err, Result};
 use super::{take_features, DriftKind, FeatureSlot};
 use crate::baseline::BaselineProfile;
 use crate::group::{passes, Kernel};
+use crate::mem::{map_bytes, opt_arc_str_bytes};
 
 /// Per-group state: count per category and the feature (long form).
 #[derive(Debug, Default)]
@@ -27,6 +28,8 @@ pub(crate) struct CatGroup {
 }
 
 impl CatGroup {
+    /// Adds `c` to the count of `s`; returns the heap bytes added (the key's text and the
+    /// table's growth when `s` is new, else 0).
     fn add(&mut self, s: &str, c: u64) -> usize {
         match self.counts.get_mut(s) {
             Some(v) => {
@@ -34,8 +37,10 @@ impl CatGroup {
                 0
             }
             None => {
+                let cap = self.counts.capacity();
                 self.counts.insert(s.into(), c);
-                s.len() + 40
+                s.len() + map_bytes::<Box<str>, u64>(self.counts.capacity())
+                    - map_bytes::<Box<str>, u64>(cap)
             }
         }
     }
@@ -87,12 +92,12 @@ impl Kernel for CatKernel {
         args: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
-    ) -> Result<usize> {
-        update_counts(groups, args, idx, filter, self.feature_arg)
+    ) -> Result<isize> {
+        Ok(update_counts(groups, args, idx, filter, self.feature_arg)? as isize)
     }
 
-    fn merge(&self, groups: &mut [CatGroup], states: &[ArrayRef], idx: &[usize]) -> Result<usize> {
-        merge_counts(groups, states, idx)
+    fn merge(&self, groups: &mut [CatGroup], states: &[ArrayRef], idx: &[usize]) -> Result<isize> {
+        Ok(merge_counts(groups, states, idx)? as isize)
     }
 
     fn state(&self, groups: &mut [CatGroup]) -> Result<Vec<ArrayRef>> {
@@ -130,7 +135,7 @@ pub(crate) fn update_counts(
         }
     }
     if let Some(col) = feature_arg.and_then(|a| args.get(a)) {
-        take_features(groups, col, idx, filter)?;
+        added += take_features(groups, col, idx, filter)?;
     }
     Ok(added)
 }
@@ -163,7 +168,7 @@ pub(crate) fn merge_counts(
             added += groups[g].add(k.value(j), c.value(j));
         }
     }
-    take_features(groups, &states[2], idx, None)?;
+    added += take_features(groups, &states[2], idx, None)?;
     Ok(added)
 }
 
@@ -191,9 +196,12 @@ pub(crate) fn counts_state(groups: &[CatGroup], fixed: Option<&str>) -> Vec<Arra
     ]
 }
 
-/// Heap bytes of a category-count group.
+/// Heap bytes of a category-count group (O(categories): only for re-measuring, see
+/// [`crate::group::GroupedKernel::heap_size`]).
 pub(crate) fn counts_size(g: &CatGroup) -> usize {
-    g.counts.capacity() * 40 + g.counts.keys().map(|k| k.len()).sum::<usize>()
+    map_bytes::<Box<str>, u64>(g.counts.capacity())
+        + g.counts.keys().map(|k| k.len()).sum::<usize>()
+        + opt_arc_str_bytes(&g.feature)
 }
 
 impl FeatureSlot for CatGroup {

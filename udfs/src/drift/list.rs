@@ -7,7 +7,13 @@
 //! baseline column's mapping and from then on keeps only the sketch (see
 //! [`crate::math::sketch`]); smaller windows stay exact, bit for bit as before. The state
 //! list then holds the encoded sketch (`[NaN, key, count, …]`, see [`LogSketch::encode`]);
-//! merging an exact partial state with a sketch gives a sketch.
+//! merging an exact partial state with a sketch gives a sketch. `quantile` does the same
+//! above [`DEFAULT_SKETCH_ABOVE`] values with the baseline-free [`Mapping::unanchored`].
+//!
+//! **Memory.** Exact: 8 bytes per value (the tail by capacity, so up to twice that while it
+//! grows). Sketch: 24 bytes per key spanned (see [`crate::math::sketch`]) plus the values of
+//! the current batch, folded in after every batch. Each update reports the change of heap
+//! bytes as it happens (folding into the sketch gives the values' bytes back).
 
 use std::sync::Arc;
 
@@ -25,6 +31,7 @@ use crate::group::{passes, Kernel};
 use crate::math::describe::quantile_sorted;
 use crate::math::sketch::{LogSketch, Mapping, PooledSketch, DEFAULT_SKETCH_ABOVE};
 use crate::math::sorted::SortedRuns;
+use crate::mem::{delta, opt_arc_str_bytes};
 
 /// What a [`ListKernel`] computes from the sorted values.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -104,34 +111,53 @@ impl ListKernel {
             .map_or(DEFAULT_SKETCH_ABOVE, |p| p.options.sketch_above)
     }
 
-    /// Whether groups may switch to the sketch (the sorted, non-binned drift statistics).
+    /// Whether groups may switch to the sketch (the sorted, non-binned drift statistics and
+    /// `quantile`).
     fn sketchable(&self) -> bool {
-        matches!(self.stat, ListStat::Drift(k) if !k.is_binned())
+        match self.stat {
+            ListStat::Drift(k) => !k.is_binned(),
+            ListStat::Quantile(_) => true,
+        }
+    }
+
+    /// The sketch mapping of a group with `feature`: the baseline column's (`None` without
+    /// one: such a group stays exact and evaluates to NULL anyway), or the unanchored one for
+    /// `quantile`.
+    fn mapping(&self, feature: Option<&str>) -> Option<Mapping> {
+        if let ListStat::Quantile(_) = self.stat {
+            return Some(Mapping::unanchored());
+        }
+        let f = feature.or(self.feature.as_deref());
+        let col = self
+            .profile
+            .as_ref()
+            .zip(f)
+            .and_then(|(p, f)| p.numeric(f))?;
+        Some(Mapping::new(col.mean, col.std_pop))
     }
 
     /// Folds a group's values into its sketch when it has one or its window exceeds
-    /// [`Self::sketch_above`]; returns the bytes the sketch grew by.
-    fn compact(&self, g: &mut ListGroup) -> Result<usize> {
+    /// [`Self::sketch_above`]; returns the change of heap bytes (the sketch's growth minus
+    /// the values given back).
+    pub(crate) fn compact(&self, g: &mut ListGroup) -> Result<isize> {
         let over = g.sketch.is_some() || g.values.len() > self.sketch_above();
         if !self.sketchable() || !over || g.values.is_empty() {
             return Ok(0);
         }
-        let f = g.feature.as_deref().or(self.feature.as_deref());
-        let Some(col) = self.profile.as_ref().zip(f).and_then(|(p, f)| p.numeric(f)) else {
+        let Some(map) = self.mapping(g.feature.as_deref()) else {
             return Ok(0);
         };
-        let map = Mapping::new(col.mean, col.std_pop);
         let sketch = g.sketch.get_or_insert_with(LogSketch::default);
-        let before = sketch.heap_bytes();
+        let before = sketch.heap_bytes() + g.values.heap_bytes();
         for part in g.values.parts() {
             sketch.add_values(&map, part);
         }
         g.values = SortedRuns::default();
-        Ok(sketch.heap_bytes().saturating_sub(before))
+        Ok(delta(before, sketch.heap_bytes()))
     }
 
     /// Compacts the groups of `idx` (see [`Self::compact`]).
-    fn compact_all(&self, groups: &mut [ListGroup], idx: &[usize]) -> Result<usize> {
+    fn compact_all(&self, groups: &mut [ListGroup], idx: &[usize]) -> Result<isize> {
         if !self.sketchable() {
             return Ok(0);
         }
@@ -174,6 +200,11 @@ impl ListKernel {
 
     fn eval_one(&self, g: &mut ListGroup) -> Result<Option<f64>> {
         match self.stat {
+            ListStat::Quantile(q) if g.sketch.is_some() => {
+                self.compact(g)?;
+                let sketch = g.sketch.as_ref().expect("sketch mode");
+                Ok(sketch.quantile(&Mapping::unanchored(), q))
+            }
             ListStat::Quantile(q) => {
                 let sorted = g.values.sorted();
                 Ok((!sorted.is_empty()).then(|| quantile_sorted(sorted, q)))
@@ -192,44 +223,36 @@ impl Kernel for ListKernel {
         args: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let arr = cast(&args[0], &DataType::Float64)?;
         let arr = arr.as_primitive::<Float64Type>();
         let vals = arr.values();
-        // values pushed to groups in sketch mode are folded into the sketch below, so they
-        // add no lasting bytes
+        // values pushed to groups in sketch mode are folded into the sketch below, which
+        // gives their bytes back
         let mut added = 0;
         if let ([group], true) = (&mut *groups, arr.null_count() == 0 && filter.is_none()) {
-            let before = group.values.len();
-            group.values.extend_finite_unsorted(vals);
-            if group.sketch.is_none() {
-                added = group.values.len() - before;
-            }
+            added = group.values.extend_finite_unsorted(vals);
         } else if arr.null_count() == 0 && filter.is_none() {
             for (v, &g) in vals.iter().zip(idx) {
                 if v.is_finite() {
-                    let g = &mut groups[g];
-                    g.values.push(*v);
-                    added += g.sketch.is_none() as usize;
+                    added += groups[g].values.push(*v);
                 }
             }
         } else {
             for (i, &g) in idx.iter().enumerate() {
                 let v = vals[i];
                 if v.is_finite() && arr.is_valid(i) && passes(filter, i) {
-                    let g = &mut groups[g];
-                    g.values.push(v);
-                    added += g.sketch.is_none() as usize;
+                    added += groups[g].values.push(v);
                 }
             }
         }
         if let Some(col) = self.feature_arg.and_then(|a| args.get(a)) {
-            take_features(groups, col, idx, filter)?;
+            added += take_features(groups, col, idx, filter)?;
         }
-        Ok(added * 8 + self.compact_all(groups, idx)?)
+        Ok(added as isize + self.compact_all(groups, idx)?)
     }
 
-    fn merge(&self, groups: &mut [ListGroup], states: &[ArrayRef], idx: &[usize]) -> Result<usize> {
+    fn merge(&self, groups: &mut [ListGroup], states: &[ArrayRef], idx: &[usize]) -> Result<isize> {
         if states.len() != 2 {
             return internal_err!("list state must have 2 columns, got {}", states.len());
         }
@@ -249,15 +272,14 @@ impl Kernel for ListKernel {
                     if let Err(e) = sketch.merge_encoded(&s) {
                         return internal_err!("list state: {e}");
                     }
-                    added += sketch.heap_bytes().saturating_sub(before);
+                    added += sketch.heap_bytes() - before;
                 } else {
-                    added += if g.sketch.is_none() { s.len() * 8 } else { 0 };
-                    g.values.extend_finite(s);
+                    added += g.values.extend_finite(s);
                 }
             }
         }
-        take_features(groups, &states[1], idx, None)?;
-        Ok(added + self.compact_all(groups, idx)?)
+        added += take_features(groups, &states[1], idx, None)?;
+        Ok(added as isize + self.compact_all(groups, idx)?)
     }
 
     fn state(&self, groups: &mut [ListGroup]) -> Result<Vec<ArrayRef>> {
@@ -290,7 +312,7 @@ impl Kernel for ListKernel {
     fn group_size(&self, g: &ListGroup) -> usize {
         g.values.heap_bytes()
             + g.sketch.as_ref().map_or(0, LogSketch::heap_bytes)
-            + g.feature.as_ref().map_or(0, |f| f.len())
+            + opt_arc_str_bytes(&g.feature)
     }
 }
 

@@ -41,6 +41,7 @@ use crate::math::mmd::{
     median_bandwidth, mmd2_unbiased, permutation_test, sorted_rows, within_sum, HashSample,
     DEFAULT_PERMUTATIONS, MAX_ROWS, PERMUTATION_SEED,
 };
+use crate::mem::delta;
 
 /// What the aggregate returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -336,7 +337,7 @@ impl Kernel for RowsKernel {
         args: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let cols: Vec<ArrayRef> = args[..self.k]
             .iter()
             .map(|a| cast(a, &DataType::Float64))
@@ -346,13 +347,13 @@ impl Kernel for RowsKernel {
             .map(|a| a.as_primitive::<Float64Type>())
             .collect();
         let mut row = vec![0.0; self.k];
-        let mut added = 0;
+        let mut added = 0isize;
         for (i, &g) in idx.iter().enumerate() {
             if passes(filter, i) && cols.iter().all(|c| c.is_valid(i) && c.value(i).is_finite()) {
                 row.iter_mut().zip(&cols).for_each(|(r, c)| *r = c.value(i));
                 let before = groups[g].heap_bytes();
                 groups[g].push(&row, self.k, MAX_ROWS);
-                added += groups[g].heap_bytes().saturating_sub(before);
+                added += delta(before, groups[g].heap_bytes());
             }
         }
         Ok(added)
@@ -363,7 +364,7 @@ impl Kernel for RowsKernel {
         groups: &mut [HashSample],
         states: &[ArrayRef],
         idx: &[usize],
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         if states.len() != 1 {
             return internal_err!("mmd state must have 1 column, got {}", states.len());
         }
@@ -371,7 +372,7 @@ impl Kernel for RowsKernel {
         let inner = cast(lists.values(), &DataType::Float64)?;
         let inner = inner.as_primitive::<Float64Type>().values();
         let offsets = lists.value_offsets();
-        let mut added = 0;
+        let mut added = 0isize;
         for (i, &g) in idx.iter().enumerate() {
             if lists.is_valid(i) {
                 let s = &inner[offsets[i] as usize..offsets[i + 1] as usize];
@@ -382,7 +383,7 @@ impl Kernel for RowsKernel {
                 for row in s.chunks_exact(self.k) {
                     groups[g].push(row, self.k, MAX_ROWS);
                 }
-                added += groups[g].heap_bytes().saturating_sub(before);
+                added += delta(before, groups[g].heap_bytes());
             }
         }
         Ok(added)

@@ -45,7 +45,8 @@ pub(crate) trait FeatureSlot {
 }
 
 /// Sets the feature of every group that has none from the string column `col` (the first
-/// non-NULL value that passes `filter`). Repeated names share one allocation.
+/// non-NULL value that passes `filter`). Repeated names share one allocation. Returns the
+/// heap bytes of the names set, each counted for every group holding it.
 ///
 /// A name the baseline lacks is kept like any other: it is not an error (the monitor keeps
 /// running); the kernel's evaluation finds no baseline column for the group, yields NULL and
@@ -55,10 +56,11 @@ pub(crate) fn take_features<G: FeatureSlot>(
     col: &ArrayRef,
     idx: &[usize],
     filter: Option<&BooleanArray>,
-) -> Result<()> {
+) -> Result<usize> {
     let col = cast(col, &DataType::Utf8)?;
     let col = col.as_string::<i32>();
     let mut last: Option<Arc<str>> = None;
+    let mut added = 0;
     for (i, &g) in idx.iter().enumerate() {
         let slot = groups[g].feature_slot();
         if slot.is_some() || !col.is_valid(i) || !passes(filter, i) {
@@ -73,9 +75,10 @@ pub(crate) fn take_features<G: FeatureSlot>(
                 a
             }
         };
+        added += crate::mem::arc_str_bytes(f.len());
         *slot = Some(f);
     }
-    Ok(())
+    Ok(added)
 }
 
 /// Which drift statistic an aggregate computes.

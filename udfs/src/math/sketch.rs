@@ -34,6 +34,15 @@ pub const Z_MAX: f64 = 1e9;
 /// Largest |key|: ⌈ln(Z_MAX/Z_MIN)/ln γ⌉ = 16 119, so a sketch spans at most 32 239 keys
 /// (24 bytes each: ≤ 774 KB).
 const KEY_MAX: i64 = 16_119;
+/// Smallest |x| with its own key in the [`Mapping::unanchored`] mapping (`quantile`, which
+/// has no baseline to centre on): smaller values map to key 0.
+pub const UNANCHORED_MIN: f64 = 1e-9;
+/// Largest |x| with its own key in the [`Mapping::unanchored`] mapping.
+pub const UNANCHORED_MAX: f64 = 1e15;
+/// Largest |key| of the unanchored mapping: ⌈ln(10¹⁵/10⁻⁹)/ln γ⌉ = 27 631, so its sketch
+/// spans at most 55 263 keys (≤ 1.33 MB; values within three decades of one sign span
+/// about 3 500 keys, 83 KB).
+const UNANCHORED_KEY_MAX: i64 = 27_631;
 
 /// γ = (1 + α)/(1 − α).
 fn gamma() -> f64 {
@@ -46,9 +55,13 @@ pub struct Mapping {
     center: f64,
     scale: f64,
     inv_ln_gamma: f64,
-    /// Z_MIN·2/(γ + 1): the representative of key i is this times γⁱ.
+    /// z_min·2/(γ + 1): the representative of key i is this times γⁱ.
     rep: f64,
     ln_gamma: f64,
+    /// Smallest |z| with its own key.
+    z_min: f64,
+    /// Largest |key|.
+    key_max: i64,
 }
 
 impl Mapping {
@@ -66,6 +79,25 @@ impl Mapping {
             inv_ln_gamma: 1.0 / g.ln(),
             rep: Z_MIN * 2.0 / (g + 1.0),
             ln_gamma: g.ln(),
+            z_min: Z_MIN,
+            key_max: KEY_MAX,
+        }
+    }
+
+    /// The mapping of aggregates without a baseline (`quantile`): centred on 0 with scale
+    /// 1, so every value is represented within α·|x| for [`UNANCHORED_MIN`] ≤ |x| ≤
+    /// [`UNANCHORED_MAX`] (within 10⁻⁹ below). The same for every group and partial
+    /// state, so their sketches merge exactly.
+    pub fn unanchored() -> Self {
+        let g = gamma();
+        Self {
+            center: 0.0,
+            scale: 1.0,
+            inv_ln_gamma: 1.0 / g.ln(),
+            rep: UNANCHORED_MIN * 2.0 / (g + 1.0),
+            ln_gamma: g.ln(),
+            z_min: UNANCHORED_MIN,
+            key_max: UNANCHORED_KEY_MAX,
         }
     }
 
@@ -75,11 +107,11 @@ impl Mapping {
         let z = (x - self.center) / self.scale;
         let a = z.abs();
         // (NaN compares false: key 0; callers pass finite values)
-        if a < Z_MIN || a.is_nan() {
+        if a < self.z_min || a.is_nan() {
             return 0;
         }
-        let i = ((a / Z_MIN).ln() * self.inv_ln_gamma).ceil();
-        let i = (i as i64).clamp(1, KEY_MAX) as i32;
+        let i = ((a / self.z_min).ln() * self.inv_ln_gamma).ceil();
+        let i = (i as i64).clamp(1, self.key_max) as i32;
         if z < 0.0 {
             -i
         } else {
@@ -205,6 +237,51 @@ impl LogSketch {
         }
     }
 
+    /// numpy's `quantile(values, q)` ('linear') of the sketched values: the order statistics
+    /// at ranks ⌊(n − 1)q⌋ and the next one, interpolated. A rank is the exact value when its
+    /// key holds equal values or it is the key's smallest or largest value (kept exactly),
+    /// else the key's representative (within α·|x − c| of it, see the module docs). `None`
+    /// for no value.
+    pub fn quantile(&self, m: &Mapping, q: f64) -> Option<f64> {
+        if self.n == 0 {
+            return None;
+        }
+        let h = (self.n - 1) as f64 * q;
+        let lo = h.floor() as u64;
+        let frac = h - lo as f64;
+        let a = self.at_rank(m, lo)?;
+        if frac == 0.0 || lo + 1 >= self.n {
+            return Some(a);
+        }
+        let b = self.at_rank(m, lo + 1)?;
+        // numpy's _lerp
+        let d = b - a;
+        Some(if frac >= 0.5 {
+            b - d * (1.0 - frac)
+        } else {
+            a + d * frac
+        })
+    }
+
+    /// The value of rank `r` (0-based, ascending) as [`Self::quantile`] takes it.
+    fn at_rank(&self, m: &Mapping, r: u64) -> Option<f64> {
+        let mut seen = 0u64;
+        for (k, c, lo, hi) in self.occupied() {
+            if r < seen + c {
+                let within = r - seen;
+                return Some(if within == 0 {
+                    lo
+                } else if within == c - 1 {
+                    hi
+                } else {
+                    representative(m, k, lo, hi)
+                });
+            }
+            seen += c;
+        }
+        None
+    }
+
     /// (key, count, min, max) of the non-empty keys, ascending.
     pub fn occupied(&self) -> impl Iterator<Item = (i32, u64, f64, f64)> + '_ {
         self.counts
@@ -238,7 +315,7 @@ impl LogSketch {
         for e in body.chunks_exact(4) {
             let (k, c, lo, hi) = (e[0], e[1], e[2], e[3]);
             let valid = k.fract() == 0.0
-                && k.abs() <= KEY_MAX as f64
+                && k.abs() <= KEY_MAX.max(UNANCHORED_KEY_MAX) as f64
                 && c.fract() == 0.0
                 && (1.0..9.0e15).contains(&c)
                 && lo.is_finite()
@@ -319,6 +396,13 @@ impl PooledSketch {
     /// Window size n.
     pub fn n(&self) -> u64 {
         self.n
+    }
+
+    /// The pooled values, ascending: (value, window count, baseline count, spread) where
+    /// `spread` says the window's values there stand for a key of unequal values (so at
+    /// least two distinct values).
+    pub fn points(&self) -> impl Iterator<Item = (f64, u64, u64, bool)> + '_ {
+        self.points.iter().map(|p| (p.value, p.cx, p.cy, p.spread))
     }
 
     /// (value, F_window, F_baseline) after each pooled value.
@@ -538,6 +622,42 @@ mod tests {
             .merge_encoded(&[f64::NAN, 1.0, 2.0, 3.0])
             .is_err());
         assert!(LogSketch::default().merge_encoded(&[1.0, 2.0]).is_err());
+    }
+
+    #[test]
+    fn quantile_within_relative_accuracy() {
+        let m = Mapping::unanchored();
+        // lognormal-ish positive values over four decades, negative ones, ties and zeros
+        let mut v: Vec<f64> = (0..50_000)
+            .map(|i| {
+                let t = ((i * 7919) % 50_021) as f64 / 50_021.0;
+                match i % 10 {
+                    0 => 0.0,
+                    1 => -(10f64.powf(t * 3.0)),
+                    2 => 42.0,
+                    _ => 10f64.powf(t * 4.0 - 1.0),
+                }
+            })
+            .collect();
+        let mut s = LogSketch::default();
+        for c in v.chunks(999) {
+            let mut p = LogSketch::default();
+            p.add_values(&m, c);
+            s.merge(&p);
+        }
+        crate::math::sorted::sort_values(&mut v);
+        for q in [0.0, 0.001, 0.1, 0.25, 0.3, 0.5, 0.77, 0.9, 0.999, 1.0] {
+            let exact = crate::math::describe::quantile_sorted(&v, q);
+            let got = s.quantile(&m, q).unwrap();
+            let bound = ALPHA * exact.abs() * (1.0 + 1e-9) + UNANCHORED_MIN;
+            assert!((got - exact).abs() <= bound, "q {q}: {got} vs {exact}");
+        }
+        // the extremes are kept exactly
+        assert_eq!(s.quantile(&m, 0.0), Some(v[0]));
+        assert_eq!(s.quantile(&m, 1.0), Some(v[v.len() - 1]));
+        assert_eq!(LogSketch::default().quantile(&m, 0.5), None);
+        // bounded: every key between the smallest and largest spanned
+        assert!(s.heap_bytes() < 1_400_000, "{}", s.heap_bytes());
     }
 
     #[test]

@@ -65,14 +65,17 @@ fn merge_into(a: &[f64], b: &[f64], out: &mut [f64]) {
 pub struct SortedRuns {
     /// Sorted runs of finite values.
     runs: Vec<ScalarBuffer<f64>>,
+    /// Number of values in `runs` (so [`Self::len`] is O(1)).
+    run_len: usize,
     /// Values added since the last sort.
     tail: Vec<f64>,
 }
 
 impl SortedRuns {
     /// Number of values.
+    #[inline]
     pub fn len(&self) -> usize {
-        self.runs.iter().map(|r| r.len()).sum::<usize>() + self.tail.len()
+        self.run_len + self.tail.len()
     }
 
     /// Whether there is no value.
@@ -80,19 +83,35 @@ impl SortedRuns {
         self.len() == 0
     }
 
-    /// Heap bytes held (shared runs included).
-    pub fn heap_bytes(&self) -> usize {
-        self.runs.iter().map(|r| r.len() * 8).sum::<usize>() + self.tail.capacity() * 8
+    /// Values added since the last sort (the unsorted tail).
+    #[inline]
+    pub fn tail_len(&self) -> usize {
+        self.tail.len()
     }
 
-    /// Adds one (unsorted) value.
+    /// Heap bytes held: the runs by the values they reference (they may be slices of a
+    /// buffer shared with other groups' runs, which together reference all of it), the run
+    /// list and the tail by capacity. O(1).
     #[inline]
-    pub fn push(&mut self, v: f64) {
+    pub fn heap_bytes(&self) -> usize {
+        self.run_len * 8
+            + self.runs.capacity() * std::mem::size_of::<ScalarBuffer<f64>>()
+            + self.tail.capacity() * 8
+    }
+
+    /// Adds one (unsorted) value; returns the heap bytes the tail grew by (0 unless it
+    /// reallocated).
+    #[inline]
+    pub fn push(&mut self, v: f64) -> usize {
+        let cap = self.tail.capacity();
         self.tail.push(v);
+        (self.tail.capacity() - cap) * 8
     }
 
     /// Adds the finite values of `values` (unsorted); a plain copy when all are finite.
-    pub fn extend_finite_unsorted(&mut self, values: &[f64]) {
+    /// Returns the heap bytes added.
+    pub fn extend_finite_unsorted(&mut self, values: &[f64]) -> usize {
+        let cap = self.tail.capacity();
         // `fold` over `&` keeps the check branch-free, so it vectorises.
         if values.iter().fold(true, |ok, v| ok & v.is_finite()) {
             self.tail.extend_from_slice(values);
@@ -100,20 +119,25 @@ impl SortedRuns {
             self.tail
                 .extend(values.iter().copied().filter(|v| v.is_finite()));
         }
+        (self.tail.capacity() - cap) * 8
     }
 
     /// Adds the finite values of `values`: as a run, without copying, when they are already
-    /// sorted and finite (a partial state), else to the unsorted tail.
-    pub fn extend_finite(&mut self, values: ScalarBuffer<f64>) {
+    /// sorted and finite (a partial state), else to the unsorted tail. Returns the heap bytes
+    /// added (see [`Self::heap_bytes`]).
+    pub fn extend_finite(&mut self, values: ScalarBuffer<f64>) -> usize {
         if values.is_empty() {
-            return;
+            return 0;
         }
+        let before = self.heap_bytes();
         if is_finite_run(&values) {
+            self.run_len += values.len();
             self.runs.push(values);
         } else {
             self.tail
                 .extend(values.iter().copied().filter(|v| v.is_finite()));
         }
+        self.heap_bytes() - before
     }
 
     /// All values, in no particular order.
@@ -135,6 +159,9 @@ impl SortedRuns {
         if !self.tail.is_empty() {
             let mut tail = std::mem::take(&mut self.tail);
             sort_values(&mut tail);
+            // a run is counted by its length: give back the tail's spare capacity
+            tail.shrink_to_fit();
+            self.run_len += tail.len();
             self.runs.push(tail.into());
         }
         if self.runs.len() > 1 {
@@ -192,7 +219,9 @@ mod tests {
         for (i, p) in parts.iter().enumerate() {
             all.extend_from_slice(p);
             if i % 3 == 0 {
-                p.iter().for_each(|&v| s.push(v));
+                p.iter().for_each(|&v| {
+                    s.push(v);
+                });
             } else {
                 s.extend_finite(reference(p.clone()).into());
             }

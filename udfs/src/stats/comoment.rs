@@ -50,6 +50,14 @@ pub(crate) struct Moments {
     comoment: Vec<f64>,
 }
 
+impl Moments {
+    /// Heap bytes held (by capacity; the vectors only grow, once).
+    #[inline]
+    fn heap_bytes(&self) -> usize {
+        (self.shift.capacity() + self.mean.capacity() + self.comoment.capacity()) * 8
+    }
+}
+
 /// Number of entries of a packed upper triangle of a k×k matrix.
 #[inline]
 fn packed_len(k: usize) -> usize {
@@ -252,7 +260,7 @@ impl Kernel for MomentsKernel {
         args: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let k = self.k;
         let arrays: Vec<ArrayRef> = args[..k]
             .iter()
@@ -285,17 +293,16 @@ impl Kernel for MomentsKernel {
         let mut added = 0;
         for run in rows.chunk_by(|a, b| idx[*a as usize] == idx[*b as usize]) {
             let g = &mut groups[idx[run[0] as usize]];
-            if g.n == 0 {
-                added += (2 * k + packed_len(k)) * 8;
-            }
+            let before = g.heap_bytes();
             for chunk in run.chunks(BLOCK) {
                 block.add_rows(&values, chunk, g);
             }
+            added += g.heap_bytes() - before;
         }
-        Ok(added)
+        Ok(added as isize)
     }
 
-    fn merge(&self, groups: &mut [Moments], states: &[ArrayRef], idx: &[usize]) -> Result<usize> {
+    fn merge(&self, groups: &mut [Moments], states: &[ArrayRef], idx: &[usize]) -> Result<isize> {
         if states.len() != 4 {
             return internal_err!("moments state must have 4 columns, got {}", states.len());
         }
@@ -330,12 +337,11 @@ impl Kernel for MomentsKernel {
                 );
             }
             let g = &mut groups[g];
-            if g.n == 0 {
-                added += (2 * k + kp) * 8;
-            }
+            let before = g.heap_bytes();
             g.combine(counts.value(i) as u64, sh, m, c, &mut delta);
+            added += g.heap_bytes() - before;
         }
-        Ok(added)
+        Ok(added as isize)
     }
 
     fn state(&self, groups: &mut [Moments]) -> Result<Vec<ArrayRef>> {
@@ -379,7 +385,7 @@ impl Kernel for MomentsKernel {
     }
 
     fn group_size(&self, g: &Moments) -> usize {
-        (g.shift.capacity() + g.mean.capacity() + g.comoment.capacity()) * 8
+        g.heap_bytes()
     }
 }
 

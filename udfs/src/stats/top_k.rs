@@ -29,9 +29,7 @@ use datafusion::common::hash_map::EntryRef;
 use datafusion::common::{internal_err, HashMap, Result};
 
 use crate::group::{passes, Kernel};
-
-/// Approximate bytes of one map entry besides the string's own bytes.
-const ENTRY_BYTES: usize = 48;
+use crate::mem::map_bytes;
 
 /// Fields of the result's struct: `value` (Utf8) and `count` (Int64).
 pub(crate) fn entry_fields() -> Fields {
@@ -69,16 +67,17 @@ impl ValueCounts {
     /// Adds `c` occurrences of `s`; returns the bytes allocated (0 unless `s` is new).
     #[inline]
     fn add(&mut self, s: &str, c: u64) -> usize {
+        let cap = self.counts.capacity();
         match self.counts.entry_ref(s) {
             EntryRef::Occupied(mut o) => {
                 *o.get_mut() += c;
-                0
+                return 0;
             }
             EntryRef::Vacant(v) => {
                 v.insert(c);
-                s.len() + ENTRY_BYTES
             }
         }
+        s.len() + map_bytes::<String, u64>(self.counts.capacity()) - map_bytes::<String, u64>(cap)
     }
 
     /// The `k` most frequent values, count descending then value ascending.
@@ -141,9 +140,9 @@ impl Kernel for TopKKernel {
         args: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let a = &args[0];
-        Ok(match a.data_type() {
+        let added = match a.data_type() {
             DataType::Null => 0,
             DataType::Utf8 => add_strings(groups, a.as_string::<i32>(), idx, filter),
             DataType::LargeUtf8 => add_strings(groups, a.as_string::<i64>(), idx, filter),
@@ -152,7 +151,8 @@ impl Kernel for TopKKernel {
                 let s = cast(a, &DataType::Utf8)?;
                 add_strings(groups, s.as_string::<i32>(), idx, filter)
             }
-        })
+        };
+        Ok(added as isize)
     }
 
     fn merge(
@@ -160,7 +160,7 @@ impl Kernel for TopKKernel {
         groups: &mut [ValueCounts],
         states: &[ArrayRef],
         idx: &[usize],
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         if states.len() != 2 {
             return internal_err!("top_k state must have 2 columns, got {}", states.len());
         }
@@ -188,7 +188,7 @@ impl Kernel for TopKKernel {
                 added += groups[g].add(inner.value(j), n as u64);
             }
         }
-        Ok(added)
+        Ok(added as isize)
     }
 
     fn state(&self, groups: &mut [ValueCounts]) -> Result<Vec<ArrayRef>> {
@@ -255,7 +255,8 @@ impl Kernel for TopKKernel {
     }
 
     fn group_size(&self, g: &ValueCounts) -> usize {
-        g.counts.capacity() * ENTRY_BYTES + g.counts.keys().map(String::capacity).sum::<usize>()
+        map_bytes::<String, u64>(g.counts.capacity())
+            + g.counts.keys().map(String::capacity).sum::<usize>()
     }
 }
 

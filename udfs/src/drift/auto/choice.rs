@@ -6,6 +6,7 @@
 //! Evidently drops NULL, NaN and ±inf values of both sides before choosing and testing
 //! (`get_one_column_drift`); so do the callers here.
 
+use crate::math::sketch::PooledSketch;
 use crate::math::special::igamc;
 use crate::math::{ks, wasserstein};
 
@@ -172,6 +173,35 @@ pub fn numeric_verdict(
             wasserstein::wasserstein_sorted(current, reference) / std_ref.max(0.001)
         }
         _ => return counts_verdict(method, &aligned_counts(current, reference)),
+    };
+    Some(Verdict::new(method, score))
+}
+
+/// [`numeric_verdict`] of a window kept as a sketch (above the baseline's `sketch_above`;
+/// see [`crate::math::sketch`]): the same choice and tests on the pooled sketch points. KS
+/// and normed Wasserstein carry the sketch's error bounds; counts (chi-square, Z,
+/// Jensen–Shannon, chosen for at most [`FEW_VALUES`] distinct values) are exact unless two
+/// distinct window values share a key (within a relative 10⁻³), then taken as one value.
+pub fn numeric_verdict_sketch(
+    pooled: &PooledSketch,
+    n_ref: usize,
+    std_ref: f64,
+    categorical: bool,
+) -> Option<Verdict> {
+    let points: Vec<(f64, u64, u64, bool)> = pooled.points().collect();
+    if pooled.n() == 0 || points.iter().all(|p| p.2 == 0) {
+        return None;
+    }
+    // a key of unequal values holds at least two distinct values
+    let n_values: usize = points.iter().map(|p| 1 + p.3 as usize).sum();
+    let method = Method::choose(n_ref, categorical, n_values);
+    let score = match method {
+        Method::Ks => pooled.ks().pvalue,
+        Method::Wasserstein => pooled.wasserstein() / std_ref.max(0.001),
+        _ => {
+            let counts: Vec<(u64, u64)> = points.iter().map(|p| (p.1, p.2)).collect();
+            return counts_verdict(method, &counts);
+        }
     };
     Some(Verdict::new(method, score))
 }

@@ -3,7 +3,6 @@
 //! long-form window ([`ShareKernel`]). States are exact (values, counts), so partial states of
 //! panes and partitions merge to the single-pass result.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -13,14 +12,16 @@ use arrow::array::{
 use arrow::buffer::NullBuffer;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Fields, Float64Type};
-use datafusion::common::{internal_err, Result};
+use datafusion::common::{internal_err, HashMap, Result};
 
-use super::choice::{categorical_verdict, numeric_verdict, Verdict};
+use super::choice::{categorical_verdict, numeric_verdict, numeric_verdict_sketch, Verdict};
 use crate::baseline::BaselineProfile;
 use crate::drift::categorical::{counts_size, counts_state, merge_counts, update_counts, CatGroup};
+use crate::drift::list::ListGroup;
 use crate::drift::ListKernel;
 use crate::group::{passes, Kernel};
-use crate::math::sorted::SortedRuns;
+use crate::math::sketch::{LogSketch, Mapping, PooledSketch};
+use crate::mem::{arc_str_bytes, delta, map_bytes, vec_bytes};
 
 /// What a per-column automatic drift aggregate returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,28 +111,49 @@ pub(crate) struct AutoNumKernel {
     pub inner: ListKernel,
 }
 
-impl AutoNumKernel {
-    fn eval_one(&self, g: &mut <ListKernel as Kernel>::Group) -> Result<Option<Verdict>> {
-        let Some(col) = self.inner.column(g.feature.as_deref())? else {
-            return Ok(None);
-        };
-        let feature = g.feature.as_deref().or(self.inner.feature.as_deref());
-        let categorical = match (&self.inner.profile, feature) {
-            (Some(p), Some(f)) => is_categorical(p, f),
-            _ => false,
-        };
-        Ok(numeric_verdict(
+/// Evidently's verdict on the values of one [`ListKernel`] group (exact, or its sketch once
+/// the window passed the baseline's `sketch_above`) against the group's baseline column.
+fn list_verdict(inner: &ListKernel, g: &mut ListGroup) -> Result<Option<Verdict>> {
+    let Some(col) = inner.column(g.feature.as_deref())? else {
+        return Ok(None);
+    };
+    let feature = g.feature.as_deref().or(inner.feature.as_deref());
+    let categorical = match (&inner.profile, feature) {
+        (Some(p), Some(f)) => is_categorical(p, f),
+        _ => false,
+    };
+    if g.sketch.is_none() {
+        return Ok(numeric_verdict(
             g.values.sorted(),
             &col.sample,
             col.count as usize,
             col.std_pop,
             categorical,
-        ))
+        ));
+    }
+    inner.compact(g)?;
+    let sketch = g.sketch.as_ref().expect("sketch mode");
+    if col.sample.is_empty() {
+        return Ok(None);
+    }
+    let map = Mapping::new(col.mean, col.std_pop);
+    let pooled = PooledSketch::new(sketch, &map, &col.sample);
+    Ok(numeric_verdict_sketch(
+        &pooled,
+        col.count as usize,
+        col.std_pop,
+        categorical,
+    ))
+}
+
+impl AutoNumKernel {
+    fn eval_one(&self, g: &mut ListGroup) -> Result<Option<Verdict>> {
+        list_verdict(&self.inner, g)
     }
 }
 
 impl Kernel for AutoNumKernel {
-    type Group = <ListKernel as Kernel>::Group;
+    type Group = ListGroup;
 
     fn update(
         &self,
@@ -139,7 +161,7 @@ impl Kernel for AutoNumKernel {
         args: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         self.inner.update(groups, args, idx, filter)
     }
     fn merge(
@@ -147,7 +169,7 @@ impl Kernel for AutoNumKernel {
         groups: &mut [Self::Group],
         states: &[ArrayRef],
         idx: &[usize],
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         self.inner.merge(groups, states, idx)
     }
     fn state(&self, groups: &mut [Self::Group]) -> Result<Vec<ArrayRef>> {
@@ -214,12 +236,12 @@ impl Kernel for AutoCatKernel {
         args: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
-    ) -> Result<usize> {
-        update_counts(groups, args, idx, filter, self.feature_arg)
+    ) -> Result<isize> {
+        Ok(update_counts(groups, args, idx, filter, self.feature_arg)? as isize)
     }
 
-    fn merge(&self, groups: &mut [CatGroup], states: &[ArrayRef], idx: &[usize]) -> Result<usize> {
-        merge_counts(groups, states, idx)
+    fn merge(&self, groups: &mut [CatGroup], states: &[ArrayRef], idx: &[usize]) -> Result<isize> {
+        Ok(merge_counts(groups, states, idx)? as isize)
     }
 
     fn state(&self, groups: &mut [CatGroup]) -> Result<Vec<ArrayRef>> {
@@ -272,19 +294,59 @@ impl ShareOutput {
     }
 }
 
-/// Per-group state of [`ShareKernel`]: the sorted finite values of every feature.
+/// Values buffered per feature in sketch mode before they are folded into the sketch.
+const FOLD_CHUNK: usize = 1024;
+
+/// Per-group state of [`ShareKernel`]: the finite values of every feature, each a
+/// [`ListGroup`] (exact, or a sketch above the baseline's `sketch_above`) whose feature is
+/// set, in order of first appearance.
 #[derive(Debug, Default)]
 pub(crate) struct ShareGroup {
-    features: BTreeMap<Arc<str>, SortedRuns>,
+    features: Vec<ListGroup>,
+    /// Position of each feature in `features`.
+    index: HashMap<Arc<str>, usize>,
+    /// Position of the feature of the last row: long-form rows cycle through the features
+    /// in the same order, so a row's feature is nearly always this one's successor (one
+    /// string comparison instead of a map lookup).
+    cursor: usize,
 }
 
 impl ShareGroup {
-    fn entry(&mut self, f: &str) -> (&mut SortedRuns, usize) {
-        if self.features.contains_key(f) {
-            return (self.features.get_mut(f).expect("present"), 0);
+    /// Position of feature `f`, added when new; and the heap bytes added.
+    #[inline]
+    fn slot(&mut self, f: &str) -> (usize, usize) {
+        let n = self.features.len();
+        if n > 0 {
+            let next = if self.cursor + 1 < n {
+                self.cursor + 1
+            } else {
+                0
+            };
+            for c in [next, self.cursor] {
+                if self.features[c].feature.as_deref() == Some(f) {
+                    self.cursor = c;
+                    return (c, 0);
+                }
+            }
+            if let Some(&c) = self.index.get(f) {
+                self.cursor = c;
+                return (c, 0);
+            }
         }
-        let added = f.len() + 64;
-        (self.features.entry(Arc::from(f)).or_default(), added)
+        let (vcap, mcap) = (self.features.capacity(), self.index.capacity());
+        let name: Arc<str> = Arc::from(f);
+        self.features.push(ListGroup {
+            feature: Some(Arc::clone(&name)),
+            ..Default::default()
+        });
+        self.index.insert(name, n);
+        self.cursor = n;
+        let added = arc_str_bytes(f.len())
+            + vec_bytes::<ListGroup>(self.features.capacity())
+            + map_bytes::<Arc<str>, usize>(self.index.capacity())
+            - vec_bytes::<ListGroup>(vcap)
+            - map_bytes::<Arc<str>, usize>(mcap);
+        (n, added)
     }
 }
 
@@ -294,38 +356,47 @@ impl ShareGroup {
 #[derive(Debug)]
 pub(crate) struct ShareKernel {
     pub output: ShareOutput,
-    pub profile: Arc<BaselineProfile>,
     /// Feature fixed at planning time.
     pub feature: Option<String>,
     /// Argument index of the per-row feature column.
     pub feature_arg: Option<usize>,
     /// Share of drifted features from which `dataset_drift` is true.
     pub drift_share: f64,
+    /// Keeps each feature's values (and its sketch mode) as the per-column aggregates do.
+    pub lists: ListKernel,
 }
 
 impl ShareKernel {
     /// (feature, verdict) of every feature of `g` the baseline knows, in name order.
-    fn verdicts(&self, g: &mut ShareGroup) -> Vec<(Arc<str>, Verdict)> {
+    fn verdicts(&self, g: &mut ShareGroup) -> Result<Vec<(Arc<str>, Verdict)>> {
         let mut out = Vec::with_capacity(g.features.len());
-        for (f, values) in g.features.iter_mut() {
-            // Left out of the share; counted (one per window) and logged once, as every
-            // long-form miss.
-            let Some(col) = crate::args::row_numeric_column(&self.profile, f, 1) else {
-                continue;
-            };
-            let categorical = is_categorical(&self.profile, f);
-            let v = numeric_verdict(
-                values.sorted(),
-                &col.sample,
-                col.count as usize,
-                col.std_pop,
-                categorical,
-            );
-            if let Some(v) = v {
-                out.push((Arc::clone(f), v));
+        for values in g.features.iter_mut() {
+            // A feature the baseline lacks is left out of the share; counted (one per
+            // window) and logged once, as every long-form miss.
+            if let Some(v) = list_verdict(&self.lists, values)? {
+                let f = values.feature.clone().expect("share features are named");
+                out.push((f, v));
             }
         }
-        out
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Folds a feature's values into its sketch when due: once the window passes
+    /// `sketch_above` values, then every [`FOLD_CHUNK`] values. Returns the change of heap
+    /// bytes.
+    #[inline]
+    fn maybe_fold(&self, g: &mut ListGroup) -> Result<isize> {
+        let due = if g.sketch.is_some() {
+            g.values.tail_len() >= FOLD_CHUNK
+        } else {
+            g.values.len() > self.lists.sketch_above()
+        };
+        if due {
+            self.lists.compact(g)
+        } else {
+            Ok(0)
+        }
     }
 }
 
@@ -338,7 +409,7 @@ impl Kernel for ShareKernel {
         args: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let arr = cast(&args[0], &DataType::Float64)?;
         let arr = arr.as_primitive::<Float64Type>();
         let names = match self.feature_arg.and_then(|a| args.get(a)) {
@@ -347,7 +418,7 @@ impl Kernel for ShareKernel {
         };
         let names = names.as_ref().map(|c| c.as_string::<i32>());
         let fixed = self.feature.as_deref();
-        let mut added = 0;
+        let mut added = 0isize;
         for (i, &g) in idx.iter().enumerate() {
             let v = arr.value(i);
             if !v.is_finite() || !arr.is_valid(i) || !passes(filter, i) {
@@ -361,9 +432,11 @@ impl Kernel for ShareKernel {
                     None => continue,
                 },
             };
-            let (runs, bytes) = groups[g].entry(f);
-            runs.push(v);
-            added += bytes + 8;
+            let group = &mut groups[g];
+            let (slot, bytes) = group.slot(f);
+            let values = &mut group.features[slot];
+            added += (bytes + values.values.push(v)) as isize;
+            added += self.maybe_fold(values)?;
         }
         Ok(added)
     }
@@ -373,7 +446,7 @@ impl Kernel for ShareKernel {
         groups: &mut [ShareGroup],
         states: &[ArrayRef],
         idx: &[usize],
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         if states.len() != 2 {
             return internal_err!(
                 "drift_share state must have 2 columns, got {}",
@@ -382,7 +455,7 @@ impl Kernel for ShareKernel {
         }
         let names = states[0].as_list::<i32>();
         let values = states[1].as_list::<i32>();
-        let mut added = 0;
+        let mut added = 0isize;
         for (i, &g) in idx.iter().enumerate() {
             if !names.is_valid(i) || !values.is_valid(i) {
                 continue;
@@ -394,9 +467,21 @@ impl Kernel for ShareKernel {
             for j in 0..n.len() {
                 let inner = cast(&v.value(j), &DataType::Float64)?;
                 let buf = inner.as_primitive::<Float64Type>().values().clone();
-                let (runs, bytes) = groups[g].entry(n.value(j));
-                added += bytes + buf.len() * 8;
-                runs.extend_finite(buf);
+                let group = &mut groups[g];
+                let (slot, bytes) = group.slot(n.value(j));
+                let lg = &mut group.features[slot];
+                added += bytes as isize;
+                if LogSketch::is_encoded(&buf) {
+                    let sketch = lg.sketch.get_or_insert_with(LogSketch::default);
+                    let before = sketch.heap_bytes();
+                    if let Err(e) = sketch.merge_encoded(&buf) {
+                        return internal_err!("drift_share state: {e}");
+                    }
+                    added += delta(before, sketch.heap_bytes());
+                } else {
+                    added += lg.values.extend_finite(buf) as isize;
+                }
+                added += self.lists.compact(lg)?;
             }
         }
         Ok(added)
@@ -406,9 +491,14 @@ impl Kernel for ShareKernel {
         let mut nb = ListBuilder::new(StringBuilder::new());
         let mut vb = ListBuilder::new(ListBuilder::new(Float64Builder::new()));
         for g in groups.iter_mut() {
-            for (f, runs) in g.features.iter_mut() {
-                nb.values().append_value(f);
-                vb.values().values().append_slice(runs.sorted());
+            for lg in g.features.iter_mut() {
+                self.lists.compact(lg)?;
+                nb.values()
+                    .append_value(lg.feature.as_deref().expect("share features are named"));
+                match &lg.sketch {
+                    Some(sk) => vb.values().values().append_slice(&sk.encode()),
+                    None => vb.values().values().append_slice(lg.values.sorted()),
+                }
                 vb.values().append(true);
             }
             nb.append(true);
@@ -418,8 +508,10 @@ impl Kernel for ShareKernel {
     }
 
     fn evaluate(&self, groups: &mut [ShareGroup]) -> Result<ArrayRef> {
-        let all: Vec<Vec<(Arc<str>, Verdict)>> =
-            groups.iter_mut().map(|g| self.verdicts(g)).collect();
+        let all: Vec<Vec<(Arc<str>, Verdict)>> = groups
+            .iter_mut()
+            .map(|g| self.verdicts(g))
+            .collect::<Result<_>>()?;
         let share = |v: &Vec<(Arc<str>, Verdict)>| {
             (!v.is_empty())
                 .then(|| v.iter().filter(|(_, v)| v.drifted).count() as f64 / v.len() as f64)
@@ -454,7 +546,9 @@ impl Kernel for ShareKernel {
     fn group_size(&self, g: &ShareGroup) -> usize {
         g.features
             .iter()
-            .map(|(f, r)| f.len() + 64 + r.heap_bytes())
-            .sum()
+            .map(|lg| self.lists.group_size(lg))
+            .sum::<usize>()
+            + vec_bytes::<ListGroup>(g.features.capacity())
+            + map_bytes::<Arc<str>, usize>(g.index.capacity())
     }
 }

@@ -64,10 +64,17 @@ fn batch(n: usize, seed: u64, shift: f64) -> RecordBatch {
 /// A context with baseline `ref` of `n_ref` rows and table `cur` (the current rows split in
 /// three partitions).
 fn ctx(n_ref: usize, shift: f64) -> (SessionContext, RecordBatch, Arc<BaselineProfile>) {
+    ctx_with(n_ref, shift, ProfileOptions::default())
+}
+
+/// [`ctx`] with the baseline profiled with `opts`.
+fn ctx_with(
+    n_ref: usize,
+    shift: f64,
+    opts: ProfileOptions,
+) -> (SessionContext, RecordBatch, Arc<BaselineProfile>) {
     let reg = Arc::new(BaselineRegistry::new());
-    let p =
-        BaselineProfile::from_batches("ref", &[batch(n_ref, 1, 0.0)], &ProfileOptions::default())
-            .unwrap();
+    let p = BaselineProfile::from_batches("ref", &[batch(n_ref, 1, 0.0)], &opts).unwrap();
     let p = reg.insert(p);
     let ctx = SessionContext::new();
     register_all(&ctx, &reg);
@@ -254,6 +261,50 @@ async fn long_form_share_counts_drifted_features() {
     )
     .await;
     assert_eq!(got.len(), 2);
+}
+
+/// Above the baseline's `sketch_above` the automatic aggregates keep a sketch (bounded
+/// memory) and still give the exact method and verdict, with the score within the sketch's
+/// error bounds (before, such a window gave NULL).
+#[tokio::test]
+async fn sketch_mode_keeps_the_verdict() {
+    let sketched = ProfileOptions {
+        sketch_above: 100,
+        ..Default::default()
+    };
+    for (n_ref, shift) in [(500, 0.0), (500, 0.6), (3000, 0.0), (3000, 0.6)] {
+        let (exact, _, _) = ctx(n_ref, shift);
+        let (sketch, _, _) = ctx_with(n_ref, shift, sketched.clone());
+        let sql = "SELECT drift_test(x, 'ref') FROM cur";
+        let (e, s) = (one(&exact, sql).await, one(&sketch, sql).await);
+        let (e, s) = (e.as_struct(), s.as_struct());
+        assert!(
+            s.is_valid(0),
+            "n_ref {n_ref}, shift {shift}: NULL in sketch mode"
+        );
+        let method =
+            |a: &arrow::array::StructArray| a.column(0).as_string::<i32>().value(0).to_string();
+        let score =
+            |a: &arrow::array::StructArray| a.column(1).as_primitive::<Float64Type>().value(0);
+        let drifted = |a: &arrow::array::StructArray| a.column(3).as_boolean().value(0);
+        assert_eq!(method(s), method(e));
+        assert_eq!(drifted(s), drifted(e), "n_ref {n_ref}, shift {shift}");
+        let (es, ss) = (score(e), score(s));
+        assert!(
+            (es - ss).abs() <= 0.02 * es.abs().max(0.05),
+            "n_ref {n_ref}, shift {shift}: score {ss} vs exact {es}"
+        );
+        // the long-form share: each feature keeps its own sketch
+        let long = "(SELECT 'x' AS feature, x AS value FROM cur UNION ALL \
+                    SELECT 'k', CAST(k AS DOUBLE) FROM cur)";
+        let sql = format!("SELECT drift_share(value, 'ref', feature) FROM {long}");
+        let (e, s) = (one(&exact, &sql).await, one(&sketch, &sql).await);
+        assert_eq!(
+            s.as_primitive::<Float64Type>().value(0),
+            e.as_primitive::<Float64Type>().value(0),
+            "n_ref {n_ref}, shift {shift}"
+        );
+    }
 }
 
 #[tokio::test]

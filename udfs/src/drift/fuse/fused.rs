@@ -201,7 +201,7 @@ impl GroupedKernel for Columns {
         values: &[ArrayRef],
         idx: &[usize],
         filter: Option<&BooleanArray>,
-    ) -> Result<usize> {
+    ) -> Result<isize> {
         let mut bytes = 0;
         for (c, ((k, _), groups)) in self.kernels.iter().zip(state.iter_mut()).enumerate() {
             let args = &values[c * ARGS_PER_COLUMN..(c + 1) * ARGS_PER_COLUMN];
@@ -210,7 +210,7 @@ impl GroupedKernel for Columns {
         Ok(bytes)
     }
 
-    fn merge(&self, state: &mut Self::Store, states: &[ArrayRef], idx: &[usize]) -> Result<usize> {
+    fn merge(&self, state: &mut Self::Store, states: &[ArrayRef], idx: &[usize]) -> Result<isize> {
         if states.len() != STATE_PER_COLUMN * self.kernels.len() {
             return internal_err!("fused drift state has {} columns", states.len());
         }
