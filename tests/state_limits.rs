@@ -5,86 +5,26 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use datafusion::common::DataFusionError;
-use datafusion::physical_plan::{execute_stream, ExecutionPlan};
-use driftwatch::engine::window_agg::{StateGauge, StateLimits, WindowAggregateExec};
-use driftwatch::engine::{plan_monitor, MonitorPlanOptions};
-use driftwatch::runtime::metrics::SourceMetrics;
-use driftwatch::runtime::sources::source_schema;
-use driftwatch::sources::{RejectMessage, SourceFeed, SourceSchema};
-use driftwatch_sql::{analyze_monitor, parse_statements, Statement};
+use driftwatch::engine::window_agg::{StateGauge, StateLimits};
 use driftwatch_udfs::BaselineRegistry;
-use futures::StreamExt;
-use tokio::sync::mpsc;
 
 const SOURCE: &str = "CREATE SOURCE s (ts TIMESTAMP, k VARCHAR, v DOUBLE, \
                       WATERMARK FOR ts AS ts - INTERVAL '2 seconds') WITH (connector = 'http');";
 
-struct Run {
-    feed: SourceFeed,
-    schema: Arc<SourceSchema>,
-    results: Arc<Mutex<Vec<RecordBatch>>>,
-    done: tokio::task::JoinHandle<datafusion::common::Result<()>>,
-    gauge: Arc<StateGauge>,
-}
-
-fn find_gauge(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<StateGauge>> {
-    if let Some(w) = plan.downcast_ref::<WindowAggregateExec>() {
-        return Some(w.state_gauge());
-    }
-    plan.children().into_iter().find_map(find_gauge)
-}
+type Run = common::Harness;
 
 async fn start(monitor: &str, limits: StateLimits) -> Run {
     let sql = format!("{SOURCE}\n{monitor}");
-    let stmts = parse_statements(&sql).expect("test SQL parses");
-    let (Statement::CreateSource(src), Statement::CreateMonitor(mon)) = (&stmts[0], &stmts[1])
-    else {
-        panic!("expected CREATE SOURCE then CREATE MONITOR");
-    };
-    let schema = source_schema(src).expect("source schema");
-    let (reject_tx, _reject_rx) = mpsc::channel::<RejectMessage>(64);
-    let feed = SourceFeed::new(
-        Arc::clone(&schema),
-        None,
-        reject_tx,
-        Arc::new(SourceMetrics::default()),
-    );
-    let input = analyze_monitor(&mon.query).expect("monitor analyses");
-    let options = MonitorPlanOptions {
-        limits,
-        ..Default::default()
-    };
-    let plan = plan_monitor(
-        &mon.name,
-        &input,
-        Arc::clone(&schema),
-        Some(feed.subscribe(&mon.name)),
-        &options,
-        &Arc::new(BaselineRegistry::new()),
-    )
-    .await
-    .expect("plans");
-    let gauge = find_gauge(&plan.plan).expect("a window operator");
-    let results = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&results);
-    let mut stream = execute_stream(plan.plan, plan.task_ctx).expect("plan executes");
-    let done = tokio::spawn(async move {
-        while let Some(batch) = stream.next().await {
-            sink.lock().unwrap().push(batch?);
-        }
-        Ok(())
-    });
-    Run {
-        feed,
-        schema,
-        results,
-        done,
-        gauge,
-    }
+    let registry = Arc::new(BaselineRegistry::new());
+    let run = common::start_limited(&sql, None, &registry, None, limits)
+        .await
+        .expect("plans");
+    assert!(run.gauge.is_some(), "a window operator");
+    run
 }
 
 /// Rows over 20 s of event time, `keys` distinct keys per second.
@@ -130,7 +70,7 @@ async fn feed_all(
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), run.feed.finish()).await;
     let outcome = run.done.await.expect("stream task");
     let results = run.results.lock().unwrap().clone();
-    (outcome, results, run.gauge)
+    (outcome, results, run.gauge.expect("a window operator"))
 }
 
 fn resources_exhausted(outcome: datafusion::common::Result<()>) -> String {
@@ -211,7 +151,7 @@ async fn below_the_limits_results_are_unchanged_and_usage_is_reported() {
         max_state_bytes: usize::MAX,
     };
     let run = start(TUMBLE, limited).await;
-    let gauge = Arc::clone(&run.gauge);
+    let gauge = Arc::clone(run.gauge.as_ref().expect("a window operator"));
     // Mid-stream, the gauge reports open state.
     let rows: Vec<(i64, &str, f64)> = ev[..600].iter().map(|e| (e.0, e.1.as_str(), e.2)).collect();
     run.feed

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
 use arrow::record_batch::RecordBatch;
-use datafusion::physical_plan::execute_stream;
+use datafusion::physical_plan::{execute_stream, ExecutionPlan};
 use driftwatch::engine::progress::StreamProgress;
 use driftwatch::engine::snapshot::WindowSnapshot;
+use driftwatch::engine::window_agg::{StateGauge, StateLimits, WindowAggregateExec};
 use driftwatch::engine::{plan_monitor, MonitorPlanOptions, PlanError};
 use driftwatch::runtime::metrics::SourceMetrics;
 use driftwatch::runtime::sources::source_schema;
@@ -27,6 +28,8 @@ pub struct Harness {
     pub done: tokio::task::JoinHandle<datafusion::common::Result<()>>,
     /// Watermark and barrier alignment of the plan.
     pub progress: Arc<StreamProgress>,
+    /// State usage of the window operator (windowed monitors).
+    pub gauge: Option<Arc<StateGauge>>,
 }
 
 /// The `(source, monitor)` statements of `sql` compiled against each other.
@@ -51,6 +54,24 @@ pub async fn start_restored(
     baselines: &Arc<BaselineRegistry>,
     restore: Option<(WindowSnapshot, i64)>,
 ) -> Result<Harness, PlanError> {
+    start_limited(
+        sql,
+        idle_timeout,
+        baselines,
+        restore,
+        StateLimits::default(),
+    )
+    .await
+}
+
+/// Like [`start_restored`], with these bounds on the window state.
+pub async fn start_limited(
+    sql: &str,
+    idle_timeout: Option<Duration>,
+    baselines: &Arc<BaselineRegistry>,
+    restore: Option<(WindowSnapshot, i64)>,
+    limits: StateLimits,
+) -> Result<Harness, PlanError> {
     let stmts = parse_statements(sql).expect("test SQL parses");
     let (Statement::CreateSource(src), Statement::CreateMonitor(mon)) = (&stmts[0], &stmts[1])
     else {
@@ -71,7 +92,7 @@ pub async fn start_restored(
             .get_duration_ms("allowed_lateness")
             .unwrap()
             .unwrap_or(0),
-        ..Default::default()
+        limits,
     };
     let plan = plan_monitor(
         &mon.name,
@@ -87,6 +108,7 @@ pub async fn start_restored(
         plan.progress.advance(watermark);
     }
     let progress = Arc::clone(&plan.progress);
+    let gauge = find_gauge(&plan.plan);
     let results = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&results);
     let mut stream = execute_stream(plan.plan, plan.task_ctx).expect("plan executes");
@@ -103,7 +125,16 @@ pub async fn start_restored(
         late: plan.late,
         done,
         progress,
+        gauge,
     })
+}
+
+/// The state gauge of the plan's window operator, if it has one.
+fn find_gauge(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<StateGauge>> {
+    if let Some(w) = plan.downcast_ref::<WindowAggregateExec>() {
+        return Some(w.state_gauge());
+    }
+    plan.children().into_iter().find_map(find_gauge)
 }
 
 impl Harness {
