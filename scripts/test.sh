@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: installs what the tests need (Python packages from
-# PyPI into a cached venv, the tansu broker from crates.io), builds, then runs the Rust tests
-# (cargo-nextest when present, cargo test otherwise), the doc tests, and the Python tests
-# (scipy/numpy conformance, Flight and Kafka clients, kill -9 crash tests). Prints each
+# PyPI into a cached venv, Debian's Chromium for the browser tests, the tansu broker from
+# crates.io), builds, then runs the Rust tests (cargo-nextest when present, cargo test
+# otherwise), the doc tests, and the Python tests (scipy/numpy conformance, Flight and Kafka
+# clients, kill -9 crash tests, the live page and reports in headless Chromium). Prints each
 # runner's summary and fails when a test was skipped. The long crash test (1 M events) is
 # scripts/crash-test.sh.
 #
@@ -26,6 +27,19 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+
+step "Chromium for the browser tests (Debian's package)"
+export DRIFTWATCH_CHROMIUM="${DRIFTWATCH_CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$DRIFTWATCH_CHROMIUM" ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+"$DRIFTWATCH_CHROMIUM" --version
+# Screenshots taken by the browser tests (CI artifacts; never committed).
+export DRIFTWATCH_ARTIFACTS="${DRIFTWATCH_ARTIFACTS:-$(mktemp -d /tmp/driftwatch-artifacts.XXXXXX)}"
+echo "browser test screenshots go to $DRIFTWATCH_ARTIFACTS"
 
 step "Kafka broker (tansu; installed into the cache when missing, ~11 min cold)"
 export DRIFTWATCH_KAFKA="${DRIFTWATCH_KAFKA:-127.0.0.1:9092}"

@@ -301,6 +301,7 @@ pub async fn run_demo_with(
         observe_result(monitor, batch, &observer_summary, drift_start_ms, print);
     }));
     system.execute_monitor_script(&script).await?;
+    crate::web::install(&system);
     system.start().await?;
     if let Some(hook) = on_start {
         hook(&system).await?;

@@ -5,9 +5,10 @@
 //! Driftwatch compiles each monitor into a DataFusion streaming plan.
 //!
 //! Architecture:
-//! - [`sources`]: connectors (file, HTTP) decode input into Arrow and feed the engine;
-//! - [`engine`]: monitor input, watermarks, the streaming window operator, the planner;
-//! - [`sinks`]: where results go (the result store in the data dir);
+//! - [`sources`]: connectors (file, HTTP, Kafka) decode input into Arrow, generate its
+//!   event-time watermarks and feed the engine;
+//! - [`engine`]: monitor input, the streaming window operator, the planner;
+//! - [`sinks`]: where results go (the result store in the data dir, Kafka, webhooks);
 //! - [`runtime`]: the catalog of sources, baselines and monitors, and the tasks running them;
 //! - [`checkpoint`]: consistent snapshots of state and source positions, restored after a
 //!   crash or restart;
@@ -15,6 +16,9 @@
 //! - [`durable`]: atomic, fsynced file writes and the data-dir lock;
 //! - [`metrics`]: counters and health of sources and monitors;
 //! - [`ops`]: `/metrics` (Prometheus), `/health`, `/ready` and the readiness behind gRPC health;
+//! - [`present`]: the roles of result columns for charts, heat maps and notifications;
+//! - [`web`]: the live page on the HTTP port (monitor list, charts, drift heat map, alerts);
+//! - [`report`]: `driftwatch report`, one self-contained HTML file per monitor and range;
 //! - [`query`]: ad-hoc SQL over results, baselines and files;
 //! - [`serve`]: the Arrow Flight SQL server's backend over a running system;
 //! - [`demo`]: the Iris example with generated traffic.
@@ -25,9 +29,12 @@ pub mod durable;
 pub mod engine;
 pub mod metrics;
 pub mod ops;
+pub mod present;
 pub mod query;
+pub mod report;
 pub mod runtime;
 pub mod serve;
 pub mod sinks;
 pub mod sources;
 pub mod wal;
+pub mod web;

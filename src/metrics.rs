@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use prometheus_client::metrics::histogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -47,16 +47,11 @@ pub trait StateProbe: Send + Sync + std::fmt::Debug {
     fn open_windows(&self) -> u64;
 }
 
-impl StateProbe for crate::engine::window_agg::StateGauge {
-    fn state_bytes(&self) -> u64 {
-        self.get().bytes as u64
-    }
-    fn groups(&self) -> u64 {
-        self.get().groups as u64
-    }
-    fn open_windows(&self) -> u64 {
-        self.get().open_windows as u64
-    }
+/// When a window could first be emitted (implemented by the engine's stream progress): the
+/// emit-delay histogram measures from there.
+pub trait EmitClock: Send + Sync + std::fmt::Debug {
+    /// The moment the watermark reached `threshold_ms` (or bounded input ended), if it has.
+    fn closable_since(&self, threshold_ms: i64) -> Option<std::time::Instant>;
 }
 
 /// Counters of a monitor carried across restarts.
@@ -255,7 +250,7 @@ pub struct MonitorMetrics {
     emit_delay: Histogram,
     state: Mutex<Option<Arc<dyn StateProbe>>>,
     /// The plan's progress and allowed lateness, to time emissions.
-    clock: Mutex<Option<(Arc<crate::engine::progress::StreamProgress>, i64)>>,
+    clock: Mutex<Option<(Arc<dyn EmitClock>, i64)>>,
     /// Health and last error.
     pub health: HealthCell,
 }
@@ -347,22 +342,11 @@ impl MonitorMetrics {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Starts watching a monitor's running plan: its window operator's state gauge (for
-    /// `/metrics`) and when its watermark advances (for the emit-delay histogram).
-    pub fn watch_plan(&self, plan: &crate::engine::MonitorPlan) {
-        use crate::engine::window_agg::WindowAggregateExec;
-        let mut stack = vec![Arc::clone(&plan.plan)];
-        let mut lateness = 0;
-        while let Some(node) = stack.pop() {
-            if let Some(w) = node.downcast_ref::<WindowAggregateExec>() {
-                self.set_state_probe(w.state_gauge());
-                lateness = w.allowed_lateness_ms();
-                break;
-            }
-            stack.extend(node.children().into_iter().cloned());
-        }
-        *self.clock.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((Arc::clone(&plan.progress), lateness));
+    /// Starts timing a running monitor's emissions: `clock` says when each window could
+    /// first be emitted, `allowed_lateness_ms` later than its end (see
+    /// `engine::observe` for how a plan attaches itself).
+    pub fn set_emit_clock(&self, clock: Arc<dyn EmitClock>, allowed_lateness_ms: i64) {
+        *self.clock.lock().unwrap_or_else(|e| e.into_inner()) = Some((clock, allowed_lateness_ms));
     }
     /// Records that the window ending at `end_ms` was emitted now: its delay is measured
     /// from the moment the watermark reached `end_ms + allowed_lateness` (or bounded input
@@ -376,4 +360,40 @@ impl MonitorMetrics {
             self.observe_emit_delay(since.elapsed().as_secs_f64());
         }
     }
+}
+
+/// Counters of one monitor's webhook sink, read by `/metrics`.
+#[derive(Debug, Default)]
+pub struct WebhookMetrics {
+    /// Delivered `firing` notifications.
+    pub firing: AtomicU64,
+    /// Delivered `resolved` notifications.
+    pub resolved: AtomicU64,
+    /// Failed attempts (error, timeout, non-2xx).
+    pub failures: AtomicU64,
+    /// Notifications dropped (outbox full, or refused for good).
+    pub dropped: AtomicU64,
+    /// Notifications in the outbox not delivered yet.
+    pub pending: AtomicU64,
+}
+
+fn webhook_registry() -> &'static Mutex<std::collections::BTreeMap<String, Arc<WebhookMetrics>>> {
+    static REGISTRY: OnceLock<Mutex<std::collections::BTreeMap<String, Arc<WebhookMetrics>>>> =
+        OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// The counters of `monitor`'s webhook sink (shared by every sink of that name in this
+/// process, so a replaced monitor continues them).
+pub fn webhook_metrics_for(monitor: &str) -> Arc<WebhookMetrics> {
+    let mut map = webhook_registry().lock().unwrap_or_else(|e| e.into_inner());
+    Arc::clone(map.entry(monitor.to_string()).or_default())
+}
+
+/// Every monitor's webhook counters, by monitor name.
+pub fn all_webhook_metrics() -> Vec<(String, Arc<WebhookMetrics>)> {
+    let map = webhook_registry().lock().unwrap_or_else(|e| e.into_inner());
+    map.iter()
+        .map(|(k, v)| (k.clone(), Arc::clone(v)))
+        .collect()
 }

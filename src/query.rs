@@ -10,15 +10,47 @@ use datafusion::catalog::MemorySchemaProvider;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use driftwatch_flight::suggest::{known_tables, missing_table, with_table_hint};
-use driftwatch_udfs::BaselineRegistry;
+use driftwatch_udfs::{BaselineProfile, BaselineRegistry};
 
-use crate::runtime::baselines::{load_stored, DATA_FILE};
-use crate::runtime::RuntimeError;
 use crate::sinks::store::StoreTable;
 use crate::sinks::ResultStore;
 
 /// Schema of `store_errors` (the `system` schema of the Flight server).
 pub const STORE_ERRORS_SCHEMA: &str = "system";
+
+/// Why a query failed: the message says what and where (a missing table names the tables
+/// that exist).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub String);
+
+/// Copy of a stored baseline's rows in its directory of the data dir, queryable as
+/// `baselines.<name>`.
+pub const DATA_FILE: &str = "data.parquet";
+
+/// Loads every stored baseline of the data dir into `registry` (for `driftwatch query`).
+pub fn load_stored(store: &ResultStore, registry: &BaselineRegistry) -> Vec<String> {
+    let mut loaded = Vec::new();
+    let Ok(entries) = std::fs::read_dir(store.root().join("baselines")) else {
+        return loaded;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        match BaselineProfile::read_from(&entry.path()) {
+            Ok(profile) => {
+                loaded.push(profile.name.clone());
+                registry.insert(profile);
+            }
+            Err(e) => {
+                tracing::warn!(path = %entry.path().display(), error = %e, "skipping unreadable baseline")
+            }
+        }
+    }
+    loaded
+}
+
 /// Table listing unreadable result files (see [`QueryEngine::store_errors`]).
 pub const STORE_ERRORS_TABLE: &str = "store_errors";
 
@@ -104,13 +136,11 @@ impl QueryEngine {
         store: &ResultStore,
         baselines: &Arc<BaselineRegistry>,
         files: FileAccess,
-    ) -> Result<SessionContext, RuntimeError> {
+    ) -> Result<SessionContext, QueryError> {
         // DataFusion settings can be overridden from the environment
         // (`DATAFUSION_EXECUTION_TARGET_PARTITIONS=8`, …), as in datafusion-cli.
         let config = SessionConfig::from_env()
-            .map_err(|e| {
-                RuntimeError::Invalid(format!("DataFusion settings from the environment: {e}"))
-            })?
+            .map_err(|e| QueryError(format!("DataFusion settings from the environment: {e}")))?
             .with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         let ctx = match files {
@@ -120,10 +150,10 @@ impl QueryEngine {
         driftwatch_udfs::register_all(&ctx, baselines);
         let catalog = ctx
             .catalog("datafusion")
-            .ok_or_else(|| RuntimeError::Invalid("default catalog missing".into()))?;
+            .ok_or_else(|| QueryError("default catalog missing".into()))?;
         catalog
             .register_schema(BASELINE_SCHEMA, Arc::new(MemorySchemaProvider::new()))
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+            .map_err(|e| QueryError(e.to_string()))?;
         let _ = store;
         Ok(ctx)
     }
@@ -137,7 +167,7 @@ impl QueryEngine {
     pub async fn register_data_dir(
         ctx: &SessionContext,
         store: &ResultStore,
-    ) -> Result<(), RuntimeError> {
+    ) -> Result<(), QueryError> {
         for name in store.table_names() {
             match StoreTable::open(store, &name).await {
                 Ok(Some(table)) => {
@@ -169,7 +199,7 @@ impl QueryEngine {
                     ParquetReadOptions::default(),
                 )
                 .await
-                .map_err(|e| RuntimeError::Invalid(format!("baseline '{name}': {e}")))?;
+                .map_err(|e| QueryError(format!("baseline '{name}': {e}")))?;
             }
         }
         Ok(())
@@ -178,7 +208,7 @@ impl QueryEngine {
     /// The `system.store_errors` table: every result file skipped because it cannot be
     /// read (found by this process, or moved to the quarantine directory earlier), with
     /// why and where it went.
-    pub fn store_errors(store: &ResultStore) -> Result<RecordBatch, RuntimeError> {
+    pub fn store_errors(store: &ResultStore) -> Result<RecordBatch, QueryError> {
         use arrow::array::{ArrayRef, StringArray, TimestampMillisecondArray};
         use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
         let faults = store.faults();
@@ -212,7 +242,7 @@ impl QueryEngine {
                     .map(|f| f.moved_to.as_ref().map(|p| p.display().to_string())),
             )),
         ];
-        RecordBatch::try_new(schema, columns).map_err(|e| RuntimeError::Invalid(e.to_string()))
+        RecordBatch::try_new(schema, columns).map_err(|e| QueryError(e.to_string()))
     }
 
     /// Registers `system.store_errors` ([`QueryEngine::store_errors`]) in `ctx`, creating
@@ -220,11 +250,11 @@ impl QueryEngine {
     pub fn register_store_errors(
         ctx: &SessionContext,
         store: &ResultStore,
-    ) -> Result<(), RuntimeError> {
-        let invalid = |e: DataFusionError| RuntimeError::Invalid(e.to_string());
+    ) -> Result<(), QueryError> {
+        let invalid = |e: DataFusionError| QueryError(e.to_string());
         let catalog = ctx
             .catalog("datafusion")
-            .ok_or_else(|| RuntimeError::Invalid("default catalog missing".into()))?;
+            .ok_or_else(|| QueryError("default catalog missing".into()))?;
         if catalog.schema(STORE_ERRORS_SCHEMA).is_none() {
             catalog
                 .register_schema(STORE_ERRORS_SCHEMA, Arc::new(MemorySchemaProvider::new()))
@@ -241,7 +271,7 @@ impl QueryEngine {
     }
 
     /// Runs `sql` over the data dir at `store` and returns the result batches.
-    pub async fn run(store: &ResultStore, sql: &str) -> Result<Vec<RecordBatch>, RuntimeError> {
+    pub async fn run(store: &ResultStore, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
         Ok(Self::execute(store, sql).await?.batches)
     }
 
@@ -249,7 +279,7 @@ impl QueryEngine {
     /// comes back) and its batches. A table that does not exist is explained: the data dir
     /// itself is missing (which path, and how to name another), or the closest table's
     /// name ("did you mean …?", see [`driftwatch_flight::suggest`]).
-    pub async fn execute(store: &ResultStore, sql: &str) -> Result<QueryOutput, RuntimeError> {
+    pub async fn execute(store: &ResultStore, sql: &str) -> Result<QueryOutput, QueryError> {
         let baselines = Arc::new(BaselineRegistry::new());
         load_stored(store, &baselines);
         let ctx = Self::session(store, &baselines, FileAccess::Paths)?;
@@ -258,21 +288,18 @@ impl QueryEngine {
         let df = ctx
             .sql(sql)
             .await
-            .map_err(|e| RuntimeError::Invalid(explain(&ctx, store, &e)))?;
+            .map_err(|e| QueryError(explain(&ctx, store, &e)))?;
         let schema = Arc::new(df.schema().as_arrow().clone());
         let batches = df
             .collect()
             .await
-            .map_err(|e| RuntimeError::Invalid(explain(&ctx, store, &e)))?;
+            .map_err(|e| QueryError(explain(&ctx, store, &e)))?;
         Ok(QueryOutput { schema, batches })
     }
 
     /// Renders a query's result in `format`; no rows still give the header (table, CSV) or
     /// `[]` (JSON).
-    pub fn render_output(
-        output: &QueryOutput,
-        format: OutputFormat,
-    ) -> Result<String, RuntimeError> {
+    pub fn render_output(output: &QueryOutput, format: OutputFormat) -> Result<String, QueryError> {
         if output.batches.iter().all(|b| b.num_rows() == 0) {
             let empty = RecordBatch::new_empty(Arc::clone(&output.schema));
             return Self::render(&[empty], format);
@@ -281,8 +308,8 @@ impl QueryEngine {
     }
 
     /// Renders batches in `format`.
-    pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String, RuntimeError> {
-        let err = |e: arrow::error::ArrowError| RuntimeError::Invalid(e.to_string());
+    pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<String, QueryError> {
+        let err = |e: arrow::error::ArrowError| QueryError(e.to_string());
         match format {
             OutputFormat::Table => Ok(arrow::util::pretty::pretty_format_batches(batches)
                 .map_err(err)?

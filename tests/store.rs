@@ -15,6 +15,7 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::ExecutionPlan;
 use driftwatch::query::{FileAccess, OutputFormat, QueryEngine};
 use driftwatch::sinks::store::compaction::Policy;
+use driftwatch::sinks::store::index::{read_footer, schema_id};
 use driftwatch::sinks::store::manifest::Manifest;
 use driftwatch::sinks::store::names::FileName;
 use driftwatch::sinks::ResultStore;
@@ -347,6 +348,58 @@ async fn a_last_hour_query_plans_only_recent_files() {
         T0 + HOUR
     );
     assert_eq!(planned_files(&store, &earlier).await, 1);
+}
+
+#[tokio::test]
+async fn a_new_reader_plans_compacted_files_from_the_manifest() {
+    no_background_compaction();
+    let work = tempfile::tempdir().unwrap();
+    let store = ResultStore::new(work.path());
+    // Three days and 90 minutes of 10-minute windows: three daily files, one hourly file
+    // and the three files of the open hour.
+    write_windows(&store, "m", T0, 10 * MINUTE, 3 * 144 + 9, 0);
+    store.compact_until_idle(&policy(Duration::ZERO)).unwrap();
+    store.compact_round(&policy(Duration::ZERO)).unwrap();
+    let expected = query(&store, CHECK).await;
+    assert!(expected.contains("882,441,"), "{expected}");
+
+    let fresh = ResultStore::new(work.path());
+    let snap = fresh.snapshot("m").unwrap();
+    let compacted = snap.files.iter().filter(|f| f.kind.is_compacted()).count();
+    assert_eq!(compacted, 3 + 1, "{:?}", snap.files);
+    let appended = (snap.files.len() - compacted) as u64;
+    // The appended files' footers and one to learn the schema; none per compacted file.
+    assert!(
+        fresh.footer_reads() <= appended + 1,
+        "{} footers read for {appended} appended files",
+        fresh.footer_reads()
+    );
+    // The manifest says what the footers say.
+    for f in snap.files.iter() {
+        let (schema, rows, ranges) = read_footer(&f.path).unwrap();
+        assert_eq!(
+            (schema_id(&schema), rows, &ranges),
+            (f.schema_id, f.rows, &f.ranges),
+            "{}",
+            f.name
+        );
+    }
+    assert_eq!(query(&fresh, CHECK).await, expected);
+    // Files are pruned by the manifest's ranges: the second day is one daily file.
+    let second_day = format!(
+        "SELECT count(*) FROM m WHERE window_start >= to_timestamp_millis({}) \
+         AND window_start < to_timestamp_millis({})",
+        T0 + 24 * HOUR,
+        T0 + 48 * HOUR
+    );
+    assert_eq!(
+        planned_files(&ResultStore::new(work.path()), &second_day).await,
+        1
+    );
+    assert_eq!(
+        query(&ResultStore::new(work.path()), &second_day).await,
+        "count(*)\n288\n"
+    );
 }
 
 #[tokio::test]

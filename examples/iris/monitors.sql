@@ -31,7 +31,8 @@ CREATE MONITOR iris_drift AS
 SELECT window_start, window_end, feature, count(*) AS n,
        wasserstein_norm(value, 'iris_train', feature) AS w_norm,
        ks_pvalue(value, 'iris_train', feature) AS ks_p,
-       wasserstein_norm(value, 'iris_train', feature) > 0.3 AS drift
+       wasserstein_norm(value, 'iris_train', feature) > 0.3 AS drift,
+       histogram(value, 'iris_train', feature) AS hist
 FROM HOP(features(iris), ts, INTERVAL '5 seconds', INTERVAL '10 seconds')
 GROUP BY window_start, window_end, feature;
 

@@ -19,11 +19,14 @@ pub const REDACTED: &str = "'***'";
 
 /// Whether an option key names a secret: any part (split at `.`, `_`, `-`) is `password`,
 /// `passwd`, `secret`, `token`, `credentials`, `pem` or `jaas`, or the last part is `key`
-/// (`ssl.key.password`, `sasl.oauthbearer.client.secret`, `api_key`, but not `key_format`).
+/// (`ssl.key.password`, `sasl.oauthbearer.client.secret`, `api_key`, but not `key_format`),
+/// `url` or `headers` (a webhook URL carries its token in the path, as Slack's do, and
+/// headers carry `Authorization`).
 ///
 /// ```
 /// use driftwatch_sql::is_secret_key;
 /// assert!(is_secret_key("sasl.password") && is_secret_key("api_key") && is_secret_key("ssl.key.pem"));
+/// assert!(is_secret_key("url") && is_secret_key("headers") && is_secret_key("webhook_url"));
 /// assert!(!is_secret_key("key_column") && !is_secret_key("topic") && !is_secret_key("ssl.key.location"));
 /// ```
 pub fn is_secret_key(key: &str) -> bool {
@@ -34,7 +37,7 @@ pub fn is_secret_key(key: &str) -> bool {
             *p,
             "password" | "passwd" | "secret" | "token" | "credentials" | "pem" | "jaas"
         )
-    }) || parts.last() == Some(&"key")
+    }) || matches!(parts.last(), Some(&"key" | &"url" | &"headers"))
 }
 
 /// `sql` with the value of every secret option replaced by [`REDACTED`] (see the module
@@ -110,5 +113,24 @@ mod tests {
         let q = "SELECT * FROM t WHERE token = 'x'";
         assert!(redact_secrets(q).contains("'***'"));
         assert_eq!(redact_secrets("SELECT 1"), "SELECT 1");
+    }
+
+    #[test]
+    fn webhook_urls_and_headers_are_hidden() {
+        let sql = "CREATE MONITOR m WITH (sink = 'webhook', url = 'https://hooks.slack.com/services/T/B/XXXX', \
+                   headers = 'Authorization: Bearer abc123', cooldown = '30 minutes') AS SELECT 1";
+        let shown = redact_secrets(sql);
+        assert!(
+            !shown.contains("XXXX") && !shown.contains("abc123"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("url = '***'") && shown.contains("headers = '***'"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("'30 minutes'") && shown.contains("'webhook'"),
+            "{shown}"
+        );
     }
 }

@@ -8,8 +8,8 @@ use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::snapshot::WindowSnapshot;
-use crate::engine::watermark::WatermarkState;
 pub use crate::metrics::MonitorCounters;
+use crate::sources::watermark::WatermarkState;
 use crate::sources::{PartitionId, SourcePosition};
 
 /// Version of the manifest layout; a checkpoint of another version is not restored.

@@ -6,7 +6,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 
 use super::*;
-use crate::engine::watermark::WatermarkState;
+use crate::sources::watermark::WatermarkState;
 use crate::sources::SourcePosition;
 
 fn state_batch(rows: i64) -> RecordBatch {

@@ -3,6 +3,7 @@
 mod logging;
 mod output;
 mod passwd;
+mod report;
 mod server_args;
 
 use std::path::{Path, PathBuf};
@@ -104,6 +105,9 @@ enum Command {
     /// Make auth-file entries: a user with an argon2id password hash, or a random static
     /// token (stored as a digest), written into the file with owner-only permissions.
     Passwd(passwd::PasswdArgs),
+    /// Write one self-contained HTML report of a monitor over a time range (charts, drift
+    /// heat map, histograms against the baseline, alert rows), read from the data dir.
+    Report(report::ReportArgs),
 }
 
 /// A checkpoint interval, `None` when off.
@@ -194,6 +198,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     output::print_result(monitor, batch, format)
                 }))
             };
+            driftwatch::web::install(&system);
             let loaded = match load_with_catalog(&mut system, &script).await {
                 Ok(outcomes) => system.start().await.map(|()| outcomes),
                 Err(e) => Err(e),
@@ -255,6 +260,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             write_stdout(&format!("{text}\n"))
         }
         Command::Passwd(args) => passwd::run(args),
+        Command::Report(args) => report::run(args).await,
         Command::Demo {
             duration,
             drift_after,

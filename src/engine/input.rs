@@ -374,7 +374,8 @@ impl InputShape {
         let late_rows = filter_record_batch(batch, &is_late)?;
         let reason: StringArray = reasons.into_iter().flatten().map(Some).collect();
         // Before the first watermark there is none: NULL, never the internal sentinel.
-        let at_arrival = (watermark != super::watermark::NO_WATERMARK).then_some(watermark);
+        let at_arrival =
+            (watermark != crate::sources::watermark::NO_WATERMARK).then_some(watermark);
         let wm = TimestampMillisecondArray::from(vec![at_arrival; late_count]);
         let mut columns = late_rows.columns().to_vec();
         columns.push(Arc::new(reason));

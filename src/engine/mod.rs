@@ -1,14 +1,15 @@
-//! The streaming engine: a monitor's unbounded input, watermarks, the window operator and
-//! the planner that compiles monitors into DataFusion physical plans.
+//! The streaming engine: a monitor's unbounded input (with the watermarks its sources
+//! generate, [`crate::sources::watermark`]), the window operator and the planner that
+//! compiles monitors into DataFusion physical plans.
 
 pub mod detect;
 pub mod input;
 pub mod memory;
+pub mod observe;
 pub mod planner;
 pub mod progress;
 pub mod snapshot;
 pub mod streaming_filter;
-pub mod watermark;
 pub mod window;
 pub mod window_agg;
 

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::snapshot::WindowSnapshot;
-use super::watermark::NO_WATERMARK;
+use crate::sources::watermark::NO_WATERMARK;
 
 #[derive(Debug, Default)]
 struct BarrierSlot {

@@ -52,6 +52,10 @@ pub const FAMILIES: &[(&str, &str, &str)] = &[
     ("driftwatch_flight_call_duration_seconds", "histogram", "Flight SQL call latency, by method and outcome: until the answer, for streams until the last batch."),
     ("driftwatch_http_requests_total", "counter", "HTTP ingest answers, by source and status code."),
     ("driftwatch_ready", "gauge", "1 when the system is ready (sources connected, state restored), else 0."),
+    ("driftwatch_webhook_notifications_total", "counter", "Webhook notifications delivered (2xx), by monitor and status (firing, resolved; this process)."),
+    ("driftwatch_webhook_delivery_failures_total", "counter", "Failed webhook delivery attempts (error, timeout, non-2xx answer), by monitor (this process)."),
+    ("driftwatch_webhook_dropped_total", "counter", "Webhook notifications dropped (outbox full, or refused for good with a 4xx), by monitor (this process)."),
+    ("driftwatch_webhook_outbox_pending", "gauge", "Webhook notifications in the outbox not delivered yet, by monitor."),
 ];
 
 fn help(name: &str) -> &'static str {
@@ -361,8 +365,60 @@ impl Collector for LiveFigures {
             MetricType::Gauge,
             [(none, gauge(f64::from(u8::from(ops.readiness().ready))))],
         )?;
+        encode_webhooks(e)?;
         Ok(())
     }
+}
+
+type EncodeOnce = dyn FnOnce(MetricEncoder) -> Result<(), std::fmt::Error>;
+
+/// The webhook sinks' counters (kept per process in [`crate::metrics`]).
+fn encode_webhooks(e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let hooks = crate::metrics::all_webhook_metrics();
+    family(
+        e,
+        "driftwatch_webhook_notifications_total",
+        MetricType::Counter,
+        hooks.iter().flat_map(|(n, m)| {
+            [("firing", &m.firing), ("resolved", &m.resolved)].map(|(st, c)| {
+                let labels: Labels2 = [("monitor", n.clone()), ("status", st.to_string())];
+                (labels, counter(c.load(Relaxed)))
+            })
+        }),
+    )?;
+    for (name, kind, read) in [
+        (
+            "driftwatch_webhook_delivery_failures_total",
+            MetricType::Counter,
+            (|m: &crate::metrics::WebhookMetrics| m.failures.load(Relaxed))
+                as fn(&crate::metrics::WebhookMetrics) -> u64,
+        ),
+        (
+            "driftwatch_webhook_dropped_total",
+            MetricType::Counter,
+            |m| m.dropped.load(Relaxed),
+        ),
+        (
+            "driftwatch_webhook_outbox_pending",
+            MetricType::Gauge,
+            |m| m.pending.load(Relaxed),
+        ),
+    ] {
+        let is_counter = matches!(kind, MetricType::Counter);
+        let samples = hooks.iter().map(move |(n, m)| {
+            let labels: Labels1 = [("monitor", n.clone())];
+            let v = read(m);
+            let encode: Box<EncodeOnce> = if is_counter {
+                Box::new(counter(v))
+            } else {
+                Box::new(gauge(v as f64))
+            };
+            (labels, encode)
+        });
+        family(e, name, kind, samples)?;
+    }
+    Ok(())
 }
 
 /// Encodes every family of `ops` (see the module docs).

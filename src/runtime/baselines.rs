@@ -14,14 +14,13 @@ use driftwatch_udfs::baseline::CovarianceMethod;
 use driftwatch_udfs::{BaselineProfile, BaselineRegistry, BinRule, ProfileOptions};
 
 use super::RuntimeError;
+use crate::query::DATA_FILE;
 use crate::sinks::ResultStore;
 
 /// File with the statement that defined a stored baseline.
 pub(super) const DEFINITION: &str = "definition.sql";
 /// File with the fingerprint of the input file a stored baseline was profiled from.
 const FINGERPRINT: &str = "input.fingerprint";
-/// Copy of the baseline's rows, queryable as `baselines.<name>`.
-pub const DATA_FILE: &str = "data.parquet";
 
 fn fingerprint(path: &Path) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
@@ -339,27 +338,4 @@ pub fn recover_baseline_dirs(store: &ResultStore) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
-}
-
-/// Loads every stored baseline of the data dir into `registry` (for `driftwatch query`).
-pub fn load_stored(store: &ResultStore, registry: &BaselineRegistry) -> Vec<String> {
-    let mut loaded = Vec::new();
-    let Ok(entries) = std::fs::read_dir(store.root().join("baselines")) else {
-        return loaded;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        match BaselineProfile::read_from(&entry.path()) {
-            Ok(profile) => {
-                loaded.push(profile.name.clone());
-                registry.insert(profile);
-            }
-            Err(e) => {
-                tracing::warn!(path = %entry.path().display(), error = %e, "skipping unreadable baseline")
-            }
-        }
-    }
-    loaded
 }

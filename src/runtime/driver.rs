@@ -257,6 +257,12 @@ impl Driftwatch {
         &self.baselines
     }
 
+    /// The HTTP server (ingest and operations endpoints), e.g. to add the live page's
+    /// routes ([`HttpIngest::add_routes`]) before [`Driftwatch::start`] serves it.
+    pub fn http(&self) -> &Arc<HttpIngest> {
+        &self.http
+    }
+
     /// The result store.
     pub fn store(&self) -> &ResultStore {
         &self.store
@@ -464,6 +470,17 @@ impl Driftwatch {
             &self.baselines,
         )
         .await?;
+        if plan.window.is_none() {
+            if let Some(sink) = sinks.iter().find(|s| s.needs_windows()) {
+                return Err(RuntimeError::Invalid(format!(
+                    "monitor '{}': sink '{}' needs a windowed monitor (FROM TUMBLE, HOP or \
+                     SESSION … GROUP BY window_start, window_end, …): it notifies once when a \
+                     group starts alerting and once when a window passes without it",
+                    def.name,
+                    sink.name()
+                )));
+            }
+        }
         let metrics = Arc::new(MonitorMetrics::default());
         let mut restore_sinks: BTreeMap<String, SinkPosition> = BTreeMap::new();
         if source_restored {

@@ -39,6 +39,9 @@ pub enum RuntimeError {
     /// Writing results failed.
     #[error(transparent)]
     Store(#[from] crate::sinks::StoreError),
+    /// A query over the data dir failed.
+    #[error(transparent)]
+    Query(#[from] crate::query::QueryError),
     /// An object of that name already exists.
     #[error("{0} '{1}' already exists (use CREATE OR REPLACE to redefine it)")]
     Exists(ObjectKind, String),

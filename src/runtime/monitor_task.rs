@@ -116,7 +116,7 @@ impl MonitorTask {
         };
         let windowed = plan.window.is_some();
         let progress = Arc::clone(&plan.progress);
-        self.metrics.watch_plan(plan);
+        crate::engine::observe::watch(plan, &self.metrics);
         if !self.prepare_sinks(windowed).await {
             return Ok(());
         }
@@ -166,7 +166,14 @@ impl MonitorTask {
         if progress.has_ended() {
             // Bounded input ended and every window was flushed: what remains (the emitted
             // horizon) goes into every later checkpoint.
-            let part = self.part(plan, progress.take_final(), sinks);
+            let last = progress.take_final();
+            for sink in &self.sinks {
+                if let Some(s) = &last {
+                    sink.progress(&self.name, s.emitted_until).await;
+                }
+                sink.finish().await;
+            }
+            let part = self.part(plan, last, sinks);
             self.hand_in(CheckpointMessage::Final(part)).await;
             self.metrics.health.set(Health::Finished, None);
         }
@@ -215,6 +222,7 @@ impl MonitorTask {
         for sink in &self.sinks {
             let restored = self.restore_sinks.get(&sink.name());
             let attempt = || async {
+                sink.start(&self.name, self.store.root()).await?;
                 sink.prepare().await?;
                 if let Some(position) = restored {
                     sink.recover(&self.name, position, windowed).await?;
@@ -345,6 +353,11 @@ impl MonitorTask {
             self.metrics.health.set(Health::Running, None);
         }
         let snapshot = plan.progress.take_snapshot();
+        if let Some(s) = &snapshot {
+            for sink in &self.sinks {
+                sink.progress(&self.name, s.emitted_until).await;
+            }
+        }
         let mut part = self.part(plan, snapshot, sinks);
         part.copy = plan.progress.snapshot_time();
         let stall = plan.progress.release();

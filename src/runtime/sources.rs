@@ -15,7 +15,7 @@ use crate::sources::{Connector, ConnectorSpec, SourceOptions, SourceSchema, Time
 pub const CONNECTORS: &[&str] = &["file", "http", "kafka"];
 
 /// Default idle timeout of unbounded sources: after this long without rows, event time
-/// follows processing time so the last windows close (see `engine::watermark`).
+/// follows processing time so the last windows close (see `sources::watermark`).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default `max_future`: rows stamped further ahead of their arrival are quarantined.

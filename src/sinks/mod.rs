@@ -3,6 +3,7 @@
 
 pub mod kafka;
 pub mod store;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -42,6 +43,23 @@ pub trait ResultSink: Send + Sync + std::fmt::Debug {
     async fn check(&self) -> Result<(), SinkError> {
         Ok(())
     }
+    /// The sink only takes windowed results (the webhook sink's notifications are per group
+    /// and window): a row-level monitor with it is refused at `CREATE MONITOR`.
+    fn needs_windows(&self) -> bool {
+        false
+    }
+    /// Called by the running monitor before [`ResultSink::prepare`]: opens the sink's own
+    /// files under the data dir (the webhook sink's outbox) and starts its background work.
+    async fn start(&self, _monitor: &str, _data_dir: &std::path::Path) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// The monitor's output is complete up to `emitted_until_ms`: every window ending at or
+    /// before it was emitted (called at checkpoints and at the end of bounded input). The
+    /// webhook sink resolves alerts of keys absent from those windows.
+    async fn progress(&self, _monitor: &str, _emitted_until_ms: i64) {}
+    /// Called once when bounded input ended and everything was flushed: the webhook sink
+    /// waits, for a bounded time, until its outbox is delivered.
+    async fn finish(&self) {}
     /// Called once before the first result: learns where the sink starts (the Kafka sink
     /// notes the end of every partition, its checkpoint position until it writes there).
     async fn prepare(&self) -> Result<(), SinkError> {
@@ -67,7 +85,9 @@ pub trait ResultSink: Send + Sync + std::fmt::Debug {
 
 /// Monitor options read by the sinks: `sink` and the Kafka sink's own.
 pub fn sink_options() -> impl Iterator<Item = &'static str> {
-    std::iter::once("sink").chain(kafka::KAFKA_SINK_OPTIONS.iter().copied())
+    std::iter::once("sink")
+        .chain(kafka::KAFKA_SINK_OPTIONS.iter().copied())
+        .chain(webhook::WEBHOOK_SINK_OPTIONS.iter().copied())
 }
 
 /// Builds the external sinks a monitor's options ask for (`sink = 'store'` or no `sink`
@@ -79,10 +99,11 @@ pub fn build_sinks(
     match options.get_str("sink").as_deref() {
         None | Some("store") => Ok(Vec::new()),
         Some("kafka") => Ok(vec![Arc::new(kafka::KafkaSink::from_options(monitor, options)?)]),
+        Some("webhook") => Ok(vec![Arc::new(webhook::WebhookSink::from_options(monitor, options)?)]),
         Some(other) => Err(SinkError {
             sink: other.to_string(),
             message: format!(
-                "monitor '{monitor}': unknown sink '{other}'; available: 'store', 'kafka' (results always \
+                "monitor '{monitor}': unknown sink '{other}'; available: 'store', 'kafka', 'webhook' (results always \
                  go to the result store)"
             ),
         }),

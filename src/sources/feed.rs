@@ -3,7 +3,7 @@
 //! A connector decodes raw input into Arrow micro-batches and [`SourceFeed::deliver`]s them
 //! together with the source position they reach (a Kafka offset, a file offset, a WAL
 //! sequence number) and the records that failed to decode. The feed tracks the source's
-//! watermark (see [`crate::engine::watermark`]) and forwards batches, watermark advances and
+//! watermark (see [`super::watermark`]) and forwards batches, watermark advances and
 //! checkpoint barriers, in one order, to every subscribed monitor; rejected records go, in
 //! the same order, to the dead-letter writer. `deliver` resolves once every monitor has taken
 //! the batch into its plan, which gives natural back-pressure.
@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::position::SourcePosition;
 use super::rejected::{PartitionId, RejectedRecord};
 use super::schema::SourceSchema;
-use crate::engine::watermark::{WatermarkState, WatermarkTracker, NO_WATERMARK};
+use super::watermark::{WatermarkState, WatermarkTracker, NO_WATERMARK};
 use crate::metrics::SourceMetrics;
 
 /// Messages a monitor's input receives from its source, in order.

@@ -1,5 +1,6 @@
 //! Sources: where rows come from (files, HTTP, Kafka), how they are decoded into Arrow, and
-//! how they are handed to the engine ([`feed::SourceFeed`]).
+//! how they are handed to the engine ([`feed::SourceFeed`]) with their event-time
+//! watermarks ([`watermark`]).
 
 pub mod connector;
 pub mod decode;
@@ -10,6 +11,7 @@ pub mod kafka;
 pub mod position;
 pub mod rejected;
 pub mod schema;
+pub mod watermark;
 
 pub use connector::{Connector, ConnectorError, ConnectorSpec, SourceOptions};
 pub use feed::{Delivery, FeedMessage, RejectMessage, SourceBarrier, SourceFeed};

@@ -157,13 +157,44 @@ class Driftwatch:
         return rows[1:]
 
 
+def checkpointed_progress(data: Path) -> int:
+    """Sum of the source positions (Kafka offsets, file offsets, WAL sequence numbers) in the
+    newest checkpoint of `data`: grows once a checkpoint covers consumed input (0 when there
+    is no checkpoint, or when none covers any input yet)."""
+    files = sorted((data / "checkpoints").glob("ckpt-*.dwc"))
+    for path in reversed(files):
+        head = path.read_bytes()[:1 << 20].decode("latin-1")
+        start = head.find("{")
+        try:
+            manifest, _ = json.JSONDecoder().raw_decode(head, start)
+        except ValueError:
+            continue  # being written or damaged: the one before it counts
+        total = 0
+        for source in manifest.get("sources", {}).values():
+            for pos in source.get("positions", {}).values():
+                total += sum(v for k, v in pos.items() if k != "kind" and isinstance(v, int))
+        return total
+    return 0
+
+
 def crash_repeatedly(dw: Driftwatch, kills: int, rng: random.Random,
-                     alive: tuple[float, float]) -> int:
+                     alive: tuple[float, float], after_progress: bool = False) -> int:
     """Starts `dw` and kills it with SIGKILL after a random time in `alive` seconds, `kills`
-    times (or until a run ends by itself); returns the number of kills done."""
+    times (or until a run ends by itself); returns the number of kills done.
+
+    With `after_progress`, the time alive is counted from the first checkpoint of the life
+    that covers more input than the one it started from (at most 60 s after its start), so
+    that every killed life leaves new state for the next one to restore however long a start
+    (connecting, fetching) takes on a slow machine."""
     done = 0
     for _ in range(kills):
+        before = checkpointed_progress(dw.data)
         dw.start()
+        if after_progress:
+            wait_until = time.time() + 60
+            while (time.time() < wait_until and dw.running()
+                   and checkpointed_progress(dw.data) <= before):
+                time.sleep(0.02)
         deadline = time.time() + rng.uniform(*alive)
         while time.time() < deadline and dw.running():
             time.sleep(0.02)

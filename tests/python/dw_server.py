@@ -170,6 +170,16 @@ def feed_past_windows(server: Server, seconds: int = 3) -> None:
         server.post_window(base + k * 1000)
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM (the binary checkpoints and exits), then SIGKILL after `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
     deadline = time.time() + timeout
     last = None

@@ -107,14 +107,16 @@ def test_stream_detectors_survive_kill_9(tmp_path):
         started = time.monotonic()
         ref.start()
         assert ref.wait() == 0, ref.tail()
-        # Kill at random moments within the first part of an uninterrupted run's duration, so
-        # several kills land mid-input however fast this machine reads it (each life still
-        # outlasts a few 300 ms checkpoints).
+        # Each life is killed at a random moment after its first checkpoint that covers new
+        # input, so every kill leaves detector state for the next life to restore however
+        # slowly a life starts; the time alive after it is a small part of an uninterrupted
+        # run's duration, so several kills land mid-input however fast this machine reads it.
         took = time.monotonic() - started
-        alive = (max(1.5, 0.2 * took), max(2.5, 0.35 * took))
+        alive = (0.05 * took, 0.15 * took)
         crashed = cs.Driftwatch(sql(tmp_path / "crash.sql", topic, broker.addr),
                                 tmp_path / "crash", *interval)
-        kills = cs.crash_repeatedly(crashed, KILLS, random.Random(cs.SEED), alive=alive)
+        kills = cs.crash_repeatedly(crashed, KILLS, random.Random(cs.SEED), alive=alive,
+                                    after_progress=True)
         assert kills >= 2, f"only {kills} kills before the input was consumed: use more events"
         crashed.start()
         assert crashed.wait() == 0, crashed.tail()

@@ -26,7 +26,7 @@ import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 
-from dw_server import BIN, free_port, iso, now_ms, wait_for
+from dw_server import BIN, free_port, iso, now_ms, stop_process, wait_for
 from test_crash import TANSU, Broker
 
 adbc_flightsql = pytest.importorskip("adbc_driver_flightsql")
@@ -240,10 +240,5 @@ def test_dead_topic_holds_neither_the_source_nor_its_other_monitors(tmp_path):
             assert stored >= after["sunk"][0], "held results are in the result store"
             conn.close()
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, timeout=90)
             log.close()

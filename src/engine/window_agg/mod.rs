@@ -287,6 +287,7 @@ impl WindowAggregateStream {
     fn emit_up_to(&mut self, limit: i64) -> Result<()> {
         let mut out = Vec::new();
         self.state.emit(limit, &mut out)?;
+        self.ready.reserve(out.len());
         self.ready
             .extend(out.into_iter().filter(|b| b.num_rows() > 0));
         Ok(())

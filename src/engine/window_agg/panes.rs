@@ -20,7 +20,7 @@ use datafusion::common::Result;
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 
 use super::aggregates::{AggregateInputs, AggregateSet};
-use super::group_keys::GroupKeys;
+use super::group_keys::{GroupKeys, KeyCodec};
 use super::layout::{constant_ts, Grouping, OutputLayout};
 use super::sliding::{has_growing_state, BlockSliding, Merger, PartialState};
 use super::usage::StateUsage;
@@ -54,6 +54,8 @@ pub struct PaneWindows {
     grouping: Grouping,
     aggregates: AggregateSet,
     layout: OutputLayout,
+    /// Row format of the group keys, shared by every pane, fold and merger.
+    codec: KeyCodec,
     panes: BTreeMap<i64, Pane>,
     /// End of the last emitted window.
     emitted_until: i64,
@@ -68,6 +70,8 @@ pub struct PaneWindows {
     sliding: Option<BlockSliding>,
     /// Bytes of the frozen panes' states.
     frozen_bytes: usize,
+    /// Reused for every emitted hopping window (empty between windows).
+    merger: Option<Merger>,
 }
 
 impl PaneWindows {
@@ -87,8 +91,10 @@ impl PaneWindows {
         };
         let use_sliding =
             matches!(kind, WindowKind::Hop { .. }) && !has_growing_state(&aggregates)?;
+        let codec = KeyCodec::new(&grouping.key_types)?;
         Ok(Self {
             kind,
+            codec,
             grouping,
             aggregates,
             layout,
@@ -100,13 +106,14 @@ impl PaneWindows {
             use_sliding,
             sliding: None,
             frozen_bytes: 0,
+            merger: None,
         })
     }
 
     fn open_pane(&mut self, start: i64) -> Result<&mut OpenPane> {
         if !self.panes.contains_key(&start) {
             let pane = OpenPane {
-                keys: GroupKeys::new(&self.grouping.key_types)?,
+                keys: self.codec.group_keys(),
                 accumulators: self.aggregates.groups_accumulators()?,
             };
             self.panes.insert(start, Pane::Open(pane));
@@ -140,16 +147,20 @@ impl PaneWindows {
     }
 
     fn freeze<'a>(pane: &'a mut Pane, frozen_bytes: &mut usize) -> Result<&'a FrozenPane> {
-        if let Pane::Open(open) = pane {
-            let keys = open.keys.key_columns()?;
+        if let Pane::Open(_) = pane {
+            let Pane::Open(mut open) = std::mem::replace(pane, Pane::Frozen(FrozenPane::empty()))
+            else {
+                unreachable!("checked above");
+            };
             let num_groups = open.keys.len();
             let states = open
                 .accumulators
                 .iter_mut()
                 .map(|a| a.state(EmitTo::All))
                 .collect::<Result<Vec<_>>>()?;
+            // The keys stay in row format: merging needs no conversion.
             let frozen = FrozenPane {
-                keys,
+                keys: open.keys.into_rows(),
                 num_groups,
                 states,
             };
@@ -178,14 +189,19 @@ impl PaneWindows {
             }
             return Ok(());
         }
-        let mut merger = Merger::new(&self.grouping.key_types, &self.aggregates)?;
+        let mut merger = match self.merger.take() {
+            Some(m) => m,
+            None => Merger::new(&self.codec, &self.aggregates)?,
+        };
         if !self.use_sliding {
             for (_, pane) in self.panes.range_mut(start..end) {
                 merger.merge(Self::freeze(pane, &mut self.frozen_bytes)?)?;
             }
         } else {
-            let mut sliding = self.sliding.take().unwrap_or_else(BlockSliding::new);
-            let key_types = &self.grouping.key_types;
+            let mut sliding = match self.sliding.take() {
+                Some(s) => s,
+                None => BlockSliding::new(&self.codec, &self.aggregates)?,
+            };
             // Freeze the panes entering the window (each once).
             for (_, pane) in self.panes.range_mut(sliding.frozen_until.max(start)..end) {
                 Self::freeze(pane, &mut self.frozen_bytes)?;
@@ -202,7 +218,7 @@ impl PaneWindows {
             let block = floor_div(start, self.size);
             let next = (block + 1) * self.size;
             if sliding.suffix_block != Some(block) {
-                sliding.set_suffixes(block, frozen(start..next), key_types, &self.aggregates)?;
+                sliding.set_suffixes(block, frozen(start..next))?;
             }
             if let Some(suffix) = sliding.suffix_from(start) {
                 merger.merge(suffix)?;
@@ -211,7 +227,7 @@ impl PaneWindows {
                 sliding.prefix_of(block + 1, next);
                 let from = sliding.prefix_until.max(next);
                 for (_, pane) in frozen(from..end) {
-                    sliding.extend_prefix(pane, key_types, &self.aggregates)?;
+                    sliding.extend_prefix(pane)?;
                 }
                 sliding.prefix_until = end;
                 if let Some((prefix, _)) = &sliding.prefix {
@@ -220,7 +236,11 @@ impl PaneWindows {
             }
             self.sliding = Some(sliding);
         }
-        self.evaluate(start, end, &merger.keys, &mut merger.accumulators, out)
+        self.evaluate(start, end, &merger.keys, &mut merger.accumulators, out)?;
+        // Evaluating emptied the accumulators: the merger is ready for the next window.
+        merger.clear_keys();
+        self.merger = Some(merger);
+        Ok(())
     }
 
     /// Evaluates the accumulators of window [start, end) into one output batch.
@@ -271,10 +291,25 @@ impl WindowState for PaneWindows {
         // Several panes in one batch: split rows by pane (few distinct panes per batch).
         let mut by_pane: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
         let mut dropped = 0u64;
+        // Rows of a pane come in runs: decide whether it is closed once per run.
+        let mut run: Option<(i64, bool)> = None;
         for (i, start) in starts.iter().enumerate() {
-            match start {
-                Some(s) if !self.is_closed(s) => by_pane.entry(s).or_default().push(i as u32),
-                _ => dropped += 1,
+            let Some(s) = start else {
+                dropped += 1;
+                continue;
+            };
+            let closed = match run {
+                Some((p, closed)) if p == s => closed,
+                _ => {
+                    let closed = self.is_closed(s);
+                    run = Some((s, closed));
+                    closed
+                }
+            };
+            if closed {
+                dropped += 1;
+            } else {
+                by_pane.entry(s).or_default().push(i as u32);
             }
         }
         for (start, idx) in by_pane {
@@ -320,7 +355,8 @@ impl WindowState for PaneWindows {
                     if f.num_groups == 0 {
                         continue;
                     }
-                    (f.keys.clone(), f.num_groups, f.states.clone(), true)
+                    let keys = self.codec.columns(f.keys.as_ref())?;
+                    (keys, f.num_groups, f.states.clone(), true)
                 }
             };
             starts.extend(std::iter::repeat_n(start, n));
@@ -390,15 +426,21 @@ impl WindowState for PaneWindows {
             let keys: Vec<ArrayRef> = part.columns()[2..2 + num_keys].to_vec();
             let states = split_states(&part.columns()[2 + num_keys..], &widths);
             let pane = if frozen.value(begin) {
+                let (rows, distinct) = self.codec.distinct_rows(&keys, n)?;
+                if !distinct {
+                    return datafusion::common::exec_err!(
+                        "window snapshot: frozen pane at {start} repeats a group key"
+                    );
+                }
                 let pane = FrozenPane {
-                    keys,
+                    keys: rows,
                     num_groups: n,
                     states,
                 };
                 self.frozen_bytes += pane.bytes();
                 Pane::Frozen(pane)
             } else {
-                let mut group_keys = GroupKeys::new(&self.grouping.key_types)?;
+                let mut group_keys = self.codec.group_keys();
                 let mut indices = Vec::new();
                 group_keys.intern(&keys, n, &mut indices)?;
                 let total = group_keys.len();

@@ -27,20 +27,24 @@
 //! The structure is derived: panes (open/frozen) stay the checkpointed truth, and the
 //! structure starts empty after a restore and fills on the next window emitted.
 
+use std::collections::VecDeque;
+
 use arrow::array::{Array, ArrayRef};
 use arrow::datatypes::DataType;
+use arrow::row::Rows;
 use datafusion::common::Result;
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 
 use super::aggregates::AggregateSet;
-use super::group_keys::GroupKeys;
+use super::group_keys::{GroupKeys, KeyCodec};
 
-/// Partial state of one or more panes: key columns and every aggregate's state arrays, one
-/// row per group.
+/// Partial state of one or more panes: group keys (row format) and every aggregate's state
+/// arrays, one row per group.
 #[derive(Clone)]
 pub(super) struct PartialState {
-    /// Group key columns, in group order.
-    pub keys: Vec<ArrayRef>,
+    /// Group keys in row format (of the operator's [`KeyCodec`]), in group order; `None`
+    /// without key columns.
+    pub keys: Option<Rows>,
     /// Number of groups (rows of every array).
     pub num_groups: usize,
     /// State arrays per aggregate (`GroupsAccumulator::state`).
@@ -50,15 +54,28 @@ pub(super) struct PartialState {
 impl PartialState {
     /// Memory held by the arrays.
     pub fn bytes(&self) -> usize {
-        self.keys
-            .iter()
-            .chain(self.states.iter().flatten())
-            .map(|a| a.get_array_memory_size())
-            .sum()
+        self.keys.as_ref().map_or(0, Rows::size)
+            + self
+                .states
+                .iter()
+                .flatten()
+                .map(|a| a.get_array_memory_size())
+                .sum::<usize>()
+    }
+
+    /// No groups (a placeholder while a pane is frozen).
+    pub fn empty() -> Self {
+        Self {
+            keys: None,
+            num_groups: 0,
+            states: Vec::new(),
+        }
     }
 }
 
-/// Fresh keys and accumulators that partial states are merged into.
+/// Keys and accumulators that partial states are merged into. Reusable: [`Merger::take`]
+/// (or evaluating every accumulator with `EmitTo::All` and [`Merger::clear_keys`]) leaves
+/// it empty with its buffers kept, so a window or fold costs no accumulator creation.
 pub(super) struct Merger {
     pub keys: GroupKeys,
     pub accumulators: Vec<Box<dyn GroupsAccumulator>>,
@@ -66,10 +83,10 @@ pub(super) struct Merger {
 }
 
 impl Merger {
-    /// Empty merger for `aggregates` grouped by keys of `key_types`.
-    pub fn new(key_types: &[DataType], aggregates: &AggregateSet) -> Result<Self> {
+    /// Empty merger for `aggregates` grouped by keys in the format of `codec`.
+    pub fn new(codec: &KeyCodec, aggregates: &AggregateSet) -> Result<Self> {
         Ok(Self {
-            keys: GroupKeys::new(key_types)?,
+            keys: codec.group_keys(),
             accumulators: aggregates.groups_accumulators()?,
             indices: Vec::new(),
         })
@@ -81,7 +98,7 @@ impl Merger {
             return Ok(());
         }
         self.keys
-            .intern(&part.keys, part.num_groups, &mut self.indices)?;
+            .intern_rows(part.keys.as_ref(), part.num_groups, &mut self.indices)?;
         let total = self.keys.len();
         for (acc, state) in self.accumulators.iter_mut().zip(&part.states) {
             acc.merge_batch(state, &self.indices, total)?;
@@ -89,18 +106,25 @@ impl Merger {
         Ok(())
     }
 
-    /// The merged partial state (consumes the accumulators' state).
-    pub fn finish(mut self) -> Result<PartialState> {
+    /// The merged partial state; leaves the merger empty for the next use.
+    pub fn take(&mut self) -> Result<PartialState> {
         let states = self
             .accumulators
             .iter_mut()
             .map(|a| a.state(EmitTo::All))
             .collect::<Result<Vec<_>>>()?;
+        let num_groups = self.keys.len();
         Ok(PartialState {
-            keys: self.keys.key_columns()?,
-            num_groups: self.keys.len(),
+            keys: self.keys.take_rows(),
+            num_groups,
             states,
         })
+    }
+
+    /// Forgets the keys after the accumulators were evaluated with `EmitTo::All` (which
+    /// empties them), making the merger ready for the next window.
+    pub fn clear_keys(&mut self) {
+        self.keys.clear();
     }
 }
 
@@ -133,8 +157,9 @@ pub(super) struct BlockSliding {
     /// Block (index) whose suffixes are held.
     pub suffix_block: Option<i64>,
     /// `(pane start, merge of this pane and every later pane of the block, bytes counted)`,
-    /// ascending by start; the last entry is the pane's own state (counted 0).
-    pub suffixes: Vec<(i64, PartialState, usize)>,
+    /// ascending by start; the last entry is the pane's own state (counted 0). Consumed
+    /// from the front as windows move on.
+    pub suffixes: VecDeque<(i64, PartialState, usize)>,
     /// Block (index) of `prefix`.
     pub prefix_block: Option<i64>,
     /// Left fold of the panes of `prefix_block` before `prefix_until`, bytes counted.
@@ -146,20 +171,23 @@ pub(super) struct BlockSliding {
     /// Bytes of the merged states; pane states themselves are shared with the panes and
     /// counted there.
     merged_bytes: usize,
+    /// Reused for every suffix and prefix fold.
+    fold: Merger,
 }
 
 impl BlockSliding {
     /// Nothing derived yet.
-    pub fn new() -> Self {
-        Self {
+    pub fn new(codec: &KeyCodec, aggregates: &AggregateSet) -> Result<Self> {
+        Ok(Self {
             suffix_block: None,
-            suffixes: Vec::new(),
+            suffixes: VecDeque::new(),
             prefix_block: None,
             prefix: None,
             prefix_until: i64::MIN,
             frozen_until: i64::MIN,
             merged_bytes: 0,
-        }
+            fold: Merger::new(codec, aggregates)?,
+        })
     }
 
     /// Bytes held by merged states.
@@ -173,35 +201,27 @@ impl BlockSliding {
         &mut self,
         block: i64,
         panes: impl DoubleEndedIterator<Item = (i64, &'a PartialState)>,
-        key_types: &[DataType],
-        aggregates: &AggregateSet,
     ) -> Result<()> {
         for (_, _, counted) in self.suffixes.drain(..) {
             self.merged_bytes -= counted;
         }
-        let mut newer: Option<PartialState> = None;
-        let mut out = Vec::new();
         for (start, pane) in panes.rev() {
             if pane.num_groups == 0 {
                 continue;
             }
-            let (merged, counted) = match &newer {
+            let (merged, counted) = match self.suffixes.front() {
                 None => (pane.clone(), 0),
-                Some(newer) => {
-                    let mut m = Merger::new(key_types, aggregates)?;
-                    m.merge(pane)?;
-                    m.merge(newer)?;
-                    let merged = m.finish()?;
+                Some((_, newer, _)) => {
+                    self.fold.merge(pane)?;
+                    self.fold.merge(newer)?;
+                    let merged = self.fold.take()?;
                     let bytes = merged.bytes();
                     (merged, bytes)
                 }
             };
             self.merged_bytes += counted;
-            newer = Some(merged.clone());
-            out.push((start, merged, counted));
+            self.suffixes.push_front((start, merged, counted));
         }
-        out.reverse();
-        self.suffixes = out;
         self.suffix_block = Some(block);
         Ok(())
     }
@@ -209,11 +229,12 @@ impl BlockSliding {
     /// Drops the suffixes of panes starting before `start`; returns the merge of the
     /// block's panes from `start` on, if any.
     pub fn suffix_from(&mut self, start: i64) -> Option<&PartialState> {
-        let drop = self.suffixes.partition_point(|(s, _, _)| *s < start);
-        for (_, _, counted) in self.suffixes.drain(..drop) {
-            self.merged_bytes -= counted;
+        while self.suffixes.front().is_some_and(|(s, _, _)| *s < start) {
+            if let Some((_, _, counted)) = self.suffixes.pop_front() {
+                self.merged_bytes -= counted;
+            }
         }
-        self.suffixes.first().map(|(_, s, _)| s)
+        self.suffixes.front().map(|(_, s, _)| s)
     }
 
     /// Starts the prefix of `block` (beginning at `block_start`) if it is not the current one.
@@ -228,12 +249,7 @@ impl BlockSliding {
     }
 
     /// Folds `pane` into the prefix (panes in start order).
-    pub fn extend_prefix(
-        &mut self,
-        pane: &PartialState,
-        key_types: &[DataType],
-        aggregates: &AggregateSet,
-    ) -> Result<()> {
+    pub fn extend_prefix(&mut self, pane: &PartialState) -> Result<()> {
         if pane.num_groups == 0 {
             return Ok(());
         }
@@ -241,10 +257,9 @@ impl BlockSliding {
             None => (pane.clone(), 0),
             Some((prefix, counted)) => {
                 self.merged_bytes -= counted;
-                let mut m = Merger::new(key_types, aggregates)?;
-                m.merge(&prefix)?;
-                m.merge(pane)?;
-                let merged = m.finish()?;
+                self.fold.merge(&prefix)?;
+                self.fold.merge(pane)?;
+                let merged = self.fold.take()?;
                 let bytes = merged.bytes();
                 (merged, bytes)
             }

@@ -49,7 +49,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use super::index::{FileInfo, StoreFault};
-use super::manifest::{Basis, Compacted, Manifest};
+use super::manifest::{Basis, ColumnRange, Compacted, Manifest};
 use super::names::{self, FileName, Level};
 use super::writer::write_parquet;
 use super::{maintenance_lock, now_ms, ResultStore, StoreError};
@@ -173,6 +173,36 @@ fn window_column(schema: &SchemaRef) -> Option<TimeUnit> {
         DataType::Timestamp(unit, _) => Some(*unit),
         _ => None,
     }
+}
+
+/// Time ranges of a merge of `inputs`: per column, the smallest min and the largest max
+/// over the inputs holding rows; a column is kept only when every such input had it (a
+/// missing range only means the file cannot be pruned by that column).
+fn union_ranges(inputs: &[Arc<FileInfo>]) -> Vec<ColumnRange> {
+    let mut with_rows = inputs.iter().filter(|f| f.rows > 0);
+    let Some(first) = with_rows.next() else {
+        return Vec::new();
+    };
+    let mut out: Vec<ColumnRange> = first
+        .ranges
+        .iter()
+        .map(|(column, min, max)| ColumnRange {
+            column: column.clone(),
+            min: *min,
+            max: *max,
+        })
+        .collect();
+    for f in with_rows {
+        out.retain_mut(|r| match f.range(&r.column) {
+            Some((lo, hi)) => {
+                r.min = r.min.min(lo);
+                r.max = r.max.max(hi);
+                true
+            }
+            None => false,
+        });
+    }
+    out
 }
 
 /// Files of one day by hour.
@@ -522,6 +552,8 @@ impl ResultStore {
                 bytes,
                 max_write_ms,
                 epoch,
+                schema_id: Some(super::index::schema_id(schema)),
+                ranges: union_ranges(&m.inputs),
             },
             &inputs,
             now_ms(),

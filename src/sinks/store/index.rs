@@ -1,15 +1,18 @@
 //! The cached listing of every table: which files a reader sees (the manifest's visibility
-//! rule), their sizes, row counts and time ranges (from the Parquet footer, read once per
-//! file), and the table's schema. Queries plan from this cache, so planning does not list
-//! the directory or read footers again: a table is listed afresh only when a writer of this
-//! process appended, a compaction switched its manifest, or the directory or manifest
-//! changed on disk (another process); only new files' footers are read then.
+//! rule), their sizes, row counts and time ranges, and the table's schema. Compacted files
+//! are described by their manifest entry (rows, bytes, schema fingerprint, time ranges), so
+//! a new reader of a compacted table opens only the footers of appended files (and one per
+//! schema); other files' footers are read once per file. Queries plan from this cache, so
+//! planning does not list the directory or read footers again: a table is listed afresh
+//! only when a writer of this process appended, a compaction switched its manifest, or the
+//! directory or manifest changed on disk (another process); only new files' footers are
+//! read then.
 //!
 //! A file whose footer cannot be read (truncated, overwritten, not Parquet) is skipped,
 //! reported once (a warning, [`super::ResultStore::faults`], `system.store_errors`) and
 //! moved to `<data dir>/quarantine/<table>/`, so no query of its table fails because of it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +23,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 
-use super::manifest::Manifest;
+use super::manifest::{Compacted, Manifest};
 use super::names::FileName;
 use super::{now_ms, ResultStore, StoreError};
 
@@ -158,6 +161,18 @@ pub(super) struct StoreIndex {
     pub(super) faults: Vec<StoreFault>,
 }
 
+/// Whether the manifest entry of a compacted file of `len` bytes describes it fully (its
+/// statistics were recorded, for this very file, in a schema already known): then its
+/// footer need not be read. One footer per schema is read to learn the schema itself.
+fn described<'a>(
+    c: &'a Compacted,
+    len: u64,
+    schemas: &HashMap<u64, SchemaRef>,
+) -> Option<(&'a Compacted, u64)> {
+    let id = c.schema_id.filter(|id| schemas.contains_key(id))?;
+    (c.bytes == len).then_some((c, id))
+}
+
 fn mtime(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
@@ -227,24 +242,62 @@ impl ResultStore {
         let mut faults = Vec::new();
         let mut visible: BTreeMap<(i64, String), Arc<FileInfo>> = BTreeMap::new();
         let mut known = HashMap::new();
+        let live: HashMap<&str, &Compacted> = manifest
+            .compacted
+            .iter()
+            .map(|c| (c.file.as_str(), c))
+            .collect();
+        let superseded: HashSet<&str> = manifest
+            .superseded
+            .iter()
+            .map(|s| s.file.as_str())
+            .collect();
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let Some(kind) = FileName::parse(&name) else {
                 continue;
             };
-            if !manifest.visible(&name, kind.is_compacted()) {
+            let listed = live.get(name.as_str()).copied();
+            let shown = if kind.is_compacted() {
+                listed.is_some()
+            } else {
+                !superseded.contains(name.as_str())
+            };
+            if !shown {
                 continue;
             }
             let Ok(meta) = e.metadata() else { continue };
-            let info = match entry.known.remove(&name) {
-                Some(info) if info.bytes == meta.len() => info,
-                _ => match read_footer(&e.path()) {
+            let path = || std::path::absolute(e.path()).unwrap_or_else(|_| e.path());
+            let cached = entry.known.remove(&name).filter(|i| i.bytes == meta.len());
+            let described = listed.and_then(|c| described(c, meta.len(), &entry.schemas));
+            let info = if let Some(info) = cached {
+                info
+            } else if let Some((c, schema_id)) = described {
+                // A compacted file the manifest describes: planned without its footer.
+                Arc::new(FileInfo {
+                    name: name.clone(),
+                    path: path(),
+                    kind,
+                    bytes: c.bytes,
+                    rows: c.rows,
+                    ranges: c
+                        .ranges
+                        .iter()
+                        .map(|r| (r.column.clone(), r.min, r.max))
+                        .collect(),
+                    schema_id,
+                })
+            } else {
+                self.shared
+                    .footer_reads
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                match read_footer(&e.path()) {
                     Ok((schema, rows, ranges)) => {
                         let id = schema_id(&schema);
                         entry.schemas.entry(id).or_insert(schema);
                         Arc::new(FileInfo {
                             name: name.clone(),
-                            path: std::path::absolute(e.path()).unwrap_or_else(|_| e.path()),
+                            path: path(),
                             kind,
                             bytes: meta.len(),
                             rows,
@@ -256,7 +309,7 @@ impl ResultStore {
                         faults.push(self.set_aside(table, &e.path(), &name, error));
                         continue;
                     }
-                },
+                }
             };
             known.insert(name.clone(), Arc::clone(&info));
             visible.insert((kind.write_ms(), name), info);
@@ -349,6 +402,14 @@ impl ResultStore {
             }
         }
         out
+    }
+
+    /// Parquet footers read by this store's listings so far: a new reader of a compacted
+    /// table reads those of appended files and one per schema, not one per file.
+    pub fn footer_reads(&self) -> u64 {
+        self.shared
+            .footer_reads
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Unreadable files found by this process (a counter for metrics).

@@ -50,6 +50,26 @@ pub struct Compacted {
     pub max_write_ms: i64,
     /// Largest epoch of the files it replaced.
     pub epoch: u64,
+    /// Fingerprint of the file's schema ([`super::index::schema_id`]). With `rows`,
+    /// `bytes` and `ranges` it lets a reader plan the file without opening its footer.
+    /// None in manifests written before the statistics were kept: the footer is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_id: Option<u64>,
+    /// Min and max of the file's timestamp columns (as [`super::FileInfo::ranges`]): a
+    /// column is listed only when every input had statistics for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<ColumnRange>,
+}
+
+/// Min and max of one timestamp column of a file, in the column's own unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnRange {
+    /// Column name.
+    pub column: String,
+    /// Smallest value.
+    pub min: i64,
+    /// Largest value.
+    pub max: i64,
 }
 
 /// A file replaced by a compacted file, waiting to be deleted.
@@ -151,6 +171,12 @@ mod tests {
             bytes: 10,
             max_write_ms: 1,
             epoch: 1,
+            schema_id: Some(7),
+            ranges: vec![ColumnRange {
+                column: "window_start".into(),
+                min: 1,
+                max: 2,
+            }],
         }
     }
 
@@ -170,6 +196,18 @@ mod tests {
         m.switch(compacted("cpt-b"), &["cpt-a".into(), "part-c".into()], 6);
         assert!(!m.visible("cpt-a", true) && m.visible("cpt-b", true));
         assert_eq!(m.superseded.len(), 4);
+    }
+
+    #[test]
+    fn a_manifest_without_statistics_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"generation": 3, "compacted": [{"file": "cpt-a", "level": "Hour",
+            "bucket_ms": 0, "basis": "Window", "rows": 3, "bytes": 10, "max_write_ms": 1,
+            "epoch": 1}], "superseded": []}"#;
+        std::fs::write(Manifest::path(dir.path()), old).unwrap();
+        let m = Manifest::load(dir.path()).unwrap();
+        assert_eq!(m.compacted[0].schema_id, None);
+        assert!(m.compacted[0].ranges.is_empty());
     }
 
     #[test]

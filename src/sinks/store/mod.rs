@@ -77,6 +77,8 @@ struct Shared {
     seq: AtomicU64,
     index: Mutex<index::StoreIndex>,
     fault_count: AtomicU64,
+    /// Parquet footers read by listings (files the manifest describes need none).
+    footer_reads: AtomicU64,
     compactor_started: AtomicBool,
     /// Retention asked for while maintenance was busy: applied by the compactor.
     pending_retention: Mutex<Option<Duration>>,

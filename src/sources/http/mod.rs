@@ -155,6 +155,8 @@ pub struct HttpIngest {
     settings: HttpSettings,
     in_progress: Arc<tokio::sync::Semaphore>,
     ops: Arc<Ops>,
+    /// Routes added by the embedding system (the live page), merged by [`Self::router`].
+    extra: Mutex<Option<Router>>,
 }
 
 impl std::fmt::Debug for HttpIngest {
@@ -178,6 +180,7 @@ impl HttpIngest {
             sources: RwLock::new(HashMap::new()),
             in_progress: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent)),
             ops: Ops::new(settings.ops),
+            extra: Mutex::new(None),
             settings,
         })
     }
@@ -342,17 +345,32 @@ impl HttpIngest {
         sources.get(&source.to_ascii_lowercase()).cloned()
     }
 
-    /// The axum router with every ingest route and the operations routes (for embedding
-    /// in a larger server).
+    /// Adds routes served on this port next to the ingest and operations routes (the live
+    /// page of [`crate::web`]); call before the server starts. Routes added earlier stay.
+    pub fn add_routes(&self, routes: Router) {
+        let mut extra = self.extra.lock().unwrap_or_else(|e| e.into_inner());
+        *extra = Some(match extra.take() {
+            Some(earlier) => earlier.merge(routes),
+            None => routes,
+        });
+    }
+
+    /// The axum router with every ingest route, the operations routes and the routes of
+    /// [`Self::add_routes`] (for embedding in a larger server).
     pub fn router(self: Arc<Self>) -> Router {
         let ops = crate::ops::http::router(Arc::clone(&self.ops), self.settings.auth.clone());
+        let extra = self.extra.lock().unwrap_or_else(|e| e.into_inner()).clone();
         // The handlers read the body themselves, under the size and time limits.
-        Router::new()
+        let router = Router::new()
             .route("/ingest/{source}", post(ingest_named))
             .route("/", post(ingest_default))
             .layer(DefaultBodyLimit::disable())
             .with_state(self)
-            .merge(ops)
+            .merge(ops);
+        match extra {
+            Some(extra) => router.merge(extra),
+            None => router,
+        }
     }
 
     /// Counts an answer in `driftwatch_http_requests_total` (unregistered names count as
@@ -380,7 +398,10 @@ impl HttpIngest {
             tracing::debug!(%addr, tls = tls.is_some(), "HTTP server listening");
         }
         let Some(tls) = tls else {
-            return axum::serve(listener, self.router())
+            let service = self
+                .router()
+                .into_make_service_with_connect_info::<std::net::SocketAddr>();
+            return axum::serve(listener, service)
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })
                 .await;
         };
@@ -395,7 +416,10 @@ impl HttpIngest {
             axum_server::tls_rustls::RustlsConfig::from_config(tls),
         )
         .handle(handle)
-        .serve(self.router().into_make_service())
+        .serve(
+            self.router()
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
         .await
     }
 }

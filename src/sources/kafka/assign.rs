@@ -6,7 +6,7 @@
 //! for the broker to evict the consumer of a killed predecessor.
 //!
 //! Also here: whether a partition is caught up (its position at the high watermark), which
-//! decides whether it may count as idle (see [`crate::engine::watermark`]).
+//! decides whether it may count as idle (see [`crate::sources::watermark`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;

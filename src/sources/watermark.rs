@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::sources::PartitionId;
+use super::PartitionId;
 
 /// Watermark value before any row was seen.
 pub const NO_WATERMARK: i64 = i64::MIN;
