@@ -6,6 +6,8 @@
 //! answers 503. (Crashes of the real binary with `kill -9` are in
 //! `tests/python/test_crash.py`.)
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -534,13 +536,7 @@ async fn an_unreadable_result_file_is_set_aside_and_queries_go_on() {
     files.sort();
     // Damage the last result file of `tumbled` (cut it in half).
     let victim = files.last().unwrap().clone();
-    let len = std::fs::metadata(&victim).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&victim)
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
+    common::truncate_half(&victim);
     let windows = query(&dir, "SELECT count(*) AS c FROM tumbled").await;
     assert!(windows.starts_with("c\n"), "{windows}");
     assert_eq!(query(&dir, "SELECT count(*) AS c FROM big").await, before);

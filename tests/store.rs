@@ -4,6 +4,8 @@
 //! truncated result file is skipped and reported — through `driftwatch query`'s engine
 //! and through the Flight SQL server.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -415,18 +417,9 @@ async fn a_truncated_result_file_is_skipped_and_reported() {
         .map(|n| dir.join(n))
         .collect();
     // The first file is the empty one carrying the schema; cut a result file in half.
-    let truncate = |p: &Path| {
-        let len = std::fs::metadata(p).unwrap().len();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(p)
-            .unwrap()
-            .set_len(len / 2)
-            .unwrap();
-    };
     // The cached reader of this store read every footer already.
     assert!(query(&store, CHECK).await.contains("20,10,"));
-    truncate(&parts[4]);
+    common::truncate_half(&parts[4]);
     let fresh = ResultStore::new(work.path());
     assert!(query(&fresh, CHECK).await.contains("18,9,"));
     assert!(
@@ -573,13 +566,7 @@ mod flight {
                 .file_metadata()
                 .num_rows()
         };
-        let len = std::fs::metadata(&victim).unwrap().len();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&victim)
-            .unwrap()
-            .set_len(len / 2)
-            .unwrap();
+        common::truncate_half(&victim);
         assert_eq!(count(&mut c, "SELECT count(*) FROM stats").await, 10 - rows);
         assert_eq!(
             count(&mut c, "SELECT sum(n) FROM stats").await,

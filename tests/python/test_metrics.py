@@ -16,7 +16,8 @@ import pyarrow.flight as fl
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dw_server import BIN, command_statement_query, free_port, iso, now_ms, wait_for
+from dw_server import (BIN, command_statement_query, free_port, iso, now_ms, stop_process,
+                       wait_for)
 
 pytestmark = pytest.mark.skipif(not BIN.exists(), reason=f"{BIN} not built")
 
@@ -102,11 +103,7 @@ class Run:
 
     def stop(self) -> str:
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+            stop_process(self.proc, timeout=30)
         self.log.close()
         return self.log_path.read_text()
 

@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("adbc_driver_flightsql")
 
 from dw_server import (  # noqa: E402
-    BIN, adbc_query, free_port, iso, now_ms, wait_for,
+    BIN, adbc_query, free_port, iso, now_ms, stop_process, wait_for,
 )
 
 pytestmark = pytest.mark.skipif(not BIN.exists(), reason=f"{BIN} not built")
@@ -97,11 +97,7 @@ class Run:
     def stop(self) -> int:
         self.conn.close()
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+            stop_process(self.proc, timeout=30)
         self.log.close()
         return self.proc.returncode
 
