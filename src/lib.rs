@@ -24,6 +24,7 @@
 //! - [`demo`]: the Iris example with generated traffic.
 
 pub mod checkpoint;
+pub mod cluster;
 pub mod demo;
 pub mod durable;
 pub mod engine;

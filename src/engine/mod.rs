@@ -2,6 +2,7 @@
 //! generate, [`crate::sources::watermark`]), the window operator and the planner that
 //! compiles monitors into DataFusion physical plans.
 
+pub mod cluster_plan;
 pub mod detect;
 pub mod input;
 pub mod memory;

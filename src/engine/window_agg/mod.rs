@@ -14,6 +14,7 @@ mod limits;
 mod panes;
 mod sessions;
 mod sliding;
+mod stages;
 mod usage;
 
 use std::collections::VecDeque;
@@ -38,6 +39,7 @@ use futures::{Stream, StreamExt};
 pub use aggregates::AggregateSet;
 pub use layout::{Grouping, OutputLayout};
 pub use limits::StateLimits;
+pub use stages::{merge_input_schema, partial_schema, PARTIAL_PANE_START, SOURCE_PARTITION};
 pub use usage::{StateGauge, StateUsage};
 
 use super::progress::StreamProgress;
@@ -62,10 +64,27 @@ pub trait WindowState: Send {
     fn usage(&self) -> StateUsage;
 }
 
+/// What a window operator computes from its input (see [`crate::cluster`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WindowMode {
+    /// Rows in, finished windows out: one instance.
+    #[default]
+    Final,
+    /// Stage 1 of a cluster: rows of one source partition in, each pane's partial state out
+    /// ([`partial_schema`]) when the watermark passes the pane's end.
+    Partial,
+    /// Stage 2 of a cluster: partial panes tagged with their source partition in
+    /// ([`merge_input_schema`]), finished windows out.
+    MergePartials,
+}
+
 /// Streaming window aggregate over an unbounded input.
 pub struct WindowAggregateExec {
     input: Arc<dyn ExecutionPlan>,
     kind: WindowKind,
+    mode: WindowMode,
+    /// Output schema: the layout's, or the partial schema in [`WindowMode::Partial`].
+    schema: SchemaRef,
     allowed_lateness_ms: i64,
     grouping: Grouping,
     aggregates: AggregateSet,
@@ -99,17 +118,13 @@ impl WindowAggregateExec {
         progress: Arc<StreamProgress>,
     ) -> Result<Self> {
         aggregates.groups_accumulators()?;
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(Arc::clone(&layout.schema)),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Incremental,
-            Boundedness::Unbounded {
-                requires_infinite_memory: false,
-            },
-        );
+        let schema = Arc::clone(&layout.schema);
         Ok(Self {
             input,
             kind,
+            mode: WindowMode::Final,
+            properties: Arc::new(Self::plan_properties(&schema)),
+            schema,
             allowed_lateness_ms,
             grouping,
             aggregates,
@@ -117,8 +132,72 @@ impl WindowAggregateExec {
             limits,
             gauge: Arc::new(StateGauge::default()),
             progress,
-            properties: Arc::new(properties),
         })
+    }
+
+    fn plan_properties(schema: &SchemaRef) -> PlanProperties {
+        PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(schema)),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Unbounded {
+                requires_infinite_memory: false,
+            },
+        )
+    }
+
+    /// The same operator computing in `mode`. In [`WindowMode::MergePartials`] the input
+    /// must yield [`merge_input_schema`] rows (see [`Self::merge_input_schema`]).
+    pub fn with_mode(mut self, mode: WindowMode) -> Result<Self> {
+        if mode != WindowMode::Final && matches!(self.kind, WindowKind::Session { .. }) {
+            return datafusion::common::not_impl_err!(
+                "SESSION windows do not run in cluster mode yet"
+            );
+        }
+        self.mode = mode;
+        self.schema = match mode {
+            WindowMode::Partial => partial_schema(&self.grouping, &self.aggregates)?,
+            WindowMode::Final | WindowMode::MergePartials => Arc::clone(&self.layout.schema),
+        };
+        self.properties = Arc::new(Self::plan_properties(&self.schema));
+        Ok(self)
+    }
+
+    /// A copy of this operator (same mode, state gauge and progress) reading `input`.
+    pub fn clone_with_input(&self, input: Arc<dyn ExecutionPlan>) -> Result<Self> {
+        let mut exec = Self::try_new(
+            input,
+            self.kind,
+            self.allowed_lateness_ms,
+            self.grouping.clone(),
+            self.aggregates.clone(),
+            self.layout.clone(),
+            self.limits,
+            Arc::clone(&self.progress),
+        )?
+        .with_mode(self.mode)?;
+        exec.gauge = Arc::clone(&self.gauge);
+        Ok(exec)
+    }
+
+    /// The operator's input.
+    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.input
+    }
+
+    /// What the operator computes.
+    pub fn mode(&self) -> WindowMode {
+        self.mode
+    }
+
+    /// The schema of stage-2 input for this operator's aggregates and keys.
+    pub fn merge_input_schema(&self) -> Result<SchemaRef> {
+        merge_input_schema(&self.grouping, &self.aggregates)
+    }
+
+    /// The window.
+    pub fn kind(&self) -> WindowKind {
+        self.kind
     }
 
     /// The operator's latest state usage, updated while it runs (for metrics and
@@ -138,6 +217,26 @@ impl WindowAggregateExec {
     }
 
     fn new_state(&self) -> Result<Box<dyn WindowState>> {
+        match self.mode {
+            WindowMode::Final => {}
+            WindowMode::Partial => {
+                return Ok(Box::new(stages::PartialPanes::new(
+                    self.kind,
+                    self.grouping.clone(),
+                    self.aggregates.clone(),
+                    self.layout.clone(),
+                    Arc::clone(&self.schema),
+                )?))
+            }
+            WindowMode::MergePartials => {
+                return Ok(Box::new(stages::MergedPanes::new(
+                    self.kind,
+                    self.grouping.clone(),
+                    self.aggregates.clone(),
+                    self.layout.clone(),
+                )?))
+            }
+        }
         Ok(match self.kind {
             WindowKind::Session { gap } => Box::new(sessions::SessionWindows::new(
                 gap,
@@ -165,8 +264,13 @@ impl DisplayAs for WindowAggregateExec {
             .collect();
         write!(
             f,
-            "WindowAggregateExec: window={:?}, allowed_lateness={}ms, aggr=[{}]",
+            "WindowAggregateExec: window={:?}{}, allowed_lateness={}ms, aggr=[{}]",
             self.kind,
+            match self.mode {
+                WindowMode::Final => "",
+                WindowMode::Partial => ", mode=partial",
+                WindowMode::MergePartials => ", mode=merge_partials",
+            },
             self.allowed_lateness_ms,
             aggs.join(", ")
         )
@@ -204,18 +308,7 @@ impl ExecutionPlan for WindowAggregateExec {
         if children.len() != 1 {
             return internal_err!("WindowAggregateExec has one child");
         }
-        let mut exec = Self::try_new(
-            children.remove(0),
-            self.kind,
-            self.allowed_lateness_ms,
-            self.grouping.clone(),
-            self.aggregates.clone(),
-            self.layout.clone(),
-            self.limits,
-            Arc::clone(&self.progress),
-        )?;
-        exec.gauge = Arc::clone(&self.gauge);
-        Ok(Arc::new(exec))
+        Ok(Arc::new(self.clone_with_input(children.remove(0))?))
     }
 
     fn execute(
@@ -234,7 +327,7 @@ impl ExecutionPlan for WindowAggregateExec {
         let mut stream = WindowAggregateStream {
             input,
             state,
-            schema: Arc::clone(&self.layout.schema),
+            schema: Arc::clone(&self.schema),
             progress: Arc::clone(&self.progress),
             allowed_lateness_ms: self.allowed_lateness_ms,
             applied_watermark: i64::MIN,

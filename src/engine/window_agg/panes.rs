@@ -512,3 +512,68 @@ impl WindowState for PaneWindows {
         usage
     }
 }
+
+/// What the two stages of a cluster ([`crate::cluster`]) need from the pane state.
+impl PaneWindows {
+    /// Stage 1: removes every pane ending at or before `limit` and returns its partial
+    /// state, in pane order. Only for tumbling state (stage 1 cuts a hopping window's input
+    /// into tumbling panes); rows for a drained pane are dropped as late afterwards.
+    pub(super) fn drain_panes(&mut self, limit: i64) -> Result<Vec<(i64, PartialState)>> {
+        if !matches!(self.kind, WindowKind::Tumble { .. }) {
+            return datafusion::common::internal_err!("only tumbling panes are drained");
+        }
+        let mut out = Vec::new();
+        while let Some((&start, _)) = self.panes.first_key_value() {
+            let end = start + self.size;
+            if end > limit {
+                break;
+            }
+            if let Some(mut pane) = self.panes.remove(&start) {
+                Self::freeze(&mut pane, &mut self.frozen_bytes)?;
+                if let Pane::Frozen(state) = pane {
+                    self.frozen_bytes -= state.bytes();
+                    out.push((start, state));
+                }
+            }
+            self.emitted_until = end;
+        }
+        Ok(out)
+    }
+
+    /// Stage 2: adds the pane starting at `start`, already merged from its partials, as an
+    /// open pane (it is frozen and merged into windows as if its rows had been aggregated
+    /// here). Fails when the pane exists or its windows were already emitted.
+    pub(super) fn insert_open_pane(&mut self, start: i64, merged: &mut Merger) -> Result<()> {
+        if self.panes.contains_key(&start) || self.is_closed(start) {
+            return datafusion::common::internal_err!("pane at {start} is already open or emitted");
+        }
+        let keys = std::mem::replace(&mut merged.keys, self.codec.group_keys());
+        let accumulators = std::mem::replace(
+            &mut merged.accumulators,
+            self.aggregates.groups_accumulators()?,
+        );
+        self.panes
+            .insert(start, Pane::Open(OpenPane { keys, accumulators }));
+        Ok(())
+    }
+
+    /// Whether rows of the pane starting at `start` would be dropped as late.
+    pub(super) fn pane_is_closed(&self, start: i64) -> bool {
+        self.is_closed(start)
+    }
+
+    /// Whether a pane starting at `start` is held.
+    pub(super) fn has_pane(&self, start: i64) -> bool {
+        self.panes.contains_key(&start)
+    }
+
+    /// The key codec shared by every pane (partials merged elsewhere must use it).
+    pub(super) fn codec(&self) -> &KeyCodec {
+        &self.codec
+    }
+
+    /// The aggregates.
+    pub(super) fn aggregate_set(&self) -> &AggregateSet {
+        &self.aggregates
+    }
+}
