@@ -334,12 +334,9 @@ impl WindowState for MergedPanes {
             let idx = arrow::array::UInt32Array::from(rows.to_vec());
             Ok(arrow::compute::take_record_batch(&batch, &idx)?)
         };
-        let merged = take(&merged_rows)?;
-        let inner_state = RecordBatch::try_new_with_options(
-            Arc::new(Schema::new(merged.schema().fields()[1..].to_vec())),
-            merged.columns()[1..].to_vec(),
-            &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(merged.num_rows())),
-        )?;
+        let width = batch.num_columns();
+        // Merged panes: the inner snapshot's columns, without `_source_partition`.
+        let inner_state = take(&merged_rows)?.project(&(1..width).collect::<Vec<_>>())?;
         let mut moved = snapshot.emitted_until;
         let starts = inner_state.column(0).as_primitive::<Int64Type>();
         for i in 0..starts.len() {
@@ -353,25 +350,10 @@ impl WindowState for MergedPanes {
         let pending_rows: Vec<u32> = (0..batch.num_rows() as u32)
             .filter(|&i| partitions.value(i as usize) >= 0)
             .collect();
-        let pending = take(&pending_rows)?;
-        // Drop the `_frozen` column: stage-2 input has `_source_partition`, `_pane_start`.
-        let mut columns = pending.columns().to_vec();
-        columns.remove(2);
-        let input = RecordBatch::try_new_with_options(
-            Arc::new(Schema::new(
-                pending
-                    .schema()
-                    .fields()
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != 2)
-                    .map(|(_, f)| f.as_ref().clone())
-                    .collect::<Vec<_>>(),
-            )),
-            columns,
-            &arrow::record_batch::RecordBatchOptions::new()
-                .with_row_count(Some(pending.num_rows())),
-        )?;
+        // Pending parts as stage-2 input: `_source_partition`, `_pane_start`, keys, states
+        // (without `_frozen`).
+        let columns: Vec<usize> = [0, 1].into_iter().chain(3..width).collect();
+        let input = take(&pending_rows)?.project(&columns)?;
         let dropped = self.update(&input)?;
         if dropped > 0 {
             return exec_err!("stage-2 snapshot holds {dropped} rows of panes already merged");
