@@ -16,16 +16,27 @@
 #
 # Environment:
 #   DRIFTWATCH_KAFKA  host:port (default 127.0.0.1:9092), also read by the tests
-#   TANSU_ROOT        install root (default ~/.cache/driftwatch/tansu)
-#   TANSU_VERSION     crate version to install (default 0.6.0)
+#   DRIFTWATCH_BROKER tansu (default) or nisshi, tansu's successor (0.6.0 by default), whose
+#                     group coordinator expires a member killed with -9 and hands its
+#                     partitions to the survivors (tansu 0.6 keeps the old assignment)
+#   TANSU_ROOT        install root (default ~/.cache/driftwatch/tansu, or .../nisshi)
+#   TANSU_VERSION     crate version to install (default 0.6.0 for either)
 #   TANSU_DATA        directory of the broker's SQLite database (default ~/.cache/driftwatch/tansu-data)
 #   TANSU_PIDFILE, TANSU_LOG  pid and log files (a second broker needs its own)
 set -euo pipefail
 
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/driftwatch"
-TANSU_ROOT="${TANSU_ROOT:-$CACHE/tansu}"
-TANSU_VERSION="${TANSU_VERSION:-0.6.0}"
-TANSU="$TANSU_ROOT/bin/tansu"
+BROKER="${DRIFTWATCH_BROKER:-tansu}"
+case "$BROKER" in
+    tansu) DEFAULT_VERSION=0.6.0; FEATURES=(--features dynostore,libsql) ;;
+    # 0.6.0: the newest nisshi this toolchain builds (0.7+ needs rustc 1.96); its group
+    # coordinator has the expiry fix tansu 0.6 lacks.
+    nisshi) DEFAULT_VERSION=0.6.0; FEATURES=(--features dynostore,libsql) ;;
+    *) echo "DRIFTWATCH_BROKER must be tansu or nisshi, not '$BROKER'" >&2; exit 2 ;;
+esac
+TANSU_ROOT="${TANSU_ROOT:-$CACHE/$BROKER}"
+TANSU_VERSION="${TANSU_VERSION:-$DEFAULT_VERSION}"
+TANSU="$TANSU_ROOT/bin/$BROKER"
 ADDR="${DRIFTWATCH_KAFKA:-127.0.0.1:9092}"
 HOST="${ADDR%:*}"
 PORT="${ADDR##*:}"
@@ -40,13 +51,13 @@ install() {
     if [ -x "$TANSU" ]; then
         return 0
     fi
-    echo "installing tansu $TANSU_VERSION into $TANSU_ROOT (cold: about 11 minutes on 2 cores)"
+    echo "installing $BROKER $TANSU_VERSION into $TANSU_ROOT (cold: about 11 minutes on 2 cores)"
     local start=$SECONDS
     # A private target dir: never contends with the workspace build lock.
-    CARGO_TARGET_DIR="$CACHE/tansu-build" cargo install --root "$TANSU_ROOT" tansu \
-        --version "$TANSU_VERSION" --locked --features dynostore,libsql
-    rm -rf "$CACHE/tansu-build"
-    echo "tansu installed in $((SECONDS - start)) s"
+    CARGO_TARGET_DIR="$CACHE/$BROKER-build" cargo install --root "$TANSU_ROOT" "$BROKER" \
+        --version "$TANSU_VERSION" --locked "${FEATURES[@]}"
+    rm -rf "$CACHE/$BROKER-build"
+    echo "$BROKER installed in $((SECONDS - start)) s"
 }
 
 start() {
@@ -57,7 +68,7 @@ start() {
     install
     rm -rf "$TANSU_DATA"
     mkdir -p "$TANSU_DATA"
-    echo "starting tansu on $ADDR (SQLite in $TANSU_DATA, log: $LOG)"
+    echo "starting $BROKER on $ADDR (SQLite in $TANSU_DATA, log: $LOG)"
     # The SQLite path is relative to the working directory.
     (cd "$TANSU_DATA" && nohup "$TANSU" broker \
         --listener-url "tcp://$ADDR" \
@@ -66,17 +77,17 @@ start() {
         echo $! >"$PIDFILE")
     for _ in $(seq 1 100); do
         if answers; then
-            echo "tansu is up (pid $(cat "$PIDFILE"))"
+            echo "$BROKER is up (pid $(cat "$PIDFILE"))"
             return 0
         fi
         if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
-            echo "tansu exited; last log lines:" >&2
+            echo "$BROKER exited; last log lines:" >&2
             tail -20 "$LOG" >&2
             return 1
         fi
         sleep 0.1
     done
-    echo "tansu did not answer on $ADDR within 10 s" >&2
+    echo "$BROKER did not answer on $ADDR within 10 s" >&2
     return 1
 }
 
@@ -90,7 +101,7 @@ stop() {
                 kill -0 "$pid" 2>/dev/null || break
                 sleep 0.1
             done
-            echo "tansu stopped"
+            echo "$BROKER stopped"
         fi
         rm -f "$PIDFILE"
     fi
