@@ -109,7 +109,9 @@ async fn run_from(spec: ConnectorSpec, start: Option<SourcePosition>) -> (Run, S
                     let _ = t.send(());
                 }
             }
-            Some(FeedMessage::Watermark(_)) | Some(FeedMessage::Barrier(_)) => {}
+            Some(FeedMessage::Watermark(_))
+            | Some(FeedMessage::Barrier(_))
+            | Some(FeedMessage::PartitionProgress { .. }) => {}
             Some(FeedMessage::End) | None => break,
         }
     }

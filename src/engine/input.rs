@@ -715,6 +715,9 @@ impl Stream for MonitorInputStream {
                     // Everything before this message was yielded in earlier polls.
                     self.progress.advance(wm);
                 }
+                Poll::Ready(Some(FeedMessage::PartitionProgress { .. })) => {
+                    // Only partitioned subscribers (a cluster's stage 1) receive these.
+                }
                 Poll::Ready(Some(FeedMessage::Barrier(id))) => {
                     // Everything before the barrier was yielded in earlier polls.
                     self.progress.park(id, cx.waker());

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::position::SourcePosition;
 use super::rejected::{PartitionId, RejectedRecord};
 use super::schema::SourceSchema;
-use super::watermark::{WatermarkState, WatermarkTracker, NO_WATERMARK};
+use super::watermark::{PartitionProgress, WatermarkState, WatermarkTracker, NO_WATERMARK};
 use crate::metrics::SourceMetrics;
 
 /// Messages a monitor's input receives from its source, in order.
@@ -48,6 +48,15 @@ pub enum FeedMessage {
     /// The source watermark advanced to this value (epoch milliseconds); it covers every
     /// batch sent before it.
     Watermark(i64),
+    /// A partition's own progress changed (its watermark or idle flag): only for
+    /// subscribers of [`SourceFeed::subscribe_partitioned`], sent after the batch that
+    /// moved it.
+    PartitionProgress {
+        /// The partition.
+        partition: PartitionId,
+        /// Its own watermark and idle flag.
+        progress: PartitionProgress,
+    },
     /// Checkpoint barrier: the monitor snapshots what came before it.
     Barrier(u64),
     /// Bounded input ended: flush every window.
@@ -107,12 +116,18 @@ pub struct SourceBarrier {
 #[error("source '{0}' is shut down")]
 pub struct FeedClosed(pub String);
 
+/// Partition progress to send to one subscriber.
+type ProgressChanges = Vec<(PartitionId, PartitionProgress)>;
+
 /// Channel capacity per subscribed monitor, in messages.
 const SUBSCRIBER_CAPACITY: usize = 16;
 
 struct Subscriber {
     monitor: String,
     tx: mpsc::Sender<FeedMessage>,
+    /// `Some` for [`SourceFeed::subscribe_partitioned`]: the progress last sent per
+    /// partition (only changes are sent).
+    partitions: Option<BTreeMap<PartitionId, PartitionProgress>>,
 }
 
 struct FeedState {
@@ -187,6 +202,22 @@ impl SourceFeed {
 
     /// Subscribes monitor `monitor`; it receives every batch delivered from now on.
     pub fn subscribe(&self, monitor: &str) -> mpsc::Receiver<FeedMessage> {
+        self.add_subscriber(monitor, None)
+    }
+
+    /// Like [`SourceFeed::subscribe`], and the subscriber also receives
+    /// [`FeedMessage::PartitionProgress`] whenever a partition's own watermark or idle flag
+    /// changes (idle flags are re-evaluated by [`SourceFeed::tick`]): what a cluster's
+    /// stage 1 needs to run one task per partition.
+    pub fn subscribe_partitioned(&self, monitor: &str) -> mpsc::Receiver<FeedMessage> {
+        self.add_subscriber(monitor, Some(BTreeMap::new()))
+    }
+
+    fn add_subscriber(
+        &self,
+        monitor: &str,
+        partitions: Option<BTreeMap<PartitionId, PartitionProgress>>,
+    ) -> mpsc::Receiver<FeedMessage> {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_CAPACITY);
         let mut state = self.lock();
         if state.ended {
@@ -196,6 +227,7 @@ impl SourceFeed {
         state.subscribers.push(Subscriber {
             monitor: monitor.to_string(),
             tx,
+            partitions,
         });
         rx
     }
@@ -332,6 +364,9 @@ impl SourceFeed {
             self.metrics.set_watermark(wm);
             self.broadcast(|| FeedMessage::Watermark(wm)).await?;
         }
+        if batch.is_some() {
+            self.send_partition_progress(Some(partition)).await;
+        }
         drop(order);
         for rx in waits {
             // A monitor dropped mid-flight is not an error for the producer.
@@ -399,7 +434,57 @@ impl SourceFeed {
             self.metrics.set_watermark(wm);
             self.broadcast(|| FeedMessage::Watermark(wm)).await?;
         }
+        self.send_partition_progress(None).await;
         Ok(())
+    }
+
+    /// Sends each partitioned subscriber the progress of `partition` (every partition with
+    /// `None`) where it changed since the last one sent to it.
+    async fn send_partition_progress(&self, partition: Option<PartitionId>) {
+        let now = Instant::now();
+        let sends: Vec<(mpsc::Sender<FeedMessage>, ProgressChanges)> = {
+            let mut state = self.lock();
+            let FeedState {
+                tracker,
+                subscribers,
+                ..
+            } = &mut *state;
+            if subscribers.iter().all(|s| s.partitions.is_none()) {
+                return;
+            }
+            let ids = match partition {
+                Some(p) => vec![p],
+                None => tracker.partitions(),
+            };
+            let current: Vec<(PartitionId, PartitionProgress)> = ids
+                .into_iter()
+                .filter_map(|p| tracker.partition_progress(p, now).map(|pp| (p, pp)))
+                .collect();
+            subscribers
+                .iter_mut()
+                .filter_map(|s| {
+                    let sent = s.partitions.as_mut()?;
+                    let changed: Vec<(PartitionId, PartitionProgress)> = current
+                        .iter()
+                        .filter(|(p, pp)| sent.get(p) != Some(pp))
+                        .copied()
+                        .collect();
+                    sent.extend(changed.iter().copied());
+                    (!changed.is_empty()).then(|| (s.tx.clone(), changed))
+                })
+                .collect()
+        };
+        for (tx, changed) in sends {
+            for (partition, progress) in changed {
+                // A subscriber that went away is dropped by the next broadcast.
+                let _ = tx
+                    .send(FeedMessage::PartitionProgress {
+                        partition,
+                        progress,
+                    })
+                    .await;
+            }
+        }
     }
 
     /// Keeps records that failed to decode and have no source position (counted, stored

@@ -40,6 +40,16 @@ impl PartitionClock {
     }
 }
 
+/// Progress of one partition on its own, as a cluster's stage 1 judges lateness by it
+/// (see [`crate::cluster`]): the partition's watermark and whether it is idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionProgress {
+    /// `max event time seen − delay` for this partition ([`NO_WATERMARK`] before a row).
+    pub watermark: i64,
+    /// Caught up with its source and silent for the idle timeout.
+    pub idle: bool,
+}
+
 /// What a checkpoint keeps of a tracker: event-time progress, not processing-time clocks
 /// (idle timers start afresh after a restore).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +132,28 @@ impl WatermarkTracker {
             clock.max_event_ms = *max;
             clock.last_seen = now;
         }
+    }
+
+    /// The partitions known to the tracker, in ascending order.
+    pub fn partitions(&self) -> Vec<PartitionId> {
+        let mut out: Vec<PartitionId> = self.partitions.keys().copied().collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// `partition`'s own progress at processing time `now` (`None` when unknown).
+    pub fn partition_progress(
+        &self,
+        partition: PartitionId,
+        now: Instant,
+    ) -> Option<PartitionProgress> {
+        let clock = self.partitions.get(&partition)?;
+        Some(PartitionProgress {
+            watermark: clock
+                .max_event_ms
+                .map_or(NO_WATERMARK, |m| m.saturating_sub(self.delay_ms)),
+            idle: self.is_idle(clock, now),
+        })
     }
 
     /// Forgets a partition (revoked by a rebalance, or a finished file).
@@ -268,6 +300,31 @@ mod tests {
         assert_eq!(r.current(), 9_000);
         assert_eq!(r.observe(0, Some(12_000), now), Some(11_000));
         assert_eq!(r.state().partitions[&1], Some(20_000));
+    }
+
+    #[test]
+    fn partition_progress_is_each_partitions_own() {
+        let start = Instant::now();
+        let mut t = WatermarkTracker::new(1_000, Some(Duration::from_secs(2)));
+        t.register(2, start);
+        t.observe(0, Some(5_000), start);
+        t.observe(1, Some(50_000), start);
+        assert_eq!(t.partitions(), vec![0, 1, 2]);
+        let own = |t: &WatermarkTracker, p, at| t.partition_progress(p, at).unwrap();
+        assert_eq!(
+            own(&t, 1, start),
+            PartitionProgress {
+                watermark: 49_000,
+                idle: false
+            },
+            "not held back by partition 0, unlike the source watermark"
+        );
+        assert_eq!(own(&t, 2, start).watermark, NO_WATERMARK);
+        t.set_caught_up(0, false);
+        let later = start + Duration::from_secs(3);
+        assert!(!own(&t, 0, later).idle, "behind its source: never idle");
+        assert!(own(&t, 1, later).idle);
+        assert_eq!(t.partition_progress(7, later), None);
     }
 
     #[test]
