@@ -22,6 +22,8 @@
 //! function of the partition numbers, the results are identical, bit for bit, however many
 //! instances ran and however partitions moved between them.
 //!
+//! - [`lanes`]: stage 1's input, a partitioned subscription of the source feed split into
+//!   one lane per source partition, each carrying that partition's own watermark;
 //! - [`exchange`]: the records of the repartition topic (partial panes, watermarks), encoded
 //!   as Arrow IPC with a validated header;
 //! - [`progress`]: stage 2's view of the shuffle: the watermark over source partitions,
@@ -29,4 +31,5 @@
 //!   a restarted stage-2 task must re-read.
 
 pub mod exchange;
+pub mod lanes;
 pub mod progress;
