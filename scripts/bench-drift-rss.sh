@@ -4,6 +4,7 @@
 #
 #   scripts/bench-drift-rss.sh                 # 300 features, 100 rows/s, 3600 s, 15 s windows
 #   FEATURES=300 RATE=100 SIM_SECONDS=3600 WINDOW=15 PROFILE=release scripts/bench-drift-rss.sh
+#   DRIFTWATCH_BIN=target/release/driftwatch scripts/bench-drift-rss.sh   # no build
 #
 # Traffic: examples/drift_rss/generate.py (deterministic; features f0..f29 shift by 0.5 sd in
 # the second half), a JSON-lines file replayed fast by a file source. Monitor: long form
@@ -26,12 +27,18 @@ PY="${DRIFTWATCH_PYTHON:-$CACHE/venv/bin/python}"
 [ -x "$PY" ] || PY=python3
 "$PY" -c "import numpy" 2>/dev/null || { echo "needs numpy for $PY" >&2; exit 1; }
 
-if [ "$PROFILE" = release ]; then
+if [ -n "${DRIFTWATCH_BIN:-}" ]; then
+    # A binary built already (e.g. `cargo build --profile bench`, which shares the
+    # benchmarks' optimised dependencies).
+    BIN="$DRIFTWATCH_BIN"
+    PROFILE="prebuilt ($BIN)"
+elif [ "$PROFILE" = release ]; then
     cargo build --release --bin driftwatch
+    BIN="$CARGO_TARGET_DIR/release/driftwatch"
 else
     cargo build --bin driftwatch
+    BIN="$CARGO_TARGET_DIR/debug/driftwatch"
 fi
-BIN="$CARGO_TARGET_DIR/$([ "$PROFILE" = release ] && echo release || echo debug)/driftwatch"
 
 WORK="${BENCH_WORK_DIR:-$(mktemp -d)}"
 mkdir -p "$WORK"
