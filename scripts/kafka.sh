@@ -28,14 +28,13 @@ set -euo pipefail
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/driftwatch"
 BROKER="${DRIFTWATCH_BROKER:-tansu}"
 case "$BROKER" in
-    tansu) DEFAULT_VERSION=0.6.0; FEATURES=(--features dynostore,libsql) ;;
-    # 0.6.0: the newest nisshi this toolchain builds (0.7+ needs rustc 1.96); its group
-    # coordinator has the expiry fix tansu 0.6 lacks.
-    nisshi) DEFAULT_VERSION=0.6.0; FEATURES=(--features dynostore,libsql) ;;
+    # Both at 0.6.0: nisshi 0.6.0 is the newest this toolchain builds (0.7+ needs rustc
+    # 1.96), and it has the group-expiry fix tansu 0.6 lacks. Same features, same CLI.
+    tansu | nisshi) ;;
     *) echo "DRIFTWATCH_BROKER must be tansu or nisshi, not '$BROKER'" >&2; exit 2 ;;
 esac
 TANSU_ROOT="${TANSU_ROOT:-$CACHE/$BROKER}"
-TANSU_VERSION="${TANSU_VERSION:-$DEFAULT_VERSION}"
+TANSU_VERSION="${TANSU_VERSION:-0.6.0}"
 TANSU="$TANSU_ROOT/bin/$BROKER"
 ADDR="${DRIFTWATCH_KAFKA:-127.0.0.1:9092}"
 HOST="${ADDR%:*}"
@@ -55,7 +54,7 @@ install() {
     local start=$SECONDS
     # A private target dir: never contends with the workspace build lock.
     CARGO_TARGET_DIR="$CACHE/$BROKER-build" cargo install --root "$TANSU_ROOT" "$BROKER" \
-        --version "$TANSU_VERSION" --locked "${FEATURES[@]}"
+        --version "$TANSU_VERSION" --locked --features dynostore,libsql
     rm -rf "$CACHE/$BROKER-build"
     echo "$BROKER installed in $((SECONDS - start)) s"
 }
@@ -69,8 +68,10 @@ start() {
     rm -rf "$TANSU_DATA"
     mkdir -p "$TANSU_DATA"
     echo "starting $BROKER on $ADDR (SQLite in $TANSU_DATA, log: $LOG)"
-    # The SQLite path is relative to the working directory.
-    (cd "$TANSU_DATA" && nohup "$TANSU" broker \
+    # The SQLite path is relative to the working directory. `cd` runs before the `&`, so
+    # `$!` is the broker itself (not a subshell around it) and `stop` stops the broker.
+    (cd "$TANSU_DATA" || exit 1
+        nohup "$TANSU" broker \
         --listener-url "tcp://$ADDR" \
         --advertised-listener-url "tcp://$ADDR" \
         --storage-engine sqlite://tansu.db >"$LOG" 2>&1 &

@@ -50,11 +50,6 @@ impl PartitionLanes {
         }
     }
 
-    /// The partitions with a lane, ascending.
-    pub fn partitions(&self) -> Vec<PartitionId> {
-        self.lanes.keys().copied().collect()
-    }
-
     fn lane(&mut self, partition: PartitionId) -> &mut Lane {
         let open = &mut self.open;
         self.lanes.entry(partition).or_insert_with(|| Lane {
@@ -70,19 +65,8 @@ impl PartitionLanes {
     pub async fn run(mut self, mut input: mpsc::Receiver<FeedMessage>) {
         while let Some(message) = input.recv().await {
             match message {
-                FeedMessage::Batch {
-                    partition,
-                    batch,
-                    future_after,
-                    taken,
-                } => {
+                FeedMessage::Batch { partition, .. } => {
                     let lane = self.lane(partition);
-                    let message = FeedMessage::Batch {
-                        partition,
-                        batch,
-                        future_after,
-                        taken,
-                    };
                     let unsent = if lane.closed {
                         Some(message)
                     } else {
