@@ -5,6 +5,7 @@
 use arrow::record_batch::RecordBatch;
 use tokio::sync::{mpsc, oneshot};
 
+use super::status_board::StatusBoard;
 use super::RuntimeError;
 
 /// A request served by a running system (see [`Driftwatch::control`](super::Driftwatch::control)): how the Flight SQL
@@ -16,11 +17,6 @@ pub enum Control {
         sql: String,
         /// Where the outcome goes.
         reply: oneshot::Sender<Result<Vec<Outcome>, RuntimeError>>,
-    },
-    /// Reports sources and monitors with their counters.
-    Snapshot {
-        /// Where the snapshot goes.
-        reply: oneshot::Sender<SystemSnapshot>,
     },
     /// Slow DDL work (baseline profiling) that ran on its own task has finished; sent by
     /// that task, never by front ends (a [`JobDone`] cannot be built outside the runtime).
@@ -36,15 +32,19 @@ pub(super) enum JobResult {
     Baseline(Result<Box<driftwatch_udfs::BaselineProfile>, RuntimeError>),
 }
 
-/// Cloneable handle for sending [`Control`] requests to a running system.
+/// Cloneable handle for sending [`Control`] requests to a running system and reading its
+/// status board.
 #[derive(Clone, Debug)]
-pub struct ControlHandle(pub(super) mpsc::Sender<Control>);
+pub struct ControlHandle {
+    pub(super) tx: mpsc::Sender<Control>,
+    pub(super) board: StatusBoard,
+}
 
 impl ControlHandle {
     /// Executes `sql` in the running system.
     pub async fn execute(&self, sql: impl Into<String>) -> Result<Vec<Outcome>, RuntimeError> {
         let (reply, rx) = oneshot::channel();
-        self.0
+        self.tx
             .send(Control::Execute {
                 sql: sql.into(),
                 reply,
@@ -55,15 +55,10 @@ impl ControlHandle {
             .map_err(|_| RuntimeError::Invalid("the system is shutting down".into()))?
     }
 
-    /// Sources and monitors of the running system.
+    /// Sources and monitors of the running system, read from its status board: answered
+    /// at once, whatever the control loop is doing (see [`StatusBoard`]).
     pub async fn snapshot(&self) -> Result<SystemSnapshot, RuntimeError> {
-        let (reply, rx) = oneshot::channel();
-        self.0
-            .send(Control::Snapshot { reply })
-            .await
-            .map_err(|_| RuntimeError::Invalid("the system is shutting down".into()))?;
-        rx.await
-            .map_err(|_| RuntimeError::Invalid("the system is shutting down".into()))
+        Ok(self.board.snapshot())
     }
 }
 

@@ -4,8 +4,9 @@
 //! Scripts sent by front ends (Flight SQL DDL) run one at a time, in the order they
 //! arrive, and their statements in order. A statement whose work is slow — `CREATE
 //! BASELINE`, which reads, profiles and persists its input — runs on its own task: the
-//! loop keeps answering snapshots (and so every Flight query of the `system` tables and
-//! the result tables), taking checkpoints and watching for failures meanwhile. Scripts
+//! loop keeps taking checkpoints and watching for failures meanwhile; snapshots (every
+//! Flight query of the `system` tables) never go through the loop at all
+//! ([`super::status_board`]). Scripts
 //! that arrive while it runs wait their turn, so a later `CREATE MONITOR` naming the
 //! baseline sees it registered, a `DROP BASELINE` or `CREATE OR REPLACE BASELINE` of the
 //! same name applies after it, and the catalog records statements in the order they took
@@ -64,9 +65,6 @@ impl Driftwatch {
     /// Serves one request of the control loop (see the module docs).
     pub(super) async fn serve_control(&mut self, request: Control) {
         match request {
-            Control::Snapshot { reply } => {
-                let _ = reply.send(self.snapshot());
-            }
             Control::Execute { sql, reply } => {
                 if self.ddl.busy() {
                     self.ddl.waiting.push_back((sql, reply));
@@ -129,7 +127,12 @@ impl Driftwatch {
                     }
                     Err(e) => Err(e),
                 },
-                other => self.execute(other).await,
+                other => {
+                    let result = self.execute(other).await;
+                    // Published before any reply: a client sees what its statement did.
+                    self.publish_status();
+                    result
+                }
             };
             match result {
                 Ok(outcome) => run.outcomes.push(outcome),
@@ -143,6 +146,7 @@ impl Driftwatch {
             Ok(()) => Ok(run.outcomes),
             Err(e) => Err(e),
         };
+        self.publish_status();
         let _ = run.reply.send(result);
     }
 

@@ -28,12 +28,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::checkpointing::Checkpointer;
 use super::control::{
-    Control, ControlHandle, MonitorResult, MonitorStatus, Outcome, SourceStatus, SystemSnapshot,
-    FOLLOW_BUFFER,
+    Control, ControlHandle, MonitorResult, Outcome, SystemSnapshot, FOLLOW_BUFFER,
 };
 use super::dead_letters::spawn_dead_letters;
 use super::monitor_task::{MonitorTask, ResultObserver};
 use super::sources::{build_source, SourceParts};
+use super::status_board::{MonitorCard, SourceCard, StatusBoard};
 use super::RuntimeError;
 use crate::checkpoint::{CheckpointMessage, CheckpointStore, SinkPosition};
 use crate::durable::DataDirLock;
@@ -133,6 +133,8 @@ pub struct Driftwatch {
     pub(super) engine: CancellationToken,
     pub(super) observer: ResultObserver,
     pub(super) control_tx: mpsc::Sender<Control>,
+    /// What snapshots read without the control loop.
+    pub(super) board: StatusBoard,
     pub(super) control_rx: Option<mpsc::Receiver<Control>>,
     pub(super) results: broadcast::Sender<MonitorResult>,
     pub(super) checkpointer: Checkpointer,
@@ -171,13 +173,15 @@ impl Driftwatch {
         let (results, _) = broadcast::channel(FOLLOW_BUFFER);
         let (checkpoint_tx, checkpoint_rx) = mpsc::channel(CHECKPOINT_QUEUE);
         let http = HttpIngest::with_settings(config.http.clone());
+        let baselines = Arc::new(BaselineRegistry::new());
         Ok(Self {
             control_tx,
+            board: StatusBoard::new(Arc::clone(&baselines)),
             control_rx: Some(control_rx),
             results,
             store,
             config,
-            baselines: Arc::new(BaselineRegistry::new()),
+            baselines,
             http,
             http_addr: None,
             sources: BTreeMap::new(),
@@ -202,7 +206,11 @@ impl Driftwatch {
 
     /// A handle to change and inspect this system while [`Driftwatch::wait`] runs.
     pub fn control(&self) -> ControlHandle {
-        ControlHandle(self.control_tx.clone())
+        self.publish_status();
+        ControlHandle {
+            tx: self.control_tx.clone(),
+            board: self.board.clone(),
+        }
     }
 
     /// Subscribes to every monitor's results as they are emitted (see [`FOLLOW_BUFFER`]).
@@ -212,44 +220,33 @@ impl Driftwatch {
 
     /// A snapshot of sources, monitors and baselines with their counters.
     pub fn snapshot(&self) -> SystemSnapshot {
-        let mut baselines = self.baselines.names();
-        baselines.sort();
-        SystemSnapshot {
-            sources: self
-                .sources
-                .iter()
-                .map(|(name, s)| SourceStatus {
-                    name: name.clone(),
-                    sql: s.def.sql.clone(),
-                    rows_in: s.metrics.total_rows(),
-                    rejected: s.metrics.total_rejected(),
-                    unknown_fields: s.metrics.total_unknown_fields(),
-                    watermark_ms: s.metrics.watermark(),
-                    status: s.metrics.health.health().as_str().to_string(),
-                    error: s.metrics.health.error(),
-                })
-                .collect(),
-            monitors: self
-                .monitors
-                .iter()
-                .map(|(name, m)| MonitorStatus {
-                    name: name.clone(),
-                    sql: m.def.sql.clone(),
-                    source: m.source.clone(),
-                    windows: m.metrics.total_windows(),
-                    rows_out: m.metrics.total_rows_out(),
-                    late_rows: m.metrics.total_late(),
-                    last_window_end_ms: m.metrics.last_window_end(),
-                    status: m.metrics.health.health().as_str().to_string(),
-                    error: m.metrics.health.error(),
-                    last_error: m.metrics.health.last_error(),
-                    failed_at_ms: m.metrics.health.failed_at(),
-                })
-                .collect(),
-            baselines,
-            missing_features: self.baselines.missing_features(),
-            checkpoint: self.checkpointer.stats(),
-        }
+        self.publish_status();
+        self.board.snapshot()
+    }
+
+    /// Publishes the catalog as it is now to the [`StatusBoard`] snapshots read.
+    pub(super) fn publish_status(&self) {
+        let sources = self
+            .sources
+            .iter()
+            .map(|(name, s)| SourceCard {
+                name: name.clone(),
+                sql: s.def.sql.clone(),
+                metrics: Arc::clone(&s.metrics),
+            })
+            .collect();
+        let monitors = self
+            .monitors
+            .iter()
+            .map(|(name, m)| MonitorCard {
+                name: name.clone(),
+                sql: m.def.sql.clone(),
+                source: m.source.clone(),
+                metrics: Arc::clone(&m.metrics),
+            })
+            .collect();
+        self.board
+            .publish(sources, monitors, self.checkpointer.stats());
     }
 
     /// The baseline registry.

@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod monitor_task;
 pub mod script;
 pub mod sources;
+pub mod status_board;
 
 /// Counters and health (also at [`crate::metrics`]).
 pub use crate::metrics;
@@ -21,6 +22,7 @@ pub use control::{
 };
 pub use driver::{Driftwatch, RuntimeConfig, DEFAULT_CHECKPOINT_INTERVAL};
 pub use monitor_task::{ResultObserver, LATE_SUFFIX};
+pub use status_board::StatusBoard;
 
 use driftwatch_sql::{ObjectKind, SqlError};
 
