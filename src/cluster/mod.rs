@@ -26,6 +26,8 @@
 //!   one lane per source partition, each carrying that partition's own watermark;
 //! - [`exchange`]: the records of the repartition topic (partial panes, watermarks), encoded
 //!   as Arrow IPC with a validated header;
+//! - [`topics`]: the per-monitor topics of a cluster (repartition, results, changelog),
+//!   checked against Kafka's naming rules, and the repartition topic's minimum retention;
 //! - [`progress`]: stage 2's view of the shuffle: the watermark over source partitions,
 //!   duplicate partials (a partition re-published after it moved), and the offset from which
 //!   a restarted stage-2 task must re-read.
@@ -33,3 +35,4 @@
 pub mod exchange;
 pub mod lanes;
 pub mod progress;
+pub mod topics;
