@@ -62,12 +62,11 @@ fn schema() -> SchemaRef {
 /// The rows with the `window_start` / `window_end` columns the input computes for `kind`.
 fn batches(kind: WindowKind) -> Vec<RecordBatch> {
     let schema = schema();
-    let t0 = T0;
     let mut out = Vec::new();
     let mut i = 0usize;
     while i < ROWS {
         let n = BATCH.min(ROWS - i);
-        let ts: Vec<i64> = (i..i + n).map(|r| t0 + r as i64 * 1_000 / RATE).collect();
+        let ts: Vec<i64> = (i..i + n).map(|r| T0 + r as i64 * 1_000 / RATE).collect();
         let (start, end): (Vec<i64>, Vec<i64>) = match kind.pane() {
             Some(pane) => ts
                 .iter()

@@ -3,19 +3,19 @@
 //!
 //! A cluster `NAME` running monitor `M` uses:
 //!
-//! | topic                    | written by | read by          | holds                                 |
-//! |--------------------------|------------|------------------|---------------------------------------|
-//! | `NAME.M.repartition`     | stage 1    | stage 2          | partial panes and watermark marks     |
-//! | `NAME.M.results`         | stage 2    | every instance   | emitted windows (the store's source)  |
-//! | `NAME.M.changelog`       | stage 1    | a new owner      | open partial state per source partition (compacted) |
+//! | topic                | written by | read by        | holds                                   |
+//! |----------------------|------------|----------------|-----------------------------------------|
+//! | `NAME.M.repartition` | stage 1    | stage 2        | partial panes and watermark marks       |
+//! | `NAME.M.results`     | stage 2    | every instance | emitted windows (the stores' source)    |
+//! | `NAME.M.changelog`   | stage 1    | a new owner    | open partial state per partition, compacted |
 //!
 //! Names follow Kafka's rules for topic names (ASCII letters, digits, `.`, `_`, `-`; at
 //! most 249 bytes; not `.` or `..`), and a cluster name has no `.`, so that a topic names
 //! one (cluster, monitor) pair only (`a.b` + `c` and `a` + `b.c` would share topics). Both
-//! are checked here so that a monitor or cluster name Kafka
-//! would refuse fails at `--cluster` with a message, not later at topic creation. Kafka
-//! treats `.` and `_` alike in metric names, so two names that differ only there collide
-//! in the broker's metrics; [`ClusterTopics::collides_with`] tells.
+//! are checked here, so a name Kafka would refuse fails at `--cluster` with a message, not
+//! later at topic creation. Kafka treats `.` and `_` alike in metric names, so two names
+//! that differ only there collide in the broker's metrics; [`ClusterTopics::collides_with`]
+//! tells.
 
 use std::fmt;
 

@@ -6,12 +6,11 @@
 //! BASELINE`, which reads, profiles and persists its input — runs on its own task: the
 //! loop keeps taking checkpoints and watching for failures meanwhile; snapshots (every
 //! Flight query of the `system` tables) never go through the loop at all
-//! ([`super::status_board`]). Scripts
-//! that arrive while it runs wait their turn, so a later `CREATE MONITOR` naming the
-//! baseline sees it registered, a `DROP BASELINE` or `CREATE OR REPLACE BASELINE` of the
-//! same name applies after it, and the catalog records statements in the order they took
-//! effect. When the job finishes, the loop registers the baseline and continues the script
-//! with its next statement.
+//! ([`super::status_board`]). Scripts that arrive while it runs wait their turn, so a
+//! later `CREATE MONITOR` naming the baseline sees it registered, a `DROP BASELINE` or
+//! `CREATE OR REPLACE BASELINE` of the same name applies after it, and the catalog records
+//! statements in the order they took effect. When the job finishes, the loop registers
+//! the baseline and continues the script with its next statement.
 
 use std::collections::VecDeque;
 
@@ -127,12 +126,9 @@ impl Driftwatch {
                     }
                     Err(e) => Err(e),
                 },
-                other => {
-                    let result = self.execute(other).await;
-                    // Published before any reply: a client sees what its statement did.
-                    self.publish_status();
-                    result
-                }
+                // `execute` publishes the catalog before any reply: a client sees what its
+                // statement did.
+                other => self.execute(other).await,
             };
             match result {
                 Ok(outcome) => run.outcomes.push(outcome),
@@ -146,7 +142,6 @@ impl Driftwatch {
             Ok(()) => Ok(run.outcomes),
             Err(e) => Err(e),
         };
-        self.publish_status();
         let _ = run.reply.send(result);
     }
 

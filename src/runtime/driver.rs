@@ -206,7 +206,7 @@ impl Driftwatch {
 
     /// A handle to change and inspect this system while [`Driftwatch::wait`] runs.
     pub fn control(&self) -> ControlHandle {
-        self.publish_status();
+        self.board.publish_checkpoint(self.checkpointer.stats());
         ControlHandle {
             tx: self.control_tx.clone(),
             board: self.board.clone(),
@@ -220,12 +220,12 @@ impl Driftwatch {
 
     /// A snapshot of sources, monitors and baselines with their counters.
     pub fn snapshot(&self) -> SystemSnapshot {
-        self.publish_status();
+        self.board.publish_checkpoint(self.checkpointer.stats());
         self.board.snapshot()
     }
 
     /// Publishes the catalog as it is now to the [`StatusBoard`] snapshots read.
-    pub(super) fn publish_status(&self) {
+    fn publish_catalog(&self) {
         let sources = self
             .sources
             .iter()
@@ -245,8 +245,7 @@ impl Driftwatch {
                 metrics: Arc::clone(&m.metrics),
             })
             .collect();
-        self.board
-            .publish(sources, monitors, self.checkpointer.stats());
+        self.board.publish_catalog(sources, monitors);
     }
 
     /// The baseline registry.
@@ -287,8 +286,15 @@ impl Driftwatch {
         Ok(out)
     }
 
-    /// Executes one statement.
+    /// Executes one statement, then publishes the catalog it left (failed statements
+    /// included: one may fail after changing it, e.g. a replaced monitor that won't start).
     pub async fn execute(&mut self, stmt: Statement) -> Result<Outcome, RuntimeError> {
+        let result = self.execute_statement(stmt).await;
+        self.publish_catalog();
+        result
+    }
+
+    async fn execute_statement(&mut self, stmt: Statement) -> Result<Outcome, RuntimeError> {
         match stmt {
             Statement::CreateSource(def) => self.create_source(def).await,
             Statement::CreateBaseline(def) => {

@@ -460,7 +460,7 @@ impl Driftwatch {
                     .values()
                     .all(|s| s.task.as_ref().is_none_or(|t| t.is_finished()));
             self.isolate_failed_monitors();
-            self.publish_status();
+            self.board.publish_checkpoint(self.checkpointer.stats());
             if bounded && all_done {
                 break;
             }

@@ -1,11 +1,12 @@
-//! What snapshots of a running system read (`system.*` tables, status lines, `/ready`):
-//! the catalog as of the last statement the control loop applied, with live counters.
+//! What snapshots of a running system read (`system.*` tables, status lines): the catalog
+//! as of the last statement applied, with live counters.
 //!
-//! The control loop publishes the board after every statement it applies and on every turn;
-//! a [`ControlHandle`](super::ControlHandle) reads it directly. A snapshot therefore never
-//! waits for the loop — not for a `CREATE MONITOR` restoring its state, a source
-//! connecting, a checkpoint being written, nor a script queued behind a `CREATE BASELINE` —
-//! and shows every statement whose reply was sent.
+//! The catalog is published by [`Driftwatch::execute`](super::Driftwatch::execute) after
+//! every statement, before its reply is sent; the checkpoint figures by the control loop on
+//! every turn. A [`ControlHandle`](super::ControlHandle) reads the board directly. A
+//! snapshot therefore never waits for the loop — not for a `CREATE MONITOR` restoring its
+//! state, a source connecting, a checkpoint being written, nor a script queued behind a
+//! `CREATE BASELINE` — and shows every statement whose reply was sent.
 
 use std::sync::{Arc, RwLock};
 
@@ -32,16 +33,16 @@ pub(super) struct MonitorCard {
 
 /// One published state of the catalog.
 #[derive(Default)]
-struct Board {
+struct Catalog {
     sources: Vec<SourceCard>,
     monitors: Vec<MonitorCard>,
-    checkpoint: CheckpointStats,
 }
 
-/// The catalog published by the control loop, readable from any task (see the module docs).
+/// The catalog and checkpoint figures, readable from any task (see the module docs).
 #[derive(Clone)]
 pub struct StatusBoard {
-    board: Arc<RwLock<Arc<Board>>>,
+    catalog: Arc<RwLock<Arc<Catalog>>>,
+    checkpoint: Arc<RwLock<CheckpointStats>>,
     baselines: Arc<BaselineRegistry>,
 }
 
@@ -55,30 +56,32 @@ impl StatusBoard {
     /// An empty board; baselines are read live from `baselines`.
     pub(super) fn new(baselines: Arc<BaselineRegistry>) -> Self {
         Self {
-            board: Arc::default(),
+            catalog: Arc::default(),
+            checkpoint: Arc::default(),
             baselines,
         }
     }
 
     /// Replaces the published catalog.
-    pub(super) fn publish(
-        &self,
-        sources: Vec<SourceCard>,
-        monitors: Vec<MonitorCard>,
-        checkpoint: CheckpointStats,
-    ) {
-        let board = Arc::new(Board {
-            sources,
-            monitors,
-            checkpoint,
-        });
+    pub(super) fn publish_catalog(&self, sources: Vec<SourceCard>, monitors: Vec<MonitorCard>) {
+        let catalog = Arc::new(Catalog { sources, monitors });
         // A poisoned lock only means a reader panicked while cloning an `Arc`.
-        *self.board.write().unwrap_or_else(|e| e.into_inner()) = board;
+        *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = catalog;
+    }
+
+    /// Replaces the published checkpoint figures.
+    pub(super) fn publish_checkpoint(&self, stats: CheckpointStats) {
+        *self.checkpoint.write().unwrap_or_else(|e| e.into_inner()) = stats;
     }
 
     /// Sources, monitors and baselines with their counters now.
     pub fn snapshot(&self) -> SystemSnapshot {
-        let board = Arc::clone(&self.board.read().unwrap_or_else(|e| e.into_inner()));
+        let board = Arc::clone(&self.catalog.read().unwrap_or_else(|e| e.into_inner()));
+        let checkpoint = self
+            .checkpoint
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut baselines = self.baselines.names();
         baselines.sort();
         SystemSnapshot {
@@ -115,7 +118,7 @@ impl StatusBoard {
                 .collect(),
             baselines,
             missing_features: self.baselines.missing_features(),
-            checkpoint: board.checkpoint.clone(),
+            checkpoint,
         }
     }
 }
